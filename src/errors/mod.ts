@@ -1,0 +1,135 @@
+/**
+ * One error class for the whole proxy (pingora's error model, undici's stable
+ * codes). `code` is stable and machine-readable; `source` says whose fault it
+ * was; each code maps to what the peer sees (see `tlsAlertFor`, `httpStatusFor`).
+ *
+ * Across postMessage send `toRecord()`, never the Error instance.
+ */
+
+export type ErrorSource = "downstream" | "upstream" | "internal";
+
+/** Every code the data plane can report. Order is the stats slot order: append only. */
+export const ERROR_CODES = [
+  "TLS_DECODE", // malformed ClientHello / records
+  "TLS_NOT_HANDSHAKE", // first bytes are not a TLS handshake record
+  "TLS_HELLO_TOO_LARGE", // ClientHello over the configured bound
+  "TLS_UNSUPPORTED", // legacy SSLv2 hello, unsupported version
+  "NO_ROUTE", // no route for the server name
+  "HANDSHAKE_TIMEOUT", // client did not finish its hello in time
+  "IDLE_TIMEOUT", // no bytes either way for idle_timeout
+  "UPSTREAM_CONNECT_REFUSED",
+  "UPSTREAM_CONNECT_TIMEOUT",
+  "UPSTREAM_RESET",
+  "DOWNSTREAM_RESET",
+  "PROXY_PROTOCOL", // malformed inbound PROXY header
+  "LISTENER_FULL", // max_connections reached
+  "ACCESS_DENIED", // CIDR lists
+  "DRAINING", // closed by drain deadline
+  "MUX_PROTOCOL",
+  "AUTH_DENIED",
+  "CONFIG",
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const ERROR_CODE_INDEX: Readonly<Record<ErrorCode, number>> = Object.fromEntries(
+  ERROR_CODES.map((c, i) => [c, i]),
+) as Record<ErrorCode, number>;
+
+export interface ErrorRecord {
+  code: ErrorCode;
+  source: ErrorSource;
+  message: string;
+}
+
+export class ProxyError extends Error {
+  override readonly name = "ProxyError";
+  constructor(
+    readonly code: ErrorCode,
+    readonly source: ErrorSource,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  toRecord(): ErrorRecord {
+    return { code: this.code, source: this.source, message: this.message };
+  }
+
+  static fromRecord(r: ErrorRecord): ProxyError {
+    return new ProxyError(r.code, r.source, r.message);
+  }
+}
+
+/** TLS alert descriptions (RFC 8446 §6) used by the SNI listener. */
+export const TlsAlert = {
+  unexpected_message: 10,
+  record_overflow: 22,
+  handshake_failure: 40,
+  protocol_version: 70,
+  decode_error: 50,
+  internal_error: 80,
+  unrecognized_name: 112,
+} as const;
+
+/** The alert a TLS peer receives for a code, or null when the connection just closes. */
+export function tlsAlertFor(code: ErrorCode): number | null {
+  switch (code) {
+    case "TLS_DECODE":
+    case "TLS_NOT_HANDSHAKE":
+      return TlsAlert.decode_error;
+    case "TLS_HELLO_TOO_LARGE":
+      return TlsAlert.record_overflow;
+    case "TLS_UNSUPPORTED":
+      return TlsAlert.protocol_version;
+    case "NO_ROUTE":
+      return TlsAlert.unrecognized_name;
+    case "UPSTREAM_CONNECT_REFUSED":
+    case "UPSTREAM_CONNECT_TIMEOUT":
+    case "INTERNAL":
+    case "LISTENER_FULL":
+    case "DRAINING":
+      return TlsAlert.internal_error;
+    case "ACCESS_DENIED":
+    case "AUTH_DENIED":
+      return TlsAlert.handshake_failure;
+    default:
+      return null;
+  }
+}
+
+/** The HTTP status an HTTP peer receives for a code (CONNECT listener, admin API). */
+export function httpStatusFor(code: ErrorCode): number {
+  switch (code) {
+    case "AUTH_DENIED":
+      return 403;
+    case "ACCESS_DENIED":
+      return 403;
+    case "NO_ROUTE":
+      return 404;
+    case "HANDSHAKE_TIMEOUT":
+      return 408;
+    case "UPSTREAM_CONNECT_REFUSED":
+    case "UPSTREAM_RESET":
+      return 502;
+    case "UPSTREAM_CONNECT_TIMEOUT":
+      return 504;
+    case "LISTENER_FULL":
+    case "DRAINING":
+      return 503;
+    case "INTERNAL":
+    case "CONFIG":
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+/** Wraps anything thrown into a ProxyError so callers can rely on `.code`. */
+export function asProxyError(err: unknown, fallback: ErrorCode = "INTERNAL", source: ErrorSource = "internal"): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ProxyError(fallback, source, message, { cause: err });
+}

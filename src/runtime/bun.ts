@@ -1,0 +1,347 @@
+/**
+ * Bun adapter. Bun's `socket.write()` does not queue: it returns the bytes
+ * the kernel took and drops the rest, so this adapter keeps the unwritten
+ * tail (bounded: the caller pauses its source when `write` returns false)
+ * and flushes it on `drain`.
+ */
+import { availableParallelism } from "node:os";
+import { ProxyError } from "../errors/mod.ts";
+import type {
+  Conn,
+  ConnectOptions,
+  ConnHandler,
+  HttpServeOptions,
+  HttpServer,
+  Listener,
+  ListenOptions,
+  PeerCertificate,
+  Runtime,
+  Signal,
+  TlsInfo,
+  WorkerHandle,
+} from "./types.ts";
+import { parsePeerCertificate, WorkerAdapter } from "./common.ts";
+
+// deno-lint-ignore no-explicit-any
+type BunSocket = any;
+
+/** Bytes the adapter holds before `write` asks the caller to pause. */
+const HIGH_WATER = 64 * 1024;
+
+class BunConn implements Conn {
+  handler: ConnHandler;
+  /** Unwritten tails, oldest first. Bounded by HIGH_WATER + one chunk per write the caller made before pausing. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private endRequested = false;
+  private closed = false;
+  private readonly isTls: boolean;
+
+  constructor(readonly socket: BunSocket, handler: ConnHandler, isTls: boolean) {
+    this.handler = handler;
+    this.isTls = isTls;
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? "";
+  }
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get localAddress(): string {
+    return this.socket.localAddress ?? "";
+  }
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+  get writableLength(): number {
+    return this.pendingBytes;
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (this.pendingBytes === 0) {
+      const n = this.socket.write(data);
+      if (n === data.length) return true;
+      if (n < 0) return false; // socket already closed; onClose follows
+      // Keep a view of the tail: the caller's buffer is not reused (fresh per read).
+      const rest = data.subarray(n);
+      this.pending.push(rest);
+      this.pendingBytes += rest.length;
+      return false;
+    }
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    return this.pendingBytes < HIGH_WATER;
+  }
+
+  /** Called from Bun's drain event. Returns true when everything is flushed. */
+  flush(): boolean {
+    while (this.pending.length > 0) {
+      const head = this.pending[0]!;
+      const n = this.socket.write(head);
+      if (n < 0) return false;
+      this.pendingBytes -= Math.max(0, n);
+      if (n < head.length) {
+        this.pending[0] = head.subarray(n);
+        return false;
+      }
+      this.pending.shift();
+    }
+    if (this.endRequested) this.socket.shutdown();
+    return true;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    if (this.closed || this.endRequested) return;
+    this.endRequested = true;
+    if (this.pendingBytes === 0) this.socket.shutdown();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    this.socket.end();
+  }
+
+  markClosed(): boolean {
+    if (this.closed) return false;
+    this.closed = true;
+    return true;
+  }
+
+  setHandler(handler: ConnHandler): void {
+    this.handler = handler;
+  }
+
+  setNoDelay(on: boolean): void {
+    this.socket.setNoDelay?.(on);
+  }
+
+  tls(): TlsInfo | null {
+    if (!this.isTls) return null;
+    const s = this.socket;
+    let peer: PeerCertificate | null = null;
+    const raw = s.getPeerCertificate?.(true);
+    if (raw && typeof raw === "object" && Object.keys(raw).length > 0) peer = parsePeerCertificate(raw);
+    return {
+      alpn: typeof s.alpnProtocol === "string" ? s.alpnProtocol : null,
+      servername: s.getServername?.() || null,
+      authorized: s.authorized === true,
+      peerCertificate: peer,
+    };
+  }
+}
+
+/**
+ * Bun's socket handlers are one object per listener; each event is forwarded
+ * to the connection's own handler (socket.data holds the BunConn).
+ */
+const socketEvents = {
+  data(socket: BunSocket, chunk: Uint8Array) {
+    const c: BunConn = socket.data;
+    c.handler.onData(c, chunk);
+  },
+  drain(socket: BunSocket) {
+    const c: BunConn = socket.data;
+    if (c?.flush()) c.handler.onDrain(c);
+  },
+  end(socket: BunSocket) {
+    const c: BunConn = socket.data;
+    c?.handler.onEnd(c);
+  },
+  close(socket: BunSocket, err?: Error) {
+    const c: BunConn = socket.data;
+    if (c?.markClosed()) c.handler.onClose(c, err ?? undefined);
+  },
+  error(socket: BunSocket, err: Error) {
+    const c: BunConn = socket.data;
+    if (c?.markClosed()) c.handler.onClose(c, err);
+  },
+  timeout() {},
+};
+
+/** Handler used between accept and the listener's onAccept decision. */
+const refusedHandler: ConnHandler = {
+  onData() {},
+  onDrain() {},
+  onEnd() {},
+  onClose() {},
+};
+
+function tlsServerOptions(t: ListenOptions["tls"]) {
+  if (!t) return undefined;
+  return {
+    cert: t.cert,
+    key: t.key,
+    ca: t.ca,
+    requestCert: t.requestCert ?? false,
+    rejectUnauthorized: t.rejectUnauthorized ?? false,
+    ALPNProtocols: t.alpn,
+  };
+}
+
+function listen(opts: ListenOptions): Listener {
+  const isTls = opts.tls !== undefined;
+  const onAccept = opts.onAccept;
+  const handlers = {
+    ...socketEvents,
+    open(socket: BunSocket) {
+      const c = new BunConn(socket, refusedHandler, isTls);
+      socket.data = c;
+      const h = onAccept(c);
+      if (h) c.handler = h;
+    },
+    handshake(socket: BunSocket, success: boolean, authorizationError: Error | null) {
+      // mTLS refusals surface here; rejectUnauthorized makes Bun close the socket itself.
+      if (!success && authorizationError && socket.data) socket.data.handshakeError = authorizationError;
+    },
+  };
+  const a = opts.address;
+  const server = "unix" in a
+    ? Bun.listen({ unix: a.unix, socket: handlers, tls: tlsServerOptions(opts.tls) } as never)
+    : Bun.listen({
+      hostname: a.hostname,
+      port: a.port,
+      reusePort: a.reusePort ?? false,
+      allowHalfOpen: true,
+      socket: handlers,
+      tls: tlsServerOptions(opts.tls),
+    } as never);
+  const s = server as BunSocket;
+  return {
+    hostname: "unix" in a ? a.unix : s.hostname,
+    port: "unix" in a ? 0 : s.port,
+    close() {
+      s.stop(false);
+    },
+  };
+}
+
+function connect(opts: ConnectOptions): Promise<Conn> {
+  const isTls = opts.tls !== undefined;
+  return new Promise<Conn>((resolve, reject) => {
+    let settled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const handlers = {
+      ...socketEvents,
+      open(socket: BunSocket) {
+        const c = new BunConn(socket, opts.handler, isTls);
+        socket.data = c;
+        if (settled) {
+          // Timed out already: nobody wants this connection any more.
+          c.markClosed();
+          socket.end();
+          return;
+        }
+        settled = true;
+        if (timer) clearTimeout(timer);
+        resolve(c);
+      },
+      connectError(_socket: BunSocket, err: Error) {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        reject(connectErrorFor(err, opts));
+      },
+    };
+    const a = opts.address;
+    const t = opts.tls;
+    const tls = t
+      ? {
+        serverName: t.servername,
+        ca: t.ca,
+        cert: t.cert,
+        key: t.key,
+        ALPNProtocols: t.alpn,
+        rejectUnauthorized: t.rejectUnauthorized ?? true,
+      }
+      : undefined;
+    if (opts.timeoutMs && opts.timeoutMs > 0) {
+      timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(new ProxyError("UPSTREAM_CONNECT_TIMEOUT", "upstream", `Connecting to ${describe(opts)} timed out after ${opts.timeoutMs} ms`));
+      }, opts.timeoutMs);
+    }
+    const started = "unix" in a
+      ? Bun.connect({ unix: a.unix, socket: handlers, tls } as never)
+      : Bun.connect({ hostname: a.hostname, port: a.port, allowHalfOpen: true, socket: handlers, tls } as never);
+    (started as Promise<unknown>).catch((err: Error) => {
+      if (settled) return;
+      settled = true;
+      if (timer) clearTimeout(timer);
+      reject(connectErrorFor(err, opts));
+    });
+  });
+}
+
+function describe(opts: ConnectOptions): string {
+  const a = opts.address;
+  return "unix" in a ? `unix:${a.unix}` : `${a.hostname}:${a.port}`;
+}
+
+function connectErrorFor(err: Error, opts: ConnectOptions): ProxyError {
+  // deno-lint-ignore no-explicit-any
+  const code = (err as any)?.code ?? "";
+  const timeout = code === "ETIMEDOUT";
+  return new ProxyError(
+    timeout ? "UPSTREAM_CONNECT_TIMEOUT" : "UPSTREAM_CONNECT_REFUSED",
+    "upstream",
+    `Cannot connect to ${describe(opts)}: ${code || err?.message || "refused"}`,
+    { cause: err },
+  );
+}
+
+async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
+  const server = Bun.serve({ hostname: opts.hostname, port: opts.port, fetch: opts.fetch });
+  return {
+    hostname: server.hostname ?? opts.hostname,
+    port: server.port ?? opts.port,
+    async close() {
+      await server.stop(true);
+    },
+  };
+}
+
+function spawnWorker(url: URL, name: string): WorkerHandle {
+  return new WorkerAdapter(new Worker(url.href, { type: "module", name } as never), "close");
+}
+
+function onSignal(sig: Signal, fn: () => void): void {
+  process.on(sig, fn);
+}
+
+export const bunRuntime: Runtime = {
+  name: "bun",
+  get version() {
+    return Bun.version;
+  },
+  listen,
+  connect,
+  serveHttp,
+  spawnWorker,
+  onSignal,
+  get pid() {
+    return process.pid;
+  },
+  get args() {
+    return process.argv.slice(2);
+  },
+  env: (name) => process.env[name],
+  exit: (code) => process.exit(code),
+  cpuCount: () => availableParallelism(),
+  rss: () => process.memoryUsage.rss(),
+  cpuUsageMicros: () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  },
+};

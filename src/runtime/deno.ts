@@ -1,0 +1,338 @@
+/**
+ * Deno adapter. Deno sockets are pull-based (`conn.read(buf)`), so each
+ * connection runs one read loop. The read buffer adapts to the traffic: an
+ * idle connection holds a 2 KiB buffer (not Deno streams' 64 KiB), a busy
+ * one grows to 256 KiB reads. Each delivered chunk is a fresh buffer.
+ */
+import { availableParallelism } from "node:os";
+import process from "node:process";
+import { ProxyError } from "../errors/mod.ts";
+import { WorkerAdapter } from "./common.ts";
+import type {
+  Conn,
+  ConnectOptions,
+  ConnHandler,
+  HttpServeOptions,
+  HttpServer,
+  Listener,
+  ListenOptions,
+  Runtime,
+  Signal,
+  TlsInfo,
+  WorkerHandle,
+} from "./types.ts";
+
+// deno-lint-ignore no-explicit-any
+type DenoConn = any;
+// deno-lint-ignore no-explicit-any
+const D: any = (globalThis as any).Deno;
+
+const MIN_READ = 2 * 1024;
+const MAX_READ = 256 * 1024;
+const HIGH_WATER = 64 * 1024;
+
+const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
+
+class DenoConnAdapter implements Conn {
+  handler: ConnHandler = nullHandler;
+  private queue: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private writing = false;
+  private endRequested = false;
+  private writeClosed = false;
+  private readEnded = false;
+  private closed = false;
+  private paused = false;
+  private resumeWaiter: (() => void) | null = null;
+  private readSize = MIN_READ;
+  private tlsInfo: TlsInfo | null = null;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+
+  constructor(private readonly conn: DenoConn, private readonly isTls: boolean) {
+    const r = conn.remoteAddr ?? {};
+    const l = conn.localAddr ?? {};
+    this.remoteAddress = r.hostname ?? r.path ?? "";
+    this.remotePort = r.port ?? 0;
+    this.localAddress = l.hostname ?? l.path ?? "";
+    this.localPort = l.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.isTls) {
+      try {
+        const hs = await this.conn.handshake();
+        this.tlsInfo = { alpn: hs?.alpnProtocol ?? null, servername: null, authorized: false, peerCertificate: null };
+      } catch (err) {
+        this.finish(err as Error);
+        return;
+      }
+    }
+    void this.readLoop();
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.closed) {
+      if (this.paused) {
+        await new Promise<void>((r) => (this.resumeWaiter = r));
+        continue;
+      }
+      const buf = new Uint8Array(this.readSize);
+      let n: number | null;
+      try {
+        n = await this.conn.read(buf);
+      } catch (err) {
+        this.finish(err as Error);
+        return;
+      }
+      if (this.closed) return;
+      if (n === null) {
+        this.readEnded = true;
+        this.handler.onEnd(this);
+        if (this.writeClosed) this.finish();
+        return;
+      }
+      // Adapt: a full read means more is waiting; a small one means the flow is light.
+      if (n === buf.length) this.readSize = Math.min(MAX_READ, this.readSize * 2);
+      else if (n < buf.length >>> 2) this.readSize = Math.max(MIN_READ, this.readSize >>> 1);
+      this.handler.onData(this, buf.subarray(0, n));
+    }
+  }
+
+  get writableLength(): number {
+    return this.queuedBytes;
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.closed || this.endRequested) return false;
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+    if (!this.writing) void this.writeLoop();
+    return this.queuedBytes < HIGH_WATER;
+  }
+
+  private async writeLoop(): Promise<void> {
+    this.writing = true;
+    const hadBackpressure = () => this.queuedBytes >= HIGH_WATER;
+    let signalDrain = false;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        if (hadBackpressure()) signalDrain = true;
+        let head = this.queue[0]!;
+        while (head.length > 0) {
+          const n: number = await this.conn.write(head);
+          this.queuedBytes -= n;
+          head = head.subarray(n);
+        }
+        this.queue.shift();
+      }
+      if (this.endRequested && !this.closed && !this.writeClosed) {
+        this.writeClosed = true;
+        await this.conn.closeWrite();
+        if (this.readEnded) {
+          this.writing = false;
+          this.finish();
+          return;
+        }
+      }
+    } catch (err) {
+      this.finish(err as Error);
+      return;
+    } finally {
+      this.writing = false;
+    }
+    if (signalDrain && !this.closed) this.handler.onDrain(this);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const w = this.resumeWaiter;
+    this.resumeWaiter = null;
+    w?.();
+  }
+
+  end(): void {
+    if (this.closed || this.endRequested) return;
+    this.endRequested = true;
+    if (!this.writing) void this.writeLoop();
+  }
+
+  close(): void {
+    this.finish();
+  }
+
+  private finish(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    this.resume();
+    this.handler.onClose(this, err);
+  }
+
+  setHandler(handler: ConnHandler): void {
+    this.handler = handler;
+  }
+
+  setNoDelay(on: boolean): void {
+    try {
+      this.conn.setNoDelay?.(on);
+    } catch { /* unix sockets */ }
+  }
+
+  tls(): TlsInfo | null {
+    return this.tlsInfo;
+  }
+}
+
+function listen(opts: ListenOptions): Listener {
+  const a = opts.address;
+  const isTls = opts.tls !== undefined;
+  let l: DenoConn;
+  if ("unix" in a) {
+    l = D.listen({ transport: "unix", path: a.unix });
+  } else if (opts.tls) {
+    l = D.listenTls({
+      hostname: a.hostname,
+      port: a.port,
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      alpnProtocols: opts.tls.alpn,
+    });
+  } else {
+    l = D.listen({ hostname: a.hostname, port: a.port, reusePort: a.reusePort ?? false });
+  }
+  let open = true;
+  (async () => {
+    while (open) {
+      let raw: DenoConn;
+      try {
+        raw = await l.accept();
+      } catch {
+        if (!open) return;
+        continue; // EMFILE and friends: keep accepting
+      }
+      const c = new DenoConnAdapter(raw, isTls);
+      const h = opts.onAccept(c);
+      if (!h) continue;
+      c.handler = h;
+      void c.start();
+    }
+  })();
+  return {
+    hostname: "unix" in a ? a.unix : l.addr.hostname,
+    port: "unix" in a ? 0 : l.addr.port,
+    close() {
+      open = false;
+      try {
+        l.close();
+      } catch { /* closed */ }
+    },
+  };
+}
+
+async function connect(opts: ConnectOptions): Promise<Conn> {
+  const a = opts.address;
+  const where = "unix" in a ? `unix:${a.unix}` : `${a.hostname}:${a.port}`;
+  const t = opts.tls;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const attempt: Promise<DenoConn> = "unix" in a
+    ? D.connect({ transport: "unix", path: a.unix })
+    : t
+    ? D.connectTls({
+      hostname: a.hostname,
+      port: a.port,
+      serverName: t.servername,
+      caCerts: t.ca ? [t.ca] : undefined,
+      cert: t.cert,
+      key: t.key,
+      alpnProtocols: t.alpn,
+      unsafelyDisableHostnameVerification: t.rejectUnauthorized === false,
+    })
+    : D.connect({ hostname: a.hostname, port: a.port });
+  const timeout = new Promise<never>((_, reject) => {
+    if (!opts.timeoutMs) return;
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new ProxyError("UPSTREAM_CONNECT_TIMEOUT", "upstream", `Connecting to ${where} timed out after ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+  });
+  let raw: DenoConn;
+  try {
+    raw = await Promise.race([attempt, timeout]);
+  } catch (err) {
+    if (timedOut) {
+      attempt.then((c) => c.close(), () => {});
+      throw err;
+    }
+    throw new ProxyError("UPSTREAM_CONNECT_REFUSED", "upstream", `Cannot connect to ${where}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+  const c = new DenoConnAdapter(raw, t !== undefined);
+  c.handler = opts.handler;
+  await c.start();
+  return c;
+}
+
+async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
+  let resolveAddr!: (a: { hostname: string; port: number }) => void;
+  const ready = new Promise<{ hostname: string; port: number }>((r) => (resolveAddr = r));
+  const server = D.serve({ hostname: opts.hostname, port: opts.port, onListen: resolveAddr }, opts.fetch);
+  const addr = await ready;
+  return {
+    hostname: addr.hostname,
+    port: addr.port,
+    async close() {
+      await server.shutdown();
+    },
+  };
+}
+
+function spawnWorker(url: URL, name: string): WorkerHandle {
+  // Deno has no "thread ended" event; a crash arrives as "error", terminate() is ours.
+  return new WorkerAdapter(new Worker(url.href, { type: "module", name }), null);
+}
+
+function onSignal(sig: Signal, fn: () => void): void {
+  D.addSignalListener(sig, fn);
+}
+
+export const denoRuntime: Runtime = {
+  name: "deno",
+  get version() {
+    return D.version.deno;
+  },
+  listen,
+  connect,
+  serveHttp,
+  spawnWorker,
+  onSignal,
+  get pid() {
+    return D.pid;
+  },
+  get args() {
+    return D.args;
+  },
+  env: (name) => D.env.get(name),
+  exit: (code): never => {
+    D.exit(code);
+    throw new Error("unreachable: Deno.exit returned");
+  },
+  cpuCount: () => availableParallelism(),
+  rss: () => D.memoryUsage().rss,
+  cpuUsageMicros: () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  },
+};

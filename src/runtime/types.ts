@@ -1,0 +1,161 @@
+/**
+ * The small contract the core needs from a JavaScript runtime. `bun.ts` and
+ * `deno.ts` implement it; `memory.ts` gives an in-memory pair for unit tests.
+ * Nothing outside src/runtime/ names Bun.* or Deno.*.
+ *
+ * Events go to one handler object per connection (usually the session class
+ * itself), so the hot path allocates no closure per chunk.
+ */
+
+export interface ConnHandler {
+  /**
+   * Bytes from the peer. The chunk is a fresh buffer owned by the handler:
+   * keeping views of it is safe. Called synchronously by the runtime's read
+   * path; may still be called once after `pause()` (the read already in flight).
+   */
+  onData(conn: Conn, chunk: Uint8Array): void;
+  /** Everything written so far has been handed to the kernel. */
+  onDrain(conn: Conn): void;
+  /** The peer half-closed (FIN). Our side may still write. */
+  onEnd(conn: Conn): void;
+  /** The connection is gone both ways. Called exactly once. */
+  onClose(conn: Conn, err?: Error): void;
+}
+
+export interface PeerCertificate {
+  /** Subject alternative names of kind URI, e.g. spiffe://td/ns/x/sa/y */
+  uris: string[];
+  /** Subject alternative DNS names */
+  dnsNames: string[];
+  subjectCN: string | null;
+  /** DER bytes, when the runtime exposes them */
+  raw: Uint8Array | null;
+}
+
+export interface TlsInfo {
+  alpn: string | null;
+  servername: string | null;
+  /** Whether the peer certificate verified against the configured CA. */
+  authorized: boolean;
+  peerCertificate: PeerCertificate | null;
+}
+
+export interface Conn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /**
+   * Queue bytes for the peer. Returns true when the caller may keep writing;
+   * false when bytes are held back by the adapter (at most this chunk more
+   * than the high-water mark): pause your source until `onDrain`.
+   * The adapter may keep a view of `data` until it is flushed.
+   */
+  write(data: Uint8Array): boolean;
+  /** Bytes accepted by `write` but not yet handed to the kernel. */
+  readonly writableLength: number;
+  /** Stop delivering `onData` (the kernel's receive window then fills). */
+  pause(): void;
+  resume(): void;
+  /** Half-close: flush what is queued, then send FIN. Reading continues. */
+  end(): void;
+  /** Close both ways now; anything still queued is dropped. */
+  close(): void;
+  setHandler(handler: ConnHandler): void;
+  setNoDelay(on: boolean): void;
+  /** TLS details for TLS connections, null for plain TCP/unix. */
+  tls(): TlsInfo | null;
+}
+
+export interface TlsServerOptions {
+  cert: string; // PEM
+  key: string; // PEM
+  /** PEM bundle of CAs that sign client certificates (mTLS). */
+  ca?: string;
+  /** Ask for a client certificate. */
+  requestCert?: boolean;
+  /** Refuse clients without a valid certificate (with requestCert). */
+  rejectUnauthorized?: boolean;
+  alpn?: string[];
+}
+
+export interface TlsClientOptions {
+  servername?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  alpn?: string[];
+  /** Default true. */
+  rejectUnauthorized?: boolean;
+}
+
+export type ListenAddress =
+  | { hostname: string; port: number; reusePort?: boolean }
+  | { unix: string };
+
+export interface ListenOptions {
+  address: ListenAddress;
+  tls?: TlsServerOptions;
+  /** Returns the handler for a new connection; return null after `conn.close()` to refuse. */
+  onAccept(conn: Conn): ConnHandler | null;
+}
+
+export interface Listener {
+  readonly hostname: string;
+  readonly port: number;
+  /** Stop accepting; open connections are untouched. */
+  close(): void;
+}
+
+export type ConnectAddress = { hostname: string; port: number } | { unix: string };
+
+export interface ConnectOptions {
+  address: ConnectAddress;
+  tls?: TlsClientOptions;
+  /** Give up after this long; rejects with UPSTREAM_CONNECT_TIMEOUT. */
+  timeoutMs?: number;
+  /** Receives events from the moment the connection opens. */
+  handler: ConnHandler;
+}
+
+export interface HttpServeOptions {
+  hostname: string;
+  port: number;
+  fetch(req: Request): Response | Promise<Response>;
+}
+
+export interface HttpServer {
+  readonly hostname: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface WorkerHandle {
+  postMessage(msg: unknown, transfer?: ArrayBuffer[]): void;
+  terminate(): void;
+  /** Called once when the worker ends for any reason (crash, terminate, exit). */
+  onExit(fn: (reason: string) => void): void;
+  onMessage(fn: (msg: unknown) => void): void;
+  readonly threadId: number;
+}
+
+export type Signal = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGUSR2";
+
+export interface Runtime {
+  readonly name: "bun" | "deno" | "memory";
+  readonly version: string;
+  listen(opts: ListenOptions): Listener;
+  connect(opts: ConnectOptions): Promise<Conn>;
+  serveHttp(opts: HttpServeOptions): Promise<HttpServer>;
+  spawnWorker(url: URL, name: string): WorkerHandle;
+  onSignal(sig: Signal, fn: () => void): void;
+  readonly pid: number;
+  readonly args: string[];
+  env(name: string): string | undefined;
+  exit(code: number): never;
+  cpuCount(): number;
+  /** Resident set size of the process in bytes. */
+  rss(): number;
+  /** User+system CPU time of the process, in microseconds. */
+  cpuUsageMicros(): number;
+}
