@@ -1,0 +1,79 @@
+/**
+ * Every default and every bound of the config file in one place, so the
+ * validator, the error messages and REFERENCE.md agree. Durations in ms.
+ */
+
+export interface IntBound {
+  def: number;
+  min: number;
+  max: number;
+}
+
+export interface DurationBound extends IntBound {
+  /** "0s" is accepted below `min` and means "off". */
+  zeroDisables?: boolean;
+}
+
+export const WORKERS: IntBound = { def: 0, min: 0, max: 256 };
+export const DRAIN_TIMEOUT: DurationBound = { def: 30_000, min: 0, max: 3_600_000 };
+export const STATS_MAX_ROUTES: IntBound = { def: 4096, min: 1, max: 65_536 };
+
+export const HANDSHAKE_TIMEOUT: DurationBound = { def: 10_000, min: 100, max: 300_000 };
+export const IDLE_TIMEOUT: DurationBound = { def: 600_000, min: 1_000, max: 7 * 86_400_000, zeroDisables: true };
+/** A TLS handshake message may be 2^24-1 bytes; real ClientHellos (even post-quantum) fit in a few KiB. */
+export const MAX_CLIENT_HELLO: IntBound = { def: 16_384, min: 512, max: 65_536 };
+export const MAX_CONNECTIONS: IntBound = { def: 0, min: 0, max: 10_000_000 };
+
+export const CONNECT_TIMEOUT: DurationBound = { def: 3_000, min: 10, max: 300_000 };
+
+export const DEFAULT_ADMIN = "127.0.0.1:9901";
+export const DEFAULT_LOG_LEVEL = "info";
+export const DEFAULT_LOG_FORMAT = "text";
+
+/** Counts of list entries, bounded so a runaway generated file fails loudly. */
+export const MAX_LISTENERS = 64;
+export const MAX_ROUTES = 65_536;
+export const MAX_TARGETS = 256;
+export const MAX_ALPN = 32;
+export const MAX_ACCESS_ENTRIES = 65_536;
+/** RFC 7301 §3.1: "opaque ProtocolName<1..2^8-1>". */
+export const MAX_ALPN_BYTES = 255;
+export const MAX_ROUTE_NAME = 253;
+export const MAX_DIRECTORY = 4096;
+/** Largest config file read, in bytes. */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
+export const LISTENER_NAME = /^[a-z0-9_-]{1,64}$/;
+/** Route names are stats labels and log fields: printable, no spaces or quotes. */
+export const ROUTE_NAME = /^[A-Za-z0-9_.*:@\/-]{1,253}$/;
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export const LOG_FORMATS = ["text", "json"] as const;
+export const LISTENER_KINDS = ["sni"] as const;
+export const ACCEPT_PROXY_MODES = ["none", "v1", "v2", "any"] as const;
+export const PROXY_PROTOCOL_MODES = ["none", "v1", "v2"] as const;
+export const BALANCE_MODES = ["round_robin", "least_conn"] as const;
+
+/**
+ * The configuration used when no file is given, so a fresh checkout runs:
+ * sniproxy-style directory mode, a TLS connection for <hostname> goes to the
+ * unix socket ./sni.d/<hostname>/tls-socket under the working directory.
+ */
+export const defaultConfigToml = `# edgemux built-in configuration (used when no config file is given).
+# Every option and its default: see the README.
+
+[admin]
+address = "127.0.0.1:9901"
+
+[[listeners]]
+name = "sni"
+kind = "sni"
+address = "127.0.0.1:8443"
+
+# sniproxy directory mode: a client asking for <hostname> is relayed to the
+# unix socket sni.d/<hostname>/tls-socket (relative to the working directory);
+# a file sni.d/<hostname>/send-proxy-v1 makes it send a PROXY v1 header first.
+[[routes]]
+match = "*"
+directory = "sni.d"
+`;

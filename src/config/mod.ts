@@ -1,0 +1,15 @@
+/**
+ * Configuration: a TOML file (snake_case, durations as "10s") plus
+ * command-line flags, validated into the plain `Config` of types.ts. Every
+ * problem is collected and thrown together as one ConfigError whose lines
+ * name the field and the bound. REFERENCE.md lists every option.
+ */
+
+export type * from "./types.ts";
+export { parseConfig, loadConfigFile, loadDefaultConfig, type ParseOptions } from "./load.ts";
+export { defaultConfigToml } from "./defaults.ts";
+export { ConfigError } from "./issues.ts";
+export { parseDuration, formatDuration } from "./durations.ts";
+export { parseAddress, formatAddress, type AddressOptions } from "./address.ts";
+export { applyFlags, type ConfigFlags, type FlaggedRaw } from "./flags.ts";
+export { reloadProblems } from "./reload.ts";

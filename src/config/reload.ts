@@ -1,0 +1,48 @@
+/**
+ * What SIGHUP may change. Routes, access lists, per-listener limits and
+ * logging are swapped in place; anything bound to a socket or a thread count
+ * (listeners' identity, address, kind, accept_proxy; workers; the admin
+ * address) or sized at start-up (stats.max_routes) needs a restart.
+ */
+
+import type { Config } from "./types.ts";
+import { formatAddress, formatHostPort } from "./address.ts";
+
+/** Every change that a reload cannot apply; empty means `next` can replace `old` live. */
+export function reloadProblems(old: Config, next: Config): string[] {
+  const problems: string[] = [];
+  if (old.workers !== next.workers) {
+    problems.push(`workers: changing the worker count needs a restart (${old.workers} -> ${next.workers})`);
+  }
+  const adminOf = (c: Config) => (c.admin.address === null ? "off" : formatHostPort(c.admin.address.hostname, c.admin.address.port));
+  if (adminOf(old) !== adminOf(next)) {
+    problems.push(`admin.address: changing the admin address needs a restart (${adminOf(old)} -> ${adminOf(next)})`);
+  }
+
+  // The shared-memory stats slabs are sized by max_routes when workers start.
+  if (old.stats.maxRoutes !== next.stats.maxRoutes) {
+    problems.push(`stats.max_routes: resizing the stats slabs needs a restart (${old.stats.maxRoutes} -> ${next.stats.maxRoutes})`);
+  }
+
+  const nextByName = new Map(next.listeners.map((l, i) => [l.name, { l, i }]));
+  const oldNames = new Set(old.listeners.map((l) => l.name));
+  for (const o of old.listeners) {
+    const n = nextByName.get(o.name);
+    if (n === undefined) {
+      problems.push(`listeners: removing or renaming listener "${o.name}" needs a restart`);
+      continue;
+    }
+    const at = `listeners[${n.i}]`;
+    const oa = formatAddress(o.address);
+    const na = formatAddress(n.l.address);
+    if (oa !== na) problems.push(`${at}.address: changing a bound address needs a restart (${oa} -> ${na})`);
+    if (o.kind !== n.l.kind) problems.push(`${at}.kind: changing a listener's kind needs a restart (${o.kind} -> ${n.l.kind})`);
+    if (o.acceptProxy !== n.l.acceptProxy) {
+      problems.push(`${at}.accept_proxy: changing accept_proxy needs a restart (${o.acceptProxy} -> ${n.l.acceptProxy})`);
+    }
+  }
+  next.listeners.forEach((l, i) => {
+    if (!oldNames.has(l.name)) problems.push(`listeners[${i}]: adding listener "${l.name}" needs a restart`);
+  });
+  return problems;
+}

@@ -1,0 +1,164 @@
+/**
+ * [[routes]]: which backend a TLS connection goes to, by server name (and
+ * optionally ALPN and listener). Either a list of targets or a sniproxy-style
+ * directory of unix sockets.
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import type { Address, BalanceMode, ListenerConfig, RouteConfig } from "./types.ts";
+import { addressFrom, formatAddress } from "./address.ts";
+import * as D from "./defaults.ts";
+import { readDuration, readEnum, readString, readStringArray, readTableArray, reportDuplicates, type Entry } from "./fields.ts";
+import { canonicalPattern } from "./hostname.ts";
+import { checkKeys, describe, didYouMean, type Issues, type RawTable } from "./issues.ts";
+
+export const ROUTE_KEYS = [
+  "name",
+  "match",
+  "alpn",
+  "listeners",
+  "targets",
+  "balance",
+  "connect_timeout",
+  "proxy_protocol",
+  "directory",
+] as const;
+
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
+export function readRoutes(is: Issues, raw: RawTable, listeners: readonly ListenerConfig[], baseDir: string): RouteConfig[] {
+  // Deduplicated: a duplicate listener name is reported by the listener check, not once per route.
+  const sniNames = [...new Set(listeners.filter((l) => l.kind === "sni").map((l) => l.name))];
+  const out: RouteConfig[] = [];
+  const indexOf: number[] = [];
+  for (const { value: t, index } of readTableArray(is, raw, "routes", "routes", D.MAX_ROUTES)) {
+    const r = readRoute(is, t, `routes[${index}]`, sniNames, baseDir);
+    if (r !== null) {
+      out.push(r);
+      indexOf.push(index);
+    }
+  }
+  checkRouteNames(is, out, indexOf);
+  checkShadowed(is, out, indexOf, sniNames);
+  return out;
+}
+
+function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly string[], baseDir: string): RouteConfig | null {
+  checkKeys(is, t, at, ROUTE_KEYS);
+
+  let match: string | null = null;
+  const matchText = readString(is, t, "match", `${at}.match`, true);
+  if (matchText !== null) {
+    const r = canonicalPattern(matchText);
+    if ("error" in r) is.add(`${at}.match`, r.error);
+    else match = r.pattern;
+  }
+
+  const nameText = readString(is, t, "name", `${at}.name`);
+  if (nameText !== null && !D.ROUTE_NAME.test(nameText)) {
+    is.add(`${at}.name`, `must be 1..${D.MAX_ROUTE_NAME} of [A-Za-z0-9_.*:@/-], got ${describe(nameText)}`);
+  }
+
+  const alpn = readStringArray(is, t, "alpn", `${at}.alpn`, D.MAX_ALPN).filter(({ value, index }) => {
+    // RFC 7301 §3.1: "opaque ProtocolName<1..2^8-1>"; ids in use are printable ASCII.
+    if (value.length <= D.MAX_ALPN_BYTES && PRINTABLE_ASCII.test(value)) return true;
+    is.add(`${at}.alpn[${index}]`, `must be 1..${D.MAX_ALPN_BYTES} printable ASCII characters, got ${describe(value)}`);
+    return false;
+  });
+  reportDuplicates(is, alpn, `${at}.alpn`);
+
+  const routeListeners = readStringArray(is, t, "listeners", `${at}.listeners`, D.MAX_LISTENERS).filter(({ value, index }) => {
+    if (sniNames.includes(value)) return true;
+    is.add(`${at}.listeners[${index}]`, `no sni listener named ${describe(value)}${didYouMean(value, sniNames)}`);
+    return false;
+  });
+  reportDuplicates(is, routeListeners, `${at}.listeners`);
+
+  const targets: Entry<Address>[] = [];
+  for (const { value, index } of readStringArray(is, t, "targets", `${at}.targets`, D.MAX_TARGETS)) {
+    const r = addressFrom(value, { allowPortZero: false, allowHostnames: true });
+    if ("error" in r) is.add(`${at}.targets[${index}]`, r.error);
+    else targets.push({ value: r.address, index });
+  }
+  reportDuplicates(is, targets.map((e) => ({ value: formatAddress(e.value), index: e.index })), `${at}.targets`);
+
+  const directory = readDirectory(is, t, at, baseDir);
+  // Presence, not validity: a bad entry is reported on its own, not as "missing".
+  const hasTargets = t["targets"] !== undefined && !(Array.isArray(t["targets"]) && t["targets"].length === 0);
+  const hasDirectory = t["directory"] !== undefined && t["directory"] !== "";
+  if (hasTargets && hasDirectory) {
+    is.add(at, "set either targets or directory, not both");
+  } else if (!hasTargets && !hasDirectory) {
+    is.add(at, `needs a non-empty targets list or a directory`);
+  }
+  // A knob that does nothing is a trap: balance picks among targets only.
+  if (hasDirectory && !hasTargets && t["balance"] !== undefined) {
+    is.add(`${at}.balance`, "only applies to targets, not to directory mode");
+  }
+
+  const balance: BalanceMode = readEnum(is, t, "balance", `${at}.balance`, D.BALANCE_MODES, "round_robin");
+  const connectTimeoutMs = readDuration(is, t, "connect_timeout", `${at}.connect_timeout`, D.CONNECT_TIMEOUT);
+  const proxyProtocol = readEnum(is, t, "proxy_protocol", `${at}.proxy_protocol`, D.PROXY_PROTOCOL_MODES, "none");
+
+  if (match === null) return null;
+  return {
+    name: nameText ?? match,
+    match,
+    alpn: alpn.map((e) => e.value),
+    listeners: routeListeners.map((e) => e.value),
+    targets: targets.map((e) => e.value),
+    balance,
+    connectTimeoutMs,
+    proxyProtocol,
+    directory,
+  };
+}
+
+/** "" means unset; a relative path is taken from the config file's directory and stored absolute. */
+function readDirectory(is: Issues, t: RawTable, at: string, baseDir: string): string | null {
+  const text = readString(is, t, "directory", `${at}.directory`);
+  if (text === null || text === "") return null;
+  if (text.length > D.MAX_DIRECTORY || text.includes("\0")) {
+    is.add(`${at}.directory`, `must be a path of at most ${D.MAX_DIRECTORY} characters without NUL`);
+    return null;
+  }
+  return isAbsolute(text) ? resolve(text) : resolve(baseDir, text);
+}
+
+function checkRouteNames(is: Issues, routes: readonly RouteConfig[], indexOf: readonly number[]): void {
+  const seen = new Map<string, number>();
+  routes.forEach((r, i) => {
+    const prev = seen.get(r.name);
+    if (prev === undefined) {
+      seen.set(r.name, indexOf[i]!);
+      return;
+    }
+    const hint = r.name === r.match ? " (name defaults to match; give one of them a name)" : "";
+    is.add(`routes[${indexOf[i]}].name`, `${describe(r.name)} is already used by routes[${prev}]${hint}`);
+  });
+}
+
+/**
+ * Two routes with the same match, the same ALPN set and a listener in common:
+ * the later one could never be chosen.
+ */
+function checkShadowed(is: Issues, routes: readonly RouteConfig[], indexOf: readonly number[], sniNames: readonly string[]): void {
+  const seen = new Map<string, number>();
+  routes.forEach((r, i) => {
+    const alpnKey = [...r.alpn].sort().join("\n");
+    const on = new Set(r.listeners.length > 0 ? r.listeners : sniNames);
+    for (const listener of on) {
+      const key = `${r.match}\0${alpnKey}\0${listener}`;
+      const prev = seen.get(key);
+      if (prev !== undefined) {
+        const alpn = r.alpn.length === 0 ? "any alpn" : `alpn ${JSON.stringify([...r.alpn].sort())}`;
+        is.add(
+          `routes[${indexOf[i]}]`,
+          `same match ${describe(r.match)}, ${alpn} and listener ${describe(listener)} as routes[${prev}]; it could never be chosen`,
+        );
+        return;
+      }
+      seen.set(key, indexOf[i]!);
+    }
+  });
+}
