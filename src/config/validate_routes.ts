@@ -10,6 +10,7 @@ import { addressFrom, formatAddress } from "./address.ts";
 import * as D from "./defaults.ts";
 import { readDuration, readEnum, readString, readStringArray, readTableArray, reportDuplicates, type Entry } from "./fields.ts";
 import { canonicalPattern } from "./hostname.ts";
+import { OVERFLOW_NAME } from "../stats/mod.ts";
 import { checkKeys, describe, didYouMean, type Issues, type RawTable } from "./issues.ts";
 
 export const ROUTE_KEYS = [
@@ -57,6 +58,9 @@ function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly strin
   const nameText = readString(is, t, "name", `${at}.name`);
   if (nameText !== null && !D.ROUTE_NAME.test(nameText)) {
     is.add(`${at}.name`, `must be 1..${D.MAX_ROUTE_NAME} of [A-Za-z0-9_.*:@/-], got ${describe(nameText)}`);
+  } else if (nameText === OVERFLOW_NAME) {
+    // Metric series past stats.max_routes share this label.
+    is.add(`${at}.name`, `${describe(OVERFLOW_NAME)} is reserved for the metrics of routes past stats.max_routes`);
   }
 
   const alpn = readStringArray(is, t, "alpn", `${at}.alpn`, D.MAX_ALPN).filter(({ value, index }) => {

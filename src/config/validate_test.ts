@@ -357,3 +357,9 @@ targets = ["127.0.0.1:0"]
     }
   });
 });
+
+test("the metrics overflow label is not a route name", () => {
+  expect(() =>
+    parseConfig(`[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:0"\n[[routes]]\nname = "_other"\nmatch = "a.test"\ntargets = ["127.0.0.1:1"]\n`)
+  ).toThrow(/routes\[0\]\.name: "_other" is reserved/);
+});

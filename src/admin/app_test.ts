@@ -1,0 +1,185 @@
+import { describe, expect, test } from "bun:test";
+import { createAdminApp, healthProblems } from "./app.ts";
+import type { AdminSource, ReloadResult, StatusJson, WorkerStatus } from "./types.ts";
+
+function worker(id: number, over: Partial<WorkerStatus> = {}): WorkerStatus {
+  return { id, threadId: id + 1, up: true, restarts: 0, heartbeatAgeMs: 100, activeConnections: 0, ...over };
+}
+
+const STATUS: StatusJson = {
+  version: "0.1.0",
+  runtime: "bun 1.4.5",
+  uptimeSeconds: 12,
+  pid: 4242,
+  startedAt: "2026-01-01T00:00:00.000Z",
+  workers: [worker(0)],
+  listeners: [],
+  routes: [],
+  totals: { accepted: 0, active: 0, closed: 0, refused: 0, bytesIn: 0, bytesOut: 0, errors: 0 },
+};
+
+class FakeSource implements AdminSource {
+  list: WorkerStatus[] = [worker(0), worker(1)];
+  restarted: number[] = [];
+  reloads = 0;
+  reloadResult: ReloadResult = { ok: true };
+  status(): StatusJson {
+    return { ...STATUS, workers: this.list };
+  }
+  metrics(): string {
+    return "# HELP x_total X.\n# TYPE x_total counter\nx_total 1\n";
+  }
+  workers(): WorkerStatus[] {
+    return this.list;
+  }
+  restartWorker(id: number): boolean {
+    if (id >= this.list.length) return false;
+    this.restarted.push(id);
+    return true;
+  }
+  reload(): ReloadResult {
+    this.reloads++;
+    return this.reloadResult;
+  }
+}
+
+describe("GET /healthz", () => {
+  test("200 ok when every worker is up with a fresh heartbeat", async () => {
+    const app = createAdminApp(new FakeSource());
+    const res = await app.request("/healthz");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("ok\n");
+  });
+
+  test("503 with the reason when a worker is down, silent or stale", async () => {
+    const src = new FakeSource();
+    const app = createAdminApp(src, { heartbeatStaleMs: 1000 });
+    src.list = [worker(0), worker(1, { up: false }), worker(2, { heartbeatAgeMs: null }), worker(3, { heartbeatAgeMs: 1500 })];
+    const res = await app.request("/healthz");
+    expect(res.status).toBe(503);
+    expect(await res.text()).toBe(
+      "unhealthy: worker 1 is down; worker 2 has not sent a heartbeat yet; worker 3 heartbeat is 1500 ms old\n",
+    );
+    src.list = [];
+    const empty = await app.request("/healthz");
+    expect(empty.status).toBe(503);
+    expect(await empty.text()).toContain("no workers");
+  });
+
+  test("the stale threshold is inclusive", () => {
+    expect(healthProblems([worker(0, { heartbeatAgeMs: 1000 })], 1000)).toEqual([]);
+    expect(healthProblems([worker(0, { heartbeatAgeMs: 1001 })], 1000)).toHaveLength(1);
+  });
+});
+
+describe("GET /status, /metrics, /", () => {
+  test("/status is the source's JSON", async () => {
+    const res = await createAdminApp(new FakeSource()).request("/status");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const body = (await res.json()) as StatusJson;
+    expect(body.version).toBe("0.1.0");
+    expect(body.workers.map((w) => w.id)).toEqual([0, 1]);
+  });
+
+  test("/metrics has the Prometheus 0.0.4 content type", async () => {
+    const res = await createAdminApp(new FakeSource()).request("/metrics");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(await res.text()).toContain("x_total 1\n");
+  });
+
+  test("/ is a self-contained dashboard page that polls status", async () => {
+    const res = await createAdminApp(new FakeSource()).request("/");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html).toContain('fetch("status"');
+    expect(html).toContain("2000");
+    expect(html).not.toMatch(/<(script|link)[^>]+(src|href)=/); // no external assets
+    expect(html).not.toContain("innerHTML");
+    const script = html.split("<script>")[1]!.split("</script>")[0]!;
+    expect(() => new Function(script)).not.toThrow(); // the inline JS at least parses
+  });
+
+  test("HEAD works on GET endpoints", async () => {
+    const res = await createAdminApp(new FakeSource()).request("/healthz", { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
+  });
+
+  test("an exception in the source is a JSON 500", async () => {
+    const src = new FakeSource();
+    src.status = () => {
+      throw new Error("boom");
+    };
+    const res = await createAdminApp(src).request("/status");
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: "internal error", message: "boom" });
+  });
+});
+
+describe("POST endpoints", () => {
+  test("/workers/:id/restart", async () => {
+    const src = new FakeSource();
+    const app = createAdminApp(src);
+    const ok = await app.request("/workers/1/restart", { method: "POST" });
+    expect(ok.status).toBe(202);
+    expect(await ok.json()).toEqual({ ok: true, worker: 1 });
+    expect(src.restarted).toEqual([1]);
+
+    expect((await app.request("/workers/7/restart", { method: "POST" })).status).toBe(404);
+    expect((await app.request("/workers/-1/restart", { method: "POST" })).status).toBe(400);
+    expect((await app.request("/workers/1x/restart", { method: "POST" })).status).toBe(400);
+    expect((await app.request("/workers/1/restart")).status).toBe(405);
+    expect(src.restarted).toEqual([1]);
+  });
+
+  test("/reload reports the source's result", async () => {
+    const src = new FakeSource();
+    const app = createAdminApp(src);
+    const ok = await app.request("/reload", { method: "POST" });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ ok: true });
+    src.reloadResult = { ok: false, error: "routes[0].match: must be a hostname" };
+    const bad = await app.request("/reload", { method: "POST" });
+    expect(bad.status).toBe(500);
+    expect(await bad.json()).toEqual({ ok: false, error: "routes[0].match: must be a hostname" });
+    expect(src.reloads).toBe(2);
+  });
+
+  test("501 when the source has no reload or restart", async () => {
+    const bare: AdminSource = { status: () => STATUS, metrics: () => "", workers: () => [] };
+    const app = createAdminApp(bare);
+    expect((await app.request("/reload", { method: "POST" })).status).toBe(501);
+    expect((await app.request("/workers/0/restart", { method: "POST" })).status).toBe(501);
+  });
+
+  test("cross-site browser requests are refused, same-origin and non-browser ones pass", async () => {
+    const src = new FakeSource();
+    const app = createAdminApp(src);
+    const post = (headers: Record<string, string>) =>
+      app.request("http://127.0.0.1:9901/reload", { method: "POST", headers: { host: "127.0.0.1:9901", ...headers } });
+    expect((await post({ origin: "https://evil.example" })).status).toBe(403);
+    expect((await post({ "sec-fetch-site": "cross-site" })).status).toBe(403);
+    expect((await post({ origin: "null" })).status).toBe(403);
+    expect(src.reloads).toBe(0);
+    expect((await post({ origin: "http://127.0.0.1:9901", "sec-fetch-site": "same-origin" })).status).toBe(200);
+    expect((await post({})).status).toBe(200);
+    expect(src.reloads).toBe(2);
+  });
+});
+
+test("unknown paths are a JSON 404", async () => {
+  const res = await createAdminApp(new FakeSource()).request("/nope/x");
+  expect(res.status).toBe(404);
+  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  expect(await res.json()).toEqual({ error: "not found", path: "/nope/x" });
+});
+
+test("wrong method on a known path is 405 with allow", async () => {
+  const res = await createAdminApp(new FakeSource()).request("/metrics", { method: "POST" });
+  expect(res.status).toBe(405);
+  expect(res.headers.get("allow")).toBe("GET, HEAD");
+});

@@ -1,0 +1,111 @@
+/**
+ * The live dashboard at GET /: one static page, no external assets, no build
+ * step. A few lines of inline JS poll ./status every 2 s and draw tables;
+ * rates are differences between two polls. Values are inserted with
+ * textContent only, so names from the config cannot inject markup.
+ */
+
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edgemux</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; background: #fafafa; }
+  h1 { font-size: 1.3rem; margin: 0 0 .2rem; }
+  h2 { font-size: 1rem; margin: 1.4rem 0 .4rem; }
+  #meta, #error { color: #666; }
+  #error { color: #b00; }
+  table { border-collapse: collapse; background: #fff; min-width: 40rem; }
+  th, td { padding: .25rem .7rem; border-bottom: 1px solid #e4e4e4; text-align: right; white-space: nowrap; }
+  th:first-child, td:first-child, td.text { text-align: left; }
+  th { font-weight: 600; background: #f0f0f0; }
+  .down { color: #b00; font-weight: 600; }
+  .up { color: #070; }
+</style>
+</head>
+<body>
+<h1>edgemux</h1>
+<div id="meta">loading…</div>
+<div id="error"></div>
+<h2>Totals</h2>
+<table id="totals"></table>
+<h2>Workers</h2>
+<table id="workers"></table>
+<h2>Listeners</h2>
+<table id="listeners"></table>
+<h2>Routes</h2>
+<table id="routes"></table>
+<script>
+"use strict";
+let prev = null;
+const $ = (id) => document.getElementById(id);
+function bytes(n) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : String(Math.round(n))) + " " + u[i];
+}
+function rate(now, before, dt) {
+  return before === undefined || dt <= 0 ? "–" : ((now - before) / dt).toFixed(1);
+}
+function table(el, head, rows) {
+  el.replaceChildren();
+  const tr = el.insertRow();
+  for (const h of head) { const th = document.createElement("th"); th.textContent = h; tr.append(th); }
+  for (const row of rows) {
+    const r = el.insertRow();
+    for (const cell of row) {
+      const td = r.insertCell();
+      if (cell && typeof cell === "object") { td.textContent = cell.text; td.className = cell.cls; }
+      else td.textContent = String(cell);
+    }
+  }
+}
+function render(s, dt) {
+  const p = prev || { totals: {}, listeners: [], routes: [] };
+  const byName = (list) => Object.fromEntries(list.map((x) => [x.name, x]));
+  const pl = byName(p.listeners), pr = byName(p.routes);
+  $("meta").textContent = "version " + s.version + " · " + s.runtime + " · pid " + s.pid + " · up " + s.uptimeSeconds + " s";
+  const t = s.totals;
+  table($("totals"), ["", "accepted", "conn/s", "active", "refused", "errors", "in", "out", "in B/s", "out B/s"], [[
+    "all", t.accepted, rate(t.accepted, p.totals.accepted, dt), t.active, t.refused, t.errors, bytes(t.bytesIn), bytes(t.bytesOut),
+    p.totals.bytesIn === undefined ? "–" : bytes(Math.max(0, (t.bytesIn - p.totals.bytesIn) / dt)),
+    p.totals.bytesOut === undefined ? "–" : bytes(Math.max(0, (t.bytesOut - p.totals.bytesOut) / dt)),
+  ]]);
+  table($("workers"), ["worker", "thread", "state", "restarts", "heartbeat age", "active"], s.workers.map((w) => [
+    w.id, w.threadId, w.up ? { text: "up", cls: "up" } : { text: "down", cls: "down" }, w.restarts,
+    w.heartbeatAgeMs === null ? "–" : w.heartbeatAgeMs + " ms", w.activeConnections,
+  ]));
+  table($("listeners"), ["listener", "kind", "address", "accepted", "conn/s", "active", "max", "refused", "errors", "in", "out"],
+    s.listeners.map((l) => [
+      l.name, { text: l.kind, cls: "text" }, { text: l.address, cls: "text" }, l.accepted, rate(l.accepted, (pl[l.name] || {}).accepted, dt),
+      l.active, l.maxConnections || "∞", l.refused, l.errors, bytes(l.bytesIn), bytes(l.bytesOut),
+    ]));
+  table($("routes"), ["route", "match", "targets", "connections", "conn/s", "active", "errors", "in", "out"],
+    s.routes.map((r) => [
+      r.name, { text: r.match, cls: "text" }, { text: r.targets.join(", "), cls: "text" }, r.connections,
+      rate(r.connections, (pr[r.name] || {}).connections, dt), r.active, r.errors, bytes(r.bytesIn), bytes(r.bytesOut),
+    ]));
+}
+let last = 0;
+async function poll() {
+  try {
+    const res = await fetch("status", { cache: "no-store" });
+    if (!res.ok) throw new Error("status " + res.status);
+    const s = await res.json();
+    const now = performance.now();
+    render(s, last ? (now - last) / 1000 : 0);
+    prev = s; last = now;
+    $("error").textContent = "";
+  } catch (e) {
+    $("error").textContent = "cannot reach the admin API: " + e.message;
+  }
+  setTimeout(poll, 2000);
+}
+poll();
+</script>
+</body>
+</html>
+`;

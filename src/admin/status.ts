@@ -1,0 +1,115 @@
+/**
+ * Builds the /status document from what the supervisor has at hand: the
+ * config in force, a stats snapshot and its own view of the workers. Pure:
+ * the supervisor's AdminSource.status() can be `() => buildStatus({...})`.
+ */
+
+import type { Address, ListenerConfig, RouteConfig } from "../config/types.ts";
+import { OVERFLOW_NAME, type SlotSnapshot, type StatsSnapshot } from "../stats/mod.ts";
+import type { ListenerStatus, RouteStatus, StatusJson, WorkerStatus } from "./types.ts";
+
+/** What only the supervisor knows about a worker (the rest comes from its slab). */
+export interface SupervisorWorker {
+  id: number;
+  threadId: number;
+  up: boolean;
+  restarts: number;
+}
+
+export interface StatusInput {
+  version: string;
+  runtime: string;
+  pid: number;
+  /** Wall-clock ms the process started. */
+  startedMs: number;
+  nowMs?: number;
+  listeners: readonly ListenerConfig[];
+  routes: readonly RouteConfig[];
+  snapshot: StatsSnapshot;
+  /** Indexed like the slabs given to StatsRegistry.snapshot. */
+  workers: readonly SupervisorWorker[];
+}
+
+export function buildStatus(input: StatusInput): StatusJson {
+  const nowMs = input.nowMs ?? Date.now();
+  const snap = input.snapshot;
+  const listenerStats = new Map(snap.listeners.filter((s) => !s.overflow).map((s) => [s.name, s]));
+  const routeStats = new Map(snap.routes.filter((s) => !s.overflow).map((s) => [s.name, s]));
+
+  const workers: WorkerStatus[] = input.workers.map((w) => {
+    const slab = snap.workers[w.id];
+    return {
+      id: w.id,
+      threadId: w.threadId,
+      up: w.up,
+      restarts: w.restarts,
+      heartbeatAgeMs: slab?.heartbeatAgeMs ?? null,
+      activeConnections: slab?.activeConnections ?? 0,
+    };
+  });
+
+  const listeners: ListenerStatus[] = input.listeners.map((l) => {
+    const s = listenerStats.get(l.name);
+    return {
+      name: l.name,
+      kind: l.kind,
+      address: formatAddress(l.address),
+      maxConnections: l.maxConnections,
+      accepted: s?.accepted ?? 0,
+      active: s?.active ?? 0,
+      closed: s?.closed ?? 0,
+      refused: s?.refused ?? 0,
+      bytesIn: s?.bytesIn ?? 0,
+      bytesOut: s?.bytesOut ?? 0,
+      errors: s?.errorsTotal ?? 0,
+    };
+  });
+
+  const routes: RouteStatus[] = input.routes.map((r) =>
+    routeStatus(r.name, r.match, r.directory !== null ? [`dir:${r.directory}`] : r.targets.map(formatAddress), routeStats.get(r.name)),
+  );
+  // Routes beyond the stats capacity count together under "_other" (their own entries show 0).
+  const other = snap.routes.find((s) => s.overflow);
+  if (other) routes.push(routeStatus(OVERFLOW_NAME, "", [], other));
+
+  const t = snap.totals;
+  return {
+    version: input.version,
+    runtime: input.runtime,
+    uptimeSeconds: Math.max(0, Math.floor((nowMs - input.startedMs) / 1000)),
+    pid: input.pid,
+    startedAt: new Date(input.startedMs).toISOString(),
+    workers,
+    listeners,
+    routes,
+    totals: {
+      accepted: t.accepted,
+      active: t.active,
+      closed: t.closed,
+      refused: t.refused,
+      bytesIn: t.bytesIn,
+      bytesOut: t.bytesOut,
+      errors: t.errorsTotal,
+    },
+  };
+}
+
+function routeStatus(name: string, match: string, targets: string[], s: SlotSnapshot | undefined): RouteStatus {
+  return {
+    name,
+    match,
+    targets,
+    connections: s?.accepted ?? 0,
+    active: s?.active ?? 0,
+    bytesIn: s?.bytesIn ?? 0,
+    bytesOut: s?.bytesOut ?? 0,
+    errors: s?.errorsTotal ?? 0,
+    errorsByCode: { ...s?.errors },
+  };
+}
+
+/** "host:port", "[v6]:port" or "unix:/path". */
+export function formatAddress(a: Address): string {
+  if (a.kind === "unix") return `unix:${a.path}`;
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}

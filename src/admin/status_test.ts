@@ -1,0 +1,106 @@
+import { expect, test } from "bun:test";
+import type { ListenerConfig, RouteConfig } from "../config/types.ts";
+import { StatsRegistry, StatsWriter } from "../stats/mod.ts";
+import { buildStatus, formatAddress } from "./status.ts";
+
+const LISTENER: ListenerConfig = {
+  name: "tls",
+  kind: "sni",
+  address: { kind: "tcp", hostname: "::", port: 443 },
+  acceptProxy: "none",
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 0,
+  maxClientHello: 16_384,
+  maxConnections: 1000,
+};
+
+function route(name: string, over: Partial<RouteConfig> = {}): RouteConfig {
+  return {
+    name,
+    match: name,
+    alpn: [],
+    listeners: [],
+    targets: [{ kind: "tcp", hostname: "10.0.0.1", port: 8443 }],
+    balance: "round_robin",
+    connectTimeoutMs: 5000,
+    proxyProtocol: "none",
+    directory: null,
+    ...over,
+  };
+}
+
+test("buildStatus joins config, stats and the supervisor's worker table", () => {
+  const routes = [
+    route("a.example"),
+    route("b.example", { targets: [{ kind: "unix", path: "/run/b.sock" }] }),
+    route("c.example", { directory: "/srv/tls" }),
+  ];
+  const reg = new StatsRegistry(3); // one listener + two routes fit; the third overflows
+  const slots = reg.assign([LISTENER.name], routes.map((r) => r.name));
+  const slabs = [reg.createSlab(), reg.createSlab()];
+  const w0 = new StatsWriter(slabs[0]!);
+  const w1 = new StatsWriter(slabs[1]!);
+  w0.heartbeat(10_000);
+  w0.opened(slots.listeners.tls!);
+  w0.opened(slots.routes["a.example"]!);
+  w0.bytes(slots.routes["a.example"]!, 10, 20);
+  w0.bytes(slots.listeners.tls!, 10, 20);
+  w1.opened(slots.listeners.tls!);
+  w1.opened(slots.routes["c.example"]!); // overflow
+  w1.refused(slots.listeners.tls!);
+  w1.error(slots.listeners.tls!, "LISTENER_FULL");
+  w1.error(slots.routes["c.example"]!, "UPSTREAM_CONNECT_REFUSED");
+
+  const status = buildStatus({
+    version: "0.1.0",
+    runtime: "bun 1.4.5",
+    pid: 77,
+    startedMs: 1_000,
+    nowMs: 11_500,
+    listeners: [LISTENER],
+    routes,
+    snapshot: reg.snapshot(slabs, { nowMs: 11_500 }),
+    workers: [
+      { id: 0, threadId: 1, up: true, restarts: 0 },
+      { id: 1, threadId: 5, up: false, restarts: 2 },
+    ],
+  });
+
+  expect(status).toMatchObject({ version: "0.1.0", runtime: "bun 1.4.5", pid: 77, uptimeSeconds: 10 });
+  expect(status.startedAt).toBe("1970-01-01T00:00:01.000Z");
+  expect(status.workers).toEqual([
+    { id: 0, threadId: 1, up: true, restarts: 0, heartbeatAgeMs: 1500, activeConnections: 1 },
+    { id: 1, threadId: 5, up: false, restarts: 2, heartbeatAgeMs: null, activeConnections: 1 },
+  ]);
+  expect(status.listeners).toEqual([
+    {
+      name: "tls",
+      kind: "sni",
+      address: "[::]:443",
+      maxConnections: 1000,
+      accepted: 2,
+      active: 2,
+      closed: 0,
+      refused: 1,
+      bytesIn: 10,
+      bytesOut: 20,
+      errors: 1,
+    },
+  ]);
+  expect(status.routes.map((r) => [r.name, r.match, r.targets, r.connections, r.errors])).toEqual([
+    ["a.example", "a.example", ["10.0.0.1:8443"], 1, 0],
+    ["b.example", "b.example", ["unix:/run/b.sock"], 0, 0],
+    ["c.example", "c.example", ["dir:/srv/tls"], 0, 0], // beyond capacity: counted under _other
+    ["_other", "", [], 1, 1],
+  ]);
+  expect(status.routes[3]!.errorsByCode).toEqual({ UPSTREAM_CONNECT_REFUSED: 1 });
+  expect(status.routes[0]).toMatchObject({ bytesIn: 10, bytesOut: 20, active: 1 });
+  expect(status.totals).toEqual({ accepted: 2, active: 2, closed: 0, refused: 1, bytesIn: 10, bytesOut: 20, errors: 1 });
+  expect(JSON.parse(JSON.stringify(status))).toEqual(status); // plain data
+});
+
+test("formatAddress", () => {
+  expect(formatAddress({ kind: "tcp", hostname: "127.0.0.1", port: 80 })).toBe("127.0.0.1:80");
+  expect(formatAddress({ kind: "tcp", hostname: "::1", port: 80 })).toBe("[::1]:80");
+  expect(formatAddress({ kind: "unix", path: "/tmp/s" })).toBe("unix:/tmp/s");
+});

@@ -1,0 +1,43 @@
+/**
+ * Shared-memory stats: one SharedArrayBuffer slab per worker, written by its
+ * worker with plain stores (StatsWriter), summed by the supervisor
+ * (StatsRegistry.snapshot) and rendered for Prometheus (renderPrometheus).
+ * Plus the cross-worker max_connections cells (tryAcquire / release).
+ *
+ * Worker side:      new StatsWriter(slab, threadId); writer.opened(slot) ...
+ * Supervisor side:  const reg = new StatsRegistry(listeners + maxRoutes);
+ *                   const slab = reg.createSlab(); const slots = reg.assign(...);
+ *                   renderPrometheus(reg.snapshot(slabs), processInfo)
+ */
+
+export {
+  createSlab,
+  DURATION_BUCKETS,
+  HANDSHAKE_BUCKETS,
+  MAX_CAPACITY,
+  OVERFLOW_NAME,
+  overflowSlot,
+  type SlotKind,
+} from "./layout.ts";
+export { StatsWriter } from "./writer.ts";
+export {
+  type CounterSet,
+  DEFAULT_STALE_AFTER_MS,
+  type HistogramSnapshot,
+  type SlotMap,
+  type SlotSnapshot,
+  type SnapshotOptions,
+  StatsRegistry,
+  type StatsSnapshot,
+  type WorkerSlabSnapshot,
+} from "./registry.ts";
+export { createLimits, held, release, tryAcquire } from "./limits.ts";
+export {
+  escapeHelp,
+  escapeLabel,
+  formatValue,
+  type ProcessInfo,
+  PROMETHEUS_CONTENT_TYPE,
+  renderPrometheus,
+  type WorkerInfo,
+} from "./prometheus.ts";

@@ -1,0 +1,192 @@
+/**
+ * Renders a stats snapshot in the Prometheus text exposition format 0.0.4
+ * (https://prometheus.io/docs/instrumenting/exposition_formats/). The
+ * families are listed in METRICS.md; keep the two in step.
+ *
+ * Format rules this follows:
+ * - each family once, with `# HELP` and `# TYPE` before its samples, families
+ *   not interleaved;
+ * - "label_value can be any sequence of UTF-8 characters, but the backslash
+ *   (\), double-quote ("), and line feed (\n) characters have to be escaped
+ *   as \\, \", and \n, respectively";
+ * - in HELP text "backslash and line feed characters have to be escaped";
+ * - a histogram has cumulative `_bucket{le="..."}` samples ending with
+ *   `le="+Inf"` (equal to `_count`), then `_sum` and `_count`;
+ * - values are Go float syntax: `+Inf`, `-Inf`, `NaN` spelled that way.
+ * Counter names end in `_total` (promtool's lint insists).
+ */
+
+import type { HistogramSnapshot, SlotSnapshot, StatsSnapshot } from "./registry.ts";
+
+/** The content type of the text this module renders. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+export interface ProcessInfo {
+  /** edgemux version. */
+  version: string;
+  /** Runtime name and version, e.g. "bun 1.4.5". */
+  runtime: string;
+  /** Unix time the process started, in seconds. */
+  startTimeSeconds: number;
+  residentMemoryBytes: number;
+  /** User + system CPU time, in seconds. */
+  cpuSecondsTotal: number;
+}
+
+/** What the supervisor knows about a worker beyond its slab. */
+export interface WorkerInfo {
+  id: number;
+  up: boolean;
+  restarts: number;
+}
+
+type Kind = "counter" | "gauge" | "histogram";
+
+/**
+ * The exposition text. `workers` overrides the liveness the snapshot infers
+ * from heartbeats (the supervisor also knows which threads exited); without
+ * it a worker is up when its heartbeat is fresh, and its restarts are its
+ * slab generation.
+ */
+export function renderPrometheus(snap: StatsSnapshot, proc: ProcessInfo, workers?: readonly WorkerInfo[]): string {
+  const out: string[] = [];
+  const family = (name: string, kind: Kind, help: string): void => {
+    out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${kind}`);
+  };
+  const sample = (name: string, labels: string, value: number): void => {
+    out.push(labels === "" ? `${name} ${formatValue(value)}` : `${name}{${labels}} ${formatValue(value)}`);
+  };
+  const perSlot = (
+    slots: readonly SlotSnapshot[],
+    label: string,
+    name: string,
+    kind: Kind,
+    help: string,
+    pick: (s: SlotSnapshot) => number,
+  ): void => {
+    family(name, kind, help);
+    for (const s of slots) sample(name, labelPair(label, s.name), pick(s));
+  };
+  const bytes = (slots: readonly SlotSnapshot[], label: string, name: string, help: string): void => {
+    family(name, "counter", help);
+    for (const s of slots) {
+      const l = labelPair(label, s.name);
+      sample(name, `${l},direction="in"`, s.bytesIn);
+      sample(name, `${l},direction="out"`, s.bytesOut);
+    }
+  };
+  const errors = (slots: readonly SlotSnapshot[], label: string, name: string, help: string): void => {
+    family(name, "counter", help);
+    for (const s of slots) {
+      const l = labelPair(label, s.name);
+      for (const [code, n] of Object.entries(s.errors)) sample(name, `${l},code="${escapeLabel(code)}"`, n!);
+    }
+  };
+  const histograms = (
+    slots: readonly SlotSnapshot[],
+    label: string,
+    name: string,
+    help: string,
+    pick: (s: SlotSnapshot) => HistogramSnapshot,
+  ): void => {
+    family(name, "histogram", help);
+    for (const s of slots) histogram(out, name, labelPair(label, s.name), pick(s));
+  };
+
+  const L = snap.listeners;
+  const R = snap.routes;
+
+  // ---- listeners ----
+  perSlot(L, "listener", "edgemux_listener_connections_accepted_total", "counter",
+    "Connections the listener admitted.", (s) => s.accepted);
+  perSlot(L, "listener", "edgemux_listener_connections_refused_total", "counter",
+    "Connections turned away at accept time (max_connections, access lists, draining).", (s) => s.refused);
+  perSlot(L, "listener", "edgemux_listener_connections_closed_total", "counter",
+    "Admitted connections that have closed.", (s) => s.closed);
+  perSlot(L, "listener", "edgemux_listener_connections_active", "gauge",
+    "Connections open on the listener now.", (s) => s.active);
+  bytes(L, "listener", "edgemux_listener_bytes_total",
+    "Bytes proxied through the listener; direction in is client to backend, out is backend to client.");
+  errors(L, "listener", "edgemux_listener_errors_total",
+    "Errors on the listener's connections by error code (codes never seen are omitted).");
+  histograms(L, "listener", "edgemux_listener_handshake_seconds",
+    "Time from a connection's first byte to its route being chosen.", (s) => s.handshake);
+  histograms(L, "listener", "edgemux_listener_connection_duration_seconds",
+    "Lifetime of the listener's connections, accept to close.", (s) => s.duration);
+
+  // ---- routes ----
+  perSlot(R, "route", "edgemux_route_connections_total", "counter",
+    "Connections routed to the route.", (s) => s.accepted);
+  perSlot(R, "route", "edgemux_route_connections_active", "gauge",
+    "Connections open on the route now.", (s) => s.active);
+  bytes(R, "route", "edgemux_route_bytes_total",
+    "Bytes proxied on the route; direction in is client to backend, out is backend to client.");
+  errors(R, "route", "edgemux_route_errors_total",
+    "Errors on the route's connections by error code (codes never seen are omitted).");
+  histograms(R, "route", "edgemux_route_connection_duration_seconds",
+    "Lifetime of the route's connections, route chosen to close.", (s) => s.duration);
+
+  // ---- workers ----
+  const ws: WorkerInfo[] = workers
+    ? [...workers]
+    : snap.workers.map((w) => ({ id: w.id, up: w.fresh, restarts: w.generation }));
+  family("edgemux_worker_up", "gauge", "1 when the worker thread is running and its heartbeat is fresh, else 0.");
+  for (const w of ws) sample("edgemux_worker_up", labelPair("worker", String(w.id)), w.up ? 1 : 0);
+  family("edgemux_worker_restarts_total", "counter", "Times the worker was replaced after it exited.");
+  for (const w of ws) sample("edgemux_worker_restarts_total", labelPair("worker", String(w.id)), w.restarts);
+  family("edgemux_worker_connections_active", "gauge", "Connections open on the worker now.");
+  for (const w of snap.workers) {
+    sample("edgemux_worker_connections_active", labelPair("worker", String(w.id)), w.activeConnections);
+  }
+  family("edgemux_worker_heartbeat_age_seconds", "gauge",
+    "Seconds since the worker's last heartbeat (absent before its first).");
+  for (const w of snap.workers) {
+    if (w.heartbeatAgeMs !== null) {
+      sample("edgemux_worker_heartbeat_age_seconds", labelPair("worker", String(w.id)), w.heartbeatAgeMs / 1000);
+    }
+  }
+
+  // ---- process ----
+  family("edgemux_build_info", "gauge", "Always 1; labels carry the edgemux version and the JavaScript runtime.");
+  sample("edgemux_build_info", `${labelPair("version", proc.version)},${labelPair("runtime", proc.runtime)}`, 1);
+  family("edgemux_process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
+  sample("edgemux_process_start_time_seconds", "", proc.startTimeSeconds);
+  family("edgemux_process_resident_memory_bytes", "gauge", "Resident memory of the process (all workers), in bytes.");
+  sample("edgemux_process_resident_memory_bytes", "", proc.residentMemoryBytes);
+  family("edgemux_process_cpu_seconds_total", "counter", "User and system CPU time of the process (all workers), in seconds.");
+  sample("edgemux_process_cpu_seconds_total", "", proc.cpuSecondsTotal);
+
+  out.push(""); // the text ends with a line feed
+  return out.join("\n");
+}
+
+function histogram(out: string[], name: string, labels: string, h: HistogramSnapshot): void {
+  for (let i = 0; i < h.bounds.length; i++) {
+    out.push(`${name}_bucket{${labels},le="${formatValue(h.bounds[i]!)}"} ${formatValue(h.buckets[i]!)}`);
+  }
+  out.push(`${name}_bucket{${labels},le="+Inf"} ${formatValue(h.count)}`);
+  out.push(`${name}_sum{${labels}} ${formatValue(h.sum)}`);
+  out.push(`${name}_count{${labels}} ${formatValue(h.count)}`);
+}
+
+function labelPair(name: string, value: string): string {
+  return `${name}="${escapeLabel(value)}"`;
+}
+
+/** Label value escaping: backslash, double quote and line feed. */
+export function escapeLabel(value: string): string {
+  return value.replace(/[\\"\n]/g, (ch) => (ch === "\\" ? "\\\\" : ch === '"' ? '\\"' : "\\n"));
+}
+
+/** HELP text escaping: backslash and line feed. */
+export function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (ch) => (ch === "\\" ? "\\\\" : "\\n"));
+}
+
+/** A sample value in Go float syntax. */
+export function formatValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  return String(v);
+}
