@@ -1,6 +1,6 @@
 /**
  * Every default and every bound of the config file in one place, so the
- * validator, the error messages and REFERENCE.md agree. Durations in ms.
+ * validator, the error messages and the README's configuration reference agree. Durations in ms.
  */
 
 export interface IntBound {

@@ -2,7 +2,7 @@
  * Configuration: a TOML file (snake_case, durations as "10s") plus
  * command-line flags, validated into the plain `Config` of types.ts. Every
  * problem is collected and thrown together as one ConfigError whose lines
- * name the field and the bound. REFERENCE.md lists every option.
+ * name the field and the bound. the README's Configuration section lists every option.
  */
 
 export type * from "./types.ts";

@@ -24,6 +24,9 @@ import { parsePeerCertificate, WorkerAdapter } from "./common.ts";
 
 // deno-lint-ignore no-explicit-any
 type BunSocket = any;
+/** `Bun`, reached through globalThis so `deno check` can type-check this file too. */
+// deno-lint-ignore no-explicit-any
+const Bun: any = (globalThis as any).Bun;
 
 /** Bytes the adapter holds before `write` asks the caller to pause. */
 const HIGH_WATER = 64 * 1024;
@@ -35,6 +38,8 @@ class BunConn implements Conn {
   private pendingBytes = 0;
   private endRequested = false;
   private closed = false;
+  /** close() was called: whatever still arrives is dropped. */
+  closing = false;
   private readonly isTls: boolean;
 
   constructor(readonly socket: BunSocket, handler: ConnHandler, isTls: boolean) {
@@ -59,7 +64,7 @@ class BunConn implements Conn {
   }
 
   write(data: Uint8Array): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.closing) return false;
     if (this.pendingBytes === 0) {
       const n = this.socket.write(data);
       if (n === data.length) return true;
@@ -105,8 +110,13 @@ class BunConn implements Conn {
     if (this.pendingBytes === 0) this.socket.shutdown();
   }
 
+  /**
+   * Bun's `end()` sends FIN and releases the socket (its close event follows
+   * at once); `shutdown()` is the half-close; `terminate()` resets.
+   */
   close(): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     this.pending.length = 0;
     this.pendingBytes = 0;
     this.socket.end();
@@ -148,7 +158,7 @@ class BunConn implements Conn {
 const socketEvents = {
   data(socket: BunSocket, chunk: Uint8Array) {
     const c: BunConn = socket.data;
-    c.handler.onData(c, chunk);
+    if (!c.closing) c.handler.onData(c, chunk);
   },
   drain(socket: BunSocket) {
     const c: BunConn = socket.data;
@@ -156,7 +166,7 @@ const socketEvents = {
   },
   end(socket: BunSocket) {
     const c: BunConn = socket.data;
-    c?.handler.onEnd(c);
+    if (c && !c.closing) c.handler.onEnd(c);
   },
   close(socket: BunSocket, err?: Error) {
     const c: BunConn = socket.data;

@@ -98,8 +98,9 @@ export class MemoryConn implements Conn {
     if (this.closed || this.endSent) return;
     this.endSent = true;
     this.peer.finPending = true;
+    // The peer delivers what it still holds, then the FIN; with both FINs
+    // exchanged its deliver() closes the pair.
     this.peer.schedule();
-    if (this.finDelivered) this.closeBoth();
   }
 
   close(): void {

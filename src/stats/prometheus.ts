@@ -1,7 +1,7 @@
 /**
  * Renders a stats snapshot in the Prometheus text exposition format 0.0.4
  * (https://prometheus.io/docs/instrumenting/exposition_formats/). The
- * families are listed in METRICS.md; keep the two in step.
+ * families are listed in the README's Metrics section; keep the two in step.
  *
  * Format rules this follows:
  * - each family once, with `# HELP` and `# TYPE` before its samples, families

@@ -8,7 +8,7 @@
  * with its config) and are not range-checked per call. An index the registry
  * did not hand out writes into some other slot's cells.
  *
- * Contract with the data plane, so the numbers add up (see METRICS.md):
+ * Contract with the data plane, so the numbers add up (see the README's Metrics section):
  * - a connection the listener admits: `opened(listenerSlot)`; one it turns
  *   away (max_connections, access lists, draining): `refused(listenerSlot)`;
  * - once a route is chosen: `handshake(listenerSlot, s)` and `opened(routeSlot)`;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): installs what is missing, then
+#   1. bun test: unit tests beside the code and end-to-end/interop tests in test/
+#   2. the SNI end-to-end suite again with edgemux running under Deno
+#   3. deno check over the entry points (the same code type-checks for Deno)
+# and ends with one line "N passed, M failed". Exit status is non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install.sh || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+log_dir=$(mktemp -d)
+
+# Reads bun test's closing " N pass" / " N fail" lines from a log.
+count_bun() {
+  local log=$1 p f
+  p=$(grep -E '^ *[0-9]+ pass$' "$log" | tail -1 | grep -oE '[0-9]+')
+  f=$(grep -E '^ *[0-9]+ fail$' "$log" | tail -1 | grep -oE '[0-9]+')
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+  # A run that crashed before printing its summary counts as one failure.
+  if [ -z "$p" ] && [ -z "$f" ]; then failed=$((failed + 1)); fi
+}
+
+echo "== bun test (all tests, edgemux on Bun)"
+bun test 2>&1 | tee "$log_dir/bun.log"
+bun_rc=${PIPESTATUS[0]}
+count_bun "$log_dir/bun.log"
+[ "$bun_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/bun.log" && failed=$((failed + 1))
+
+echo "== SNI end-to-end suite with edgemux on Deno"
+EDGEMUX_RUNTIME=deno bun test test/sni_routing_test.ts test/sni_lifecycle_test.ts test/sni_bad_input_test.ts test/cli_test.ts 2>&1 | tee "$log_dir/deno.log"
+deno_rc=${PIPESTATUS[0]}
+count_bun "$log_dir/deno.log"
+[ "$deno_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/deno.log" && failed=$((failed + 1))
+
+echo "== deno check"
+if deno check src/cli/main.ts workers/data_plane.ts; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+rm -rf "$log_dir"
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,60 @@
+/**
+ * `edgemux serve`: start the supervisor and its workers, the admin API, and
+ * the signal handlers; print one "ready" line with every bound address
+ * (always, whatever the log level: tests and scripts read it).
+ */
+import { existsSync } from "node:fs";
+import type { Config, ConfigFlags } from "../config/mod.ts";
+import { Logger } from "../log/mod.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { startAdmin, Supervisor, workerEntryUrl } from "../supervisor/mod.ts";
+
+export async function serve(rt: Runtime, config: Config, configPath: string | null, flags: ConfigFlags): Promise<null | number> {
+  const log = new Logger(config.log.level, config.log.format, {});
+  const sup = new Supervisor({ runtime: rt, log, config, configPath, flags, workerUrl: workerEntryUrl() });
+  try {
+    await sup.start();
+  } catch (err) {
+    log.error("start failed", { reason: (err as Error).message });
+    await sup.drain();
+    return 1;
+  }
+  let admin: string | null = null;
+  if (config.admin.address) {
+    try {
+      const server = await startAdmin(sup, config.admin.address);
+      sup.setAdmin(server);
+      admin = `${server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`;
+    } catch (err) {
+      log.error("admin API failed to start", { reason: (err as Error).message });
+      await sup.drain();
+      return 1;
+    }
+  }
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("signal received", { signal: sig });
+    await sup.drain();
+    log.info("stopped");
+    rt.exit(0);
+  };
+  rt.onSignal("SIGTERM", () => void stop("SIGTERM"));
+  rt.onSignal("SIGINT", () => void stop("SIGINT"));
+  rt.onSignal("SIGHUP", () => void sup.reload());
+  for (const r of config.routes) {
+    if (r.directory !== null && !existsSync(r.directory)) {
+      log.warn("route directory does not exist yet: its connections get unrecognized_name until it does", { route: r.name, directory: r.directory });
+    }
+  }
+  log.always("ready", {
+    version: sup.version,
+    runtime: `${rt.name} ${rt.version}`,
+    pid: rt.pid,
+    workers: sup.workers.length,
+    admin,
+    listeners: sup.addresses(),
+  });
+  return null;
+}

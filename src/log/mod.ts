@@ -1,0 +1,77 @@
+/**
+ * Line-oriented logger: text (`2026-11-21T22:54:48.123Z INFO msg k=v`) or
+ * JSON (one object per line). Workers and the supervisor each hold one; the
+ * level and format follow the config and change on reload.
+ */
+import type { LogFormat, LogLevel } from "../config/types.ts";
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export type LogFields = Record<string, unknown>;
+
+export class Logger {
+  private threshold: number;
+  constructor(
+    private level: LogLevel = "info",
+    private format: LogFormat = "text",
+    /** Fields added to every line (e.g. `worker`). */
+    private readonly base: LogFields = {},
+    private readonly sink: (line: string) => void = (line) => console.log(line),
+  ) {
+    this.threshold = LEVELS[level];
+  }
+
+  configure(level: LogLevel, format: LogFormat): void {
+    this.level = level;
+    this.format = format;
+    this.threshold = LEVELS[level];
+  }
+
+  enabled(level: LogLevel): boolean {
+    return LEVELS[level] >= this.threshold;
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    if (LEVELS.debug >= this.threshold) this.emit("debug", msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    if (LEVELS.info >= this.threshold) this.emit("info", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    if (LEVELS.warn >= this.threshold) this.emit("warn", msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.emit("error", msg, fields);
+  }
+  /** Printed whatever the level: start-up facts a caller must be able to parse (the "ready" line). */
+  always(msg: string, fields?: LogFields): void {
+    this.emit("info", msg, fields);
+  }
+
+  private emit(level: LogLevel, msg: string, fields?: LogFields): void {
+    const ts = new Date().toISOString();
+    if (this.format === "json") {
+      this.sink(JSON.stringify({ ts, level, msg, ...this.base, ...fields }));
+      return;
+    }
+    let line = `${ts} ${level.toUpperCase()} ${msg}`;
+    line += textFields(this.base, "");
+    if (fields) line += textFields(fields, "");
+    this.sink(line);
+  }
+}
+
+function textFields(fields: LogFields, prefix: string): string {
+  let out = "";
+  for (const key in fields) {
+    const v = fields[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v === "object" && !Array.isArray(v)) {
+      out += textFields(v as LogFields, `${prefix}${key}.`);
+      continue;
+    }
+    const s = Array.isArray(v) ? v.join(",") : String(v);
+    out += ` ${prefix}${key}=${/[\s"=]/.test(s) || s === "" ? JSON.stringify(s) : s}`;
+  }
+  return out;
+}

@@ -1,0 +1,126 @@
+/**
+ * The byte pump every listener ends in: once a client and an upstream are
+ * joined, each chunk read on one side is written to the other — no copy, no
+ * promise, no closure per chunk. When a write is not fully taken the reading
+ * side pauses until the writer drains. FIN is passed on as a half-close;
+ * the pair is finished when both directions ended or either side is gone.
+ *
+ * This file is the hot path of the proxy. Keep it synchronous and flat.
+ */
+import type { ErrorCode } from "../errors/mod.ts";
+import type { Conn, ConnHandler } from "../runtime/types.ts";
+import { coarseClock } from "./clock.ts";
+
+/** What the relay reports per chunk and at the end; the listener owns the stats slots. */
+export interface RelayOwner {
+  /** Bytes moved: `toUpstream` client→upstream, `toClient` upstream→client. */
+  relayBytes(relay: Relay, toUpstream: number, toClient: number): void;
+  relayClosed(relay: Relay, errorCode: ErrorCode | null): void;
+}
+
+const CLIENT_ENDED = 1;
+const UPSTREAM_ENDED = 2;
+const BOTH = CLIENT_ENDED | UPSTREAM_ENDED;
+
+export class Relay implements ConnHandler {
+  bytesToUpstream = 0;
+  bytesToClient = 0;
+  /** Coarse time of the last byte either way; the worker's sweeper reads it. */
+  lastActiveMs = coarseClock.now;
+  /** Which sides sent FIN (CLIENT_ENDED | UPSTREAM_ENDED bits). */
+  private ended = 0;
+  /** Which sides are gone (same bits). */
+  private closed = 0;
+  private finished = false;
+  private errorCode: ErrorCode | null = null;
+
+  constructor(
+    readonly client: Conn,
+    readonly upstream: Conn,
+    private readonly owner: RelayOwner,
+  ) {}
+
+  /**
+   * Take over both connections. `preamble` holds client bytes read before the
+   * upstream existed (the ClientHello); they go out first, untouched.
+   */
+  start(preamble: readonly Uint8Array[]): void {
+    this.client.setHandler(this);
+    this.upstream.setHandler(this);
+    let ok = true;
+    let n = 0;
+    for (const chunk of preamble) {
+      n += chunk.length;
+      ok = this.upstream.write(chunk);
+    }
+    this.bytesToUpstream += n;
+    if (n > 0) this.owner.relayBytes(this, n, 0);
+    if (ok) this.client.resume();
+    else this.client.pause();
+  }
+
+  onData(conn: Conn, chunk: Uint8Array): void {
+    this.lastActiveMs = coarseClock.now;
+    if (conn === this.client) {
+      this.bytesToUpstream += chunk.length;
+      this.owner.relayBytes(this, chunk.length, 0);
+      if (!this.upstream.write(chunk)) this.client.pause();
+    } else {
+      this.bytesToClient += chunk.length;
+      this.owner.relayBytes(this, 0, chunk.length);
+      if (!this.client.write(chunk)) this.upstream.pause();
+    }
+  }
+
+  onDrain(conn: Conn): void {
+    // The other side is gone and this one just flushed what it owed: done.
+    if (this.closed !== 0) return conn.close();
+    if (conn === this.client) {
+      this.upstream.resume();
+    } else {
+      this.client.resume();
+    }
+  }
+
+  onEnd(conn: Conn): void {
+    if (conn === this.client) {
+      this.ended |= CLIENT_ENDED;
+      this.upstream.end();
+    } else {
+      this.ended |= UPSTREAM_ENDED;
+      this.client.end();
+    }
+    if (this.ended === BOTH) this.finish();
+  }
+
+  onClose(conn: Conn, err?: Error): void {
+    const isClient = conn === this.client;
+    if (this.errorCode === null && err) this.errorCode = isClient ? "DOWNSTREAM_RESET" : "UPSTREAM_RESET";
+    this.closed |= isClient ? CLIENT_ENDED : UPSTREAM_ENDED;
+    if (this.closed === BOTH) return this.finish();
+    // The other side may still owe its peer bytes: flush them (onDrain then
+    // closes it). A peer that never reads is bounded by the idle timeout,
+    // since the pair stays in its listener's sweep until both sides are gone.
+    const other = isClient ? this.upstream : this.client;
+    if (other.writableLength === 0) other.close();
+    else other.end();
+  }
+
+  /** Close both sides now, recording why (idle timeout, drain deadline). */
+  abort(code: ErrorCode): void {
+    if (this.errorCode === null) this.errorCode = code;
+    this.client.close();
+    this.upstream.close();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.owner.relayClosed(this, this.errorCode);
+  }
+
+  get isFinished(): boolean {
+    return this.finished;
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * One client connection on an SNI listener, from accept to the relay:
+ *
+ *   [PROXY header] → ClientHello → route → connect (with failover)
+ *     → [PROXY header to backend] → replay the hello → Relay
+ *
+ * Any failure before the relay answers with a TLS alert (DESIGN.md: no
+ * route → unrecognized_name, malformed → decode_error, backend unreachable
+ * → internal_error), half-closes, and lingers briefly reading and
+ * discarding so the alert is not lost to a TCP reset.
+ */
+import { asProxyError, type ErrorCode, ProxyError, tlsAlertFor } from "../errors/mod.ts";
+import type { Address, ListenerConfig } from "../config/types.ts";
+import {
+  ClientHelloParser,
+  encodeProxyV1,
+  encodeProxyV2,
+  encodeTlsAlert,
+  type ProxyAddresses,
+  ProxyHeaderParser,
+  proxyV1Length,
+  proxyV2Length,
+} from "../proto/mod.ts";
+import { Relay, type RelayOwner } from "../relay/mod.ts";
+import type { Conn, ConnHandler } from "../runtime/types.ts";
+import type { SniListenerState } from "./listener.ts";
+import type { RouteMatch } from "../router/mod.ts";
+
+const enum Phase {
+  ProxyHeader,
+  Hello,
+  Connecting,
+  Relaying,
+  Closing,
+  Done,
+}
+
+/** How long a refused client may keep its half of the connection after our alert. */
+export const LINGER_MS = 1000;
+
+export class SniSession implements ConnHandler, RelayOwner {
+  phase: Phase;
+  /** performance.now() at the first client byte (handshake histogram). */
+  private firstByteAt = 0;
+  /** Coarse ms when the current phase's deadline started (sweeper). */
+  phaseStartedMs: number;
+  private hello: ClientHelloParser | null;
+  private proxyIn: ProxyHeaderParser | null;
+  /** Client bytes that arrived after the hello was complete, before the backend was up. */
+  private early: Uint8Array[] = [];
+  private serverName: string | null = null;
+  private route: RouteMatch | null = null;
+  private routeSlot = -1;
+  private backendLabel = "";
+  private relay: Relay | null = null;
+  private errorCode: ErrorCode | null = null;
+  /** The client address the PROXY header claimed (accept_proxy), else the socket's. */
+  private clientAddr: string;
+  private clientPort: number;
+  private readonly startedAt = performance.now();
+  private backendRelease: (() => void) | null = null;
+
+  constructor(
+    readonly client: Conn,
+    private readonly state: SniListenerState,
+    nowMs: number,
+  ) {
+    const cfg = state.config;
+    this.clientAddr = client.remoteAddress;
+    this.clientPort = client.remotePort;
+    this.phaseStartedMs = nowMs;
+    this.hello = new ClientHelloParser({ maxHelloBytes: cfg.maxClientHello });
+    if (cfg.acceptProxy !== "none") {
+      this.proxyIn = new ProxyHeaderParser({ accept: cfg.acceptProxy });
+      this.phase = Phase.ProxyHeader;
+    } else {
+      this.proxyIn = null;
+      this.phase = Phase.Hello;
+    }
+  }
+
+  // ---- client events before the relay takes over --------------------------
+
+  onData(conn: Conn, chunk: Uint8Array): void {
+    if (conn !== this.client) return; // backend bytes before the relay: impossible, the relay owns it
+    switch (this.phase) {
+      case Phase.ProxyHeader:
+        this.firstByteAt ||= performance.now();
+        return this.onProxyHeaderBytes(chunk);
+      case Phase.Hello:
+        this.firstByteAt ||= performance.now();
+        return this.onHelloBytes(chunk);
+      case Phase.Connecting:
+        this.early.push(chunk);
+        this.client.pause();
+        return;
+      default:
+        return; // Closing: discard while the alert drains
+    }
+  }
+
+  private onProxyHeaderBytes(chunk: Uint8Array): void {
+    const p = this.proxyIn!;
+    let header;
+    try {
+      p.push(chunk);
+      header = p.next();
+    } catch (err) {
+      return this.fail(asProxyError(err, "PROXY_PROTOCOL", "downstream"), false);
+    }
+    if (header === null) return;
+    if (header.addresses && header.command === "proxy") {
+      this.clientAddr = header.addresses.srcAddress;
+      this.clientPort = header.addresses.srcPort;
+      if (!this.state.access.allows(this.clientAddr)) {
+        return this.fail(new ProxyError("ACCESS_DENIED", "downstream", `Client ${this.clientAddr} is denied by the access lists`), false);
+      }
+    }
+    this.proxyIn = null;
+    this.phase = Phase.Hello;
+    for (const rest of p.rest()) {
+      if (rest.length > 0) this.onHelloBytes(rest);
+    }
+  }
+
+  private onHelloBytes(chunk: Uint8Array): void {
+    if (this.phase !== Phase.Hello) {
+      if (this.phase === Phase.Connecting) this.early.push(chunk);
+      return;
+    }
+    const parser = this.hello!;
+    let info;
+    try {
+      parser.push(chunk);
+      info = parser.next();
+    } catch (err) {
+      return this.fail(asProxyError(err, "TLS_DECODE", "downstream"), true);
+    }
+    if (info === null) return;
+    this.serverName = info.serverName;
+    const match = this.state.table.lookup(info.serverName, info.alpn);
+    if (match === null) {
+      const name = info.serverName ?? "(no SNI)";
+      return this.fail(new ProxyError("NO_ROUTE", "downstream", `No route for server name ${name}`), true);
+    }
+    this.route = match;
+    this.routeSlot = this.state.routeSlot(match.route.name);
+    const st = this.state.stats;
+    st.handshake(this.state.listenerSlot, (performance.now() - this.firstByteAt) / 1000);
+    st.opened(this.routeSlot);
+    this.phase = Phase.Connecting;
+    this.client.pause();
+    void this.connectBackend(match);
+  }
+
+  // ---- backend ---------------------------------------------------------------
+
+  private async connectBackend(match: RouteMatch): Promise<void> {
+    const route = match.route;
+    const b = match.backends;
+    if (b.kind === "directory") {
+      // sniproxy directory mode: <dir>/<hostname>/tls-socket, looked up per connection.
+      let found;
+      try {
+        found = b.resolver.resolve(this.serverName, this.state.now());
+      } catch (err) {
+        return this.fail(asProxyError(err, "INTERNAL"), true);
+      }
+      if (found === null) {
+        return this.fail(new ProxyError("NO_ROUTE", "downstream", `No entry for ${this.serverName ?? "(no SNI)"} in ${b.resolver.dir}`), true);
+      }
+      const label = `unix:${found.socketPath}`;
+      try {
+        const conn = await this.connectTo({ unix: found.socketPath }, route.connectTimeoutMs);
+        if (conn === null) return;
+        this.backendLabel = label;
+        return this.startRelay(conn, found.proxyV1 ? "v1" : route.proxyProtocol);
+      } catch (err) {
+        return this.fail(asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream"), true);
+      }
+    }
+    const balancer = b.balancer;
+    const order = balancer.order(this.state.now());
+    let lastErr: ProxyError | null = null;
+    for (let k = 0; k < order.length; k++) {
+      const i = order[k]!;
+      const target = balancer.target(i);
+      balancer.acquire(i);
+      try {
+        const conn = await this.connectTo(toConnectAddress(target), route.connectTimeoutMs);
+        if (conn === null) {
+          balancer.release(i);
+          return;
+        }
+        balancer.markOk(i);
+        this.backendRelease = () => balancer.release(i);
+        this.backendLabel = formatTarget(target);
+        return this.startRelay(conn, route.proxyProtocol);
+      } catch (err) {
+        balancer.release(i);
+        balancer.markFailed(i, this.state.now());
+        lastErr = asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream");
+        this.state.log.debug("backend connect failed", { route: route.name, backend: formatTarget(target), error: lastErr.message });
+        if (this.phase !== Phase.Connecting) return;
+      }
+    }
+    this.fail(lastErr!, true);
+  }
+
+  /** Connects with this session as the handler; null when the client went away meanwhile. */
+  private async connectTo(address: { unix: string } | { hostname: string; port: number }, timeoutMs: number): Promise<Conn | null> {
+    const conn = await this.state.runtime.connect({ address, timeoutMs, handler: this });
+    if (this.phase !== Phase.Connecting) {
+      conn.close();
+      return null;
+    }
+    return conn;
+  }
+
+  private startRelay(upstream: Conn, proxyProtocol: "none" | "v1" | "v2"): void {
+    const preamble: Uint8Array[] = [];
+    if (proxyProtocol !== "none") {
+      const addrs = this.proxyAddresses();
+      const v1 = proxyProtocol === "v1";
+      const out = new Uint8Array(v1 ? proxyV1Length(addrs) : proxyV2Length(addrs));
+      const n = v1 ? encodeProxyV1(addrs, out, 0) : encodeProxyV2(addrs, out, 0);
+      preamble.push(out.subarray(0, n));
+    }
+    for (const chunk of this.hello!.bufferedChunks()) preamble.push(chunk);
+    for (const chunk of this.early) preamble.push(chunk);
+    this.hello = null;
+    this.early = [];
+    this.phase = Phase.Relaying;
+    this.relay = new Relay(this.client, upstream, this);
+    this.state.relays.add(this);
+    this.relay.start(preamble);
+  }
+
+  private proxyAddresses(): ProxyAddresses {
+    const src = unmapV4(this.clientAddr);
+    const dst = unmapV4(this.client.localAddress);
+    const srcV6 = src.includes(":");
+    const dstV6 = dst.includes(":");
+    if (src === "" || dst === "") {
+      return { family: "unknown", srcAddress: "", srcPort: 0, dstAddress: "", dstPort: 0 };
+    }
+    return {
+      family: srcV6 || dstV6 ? "tcp6" : "tcp4",
+      srcAddress: src,
+      srcPort: this.clientPort,
+      dstAddress: dst,
+      dstPort: this.client.localPort,
+    };
+  }
+
+  onDrain(): void {}
+
+  onEnd(conn: Conn): void {
+    if (conn !== this.client) return;
+    if (this.phase === Phase.Closing) {
+      this.client.close();
+      return;
+    }
+    // A client that half-closes before its hello is complete will never finish it.
+    if (this.phase === Phase.ProxyHeader || this.phase === Phase.Hello) {
+      this.fail(new ProxyError("TLS_DECODE", "downstream", "Client closed before its ClientHello was complete"), false);
+    }
+  }
+
+  onClose(conn: Conn, err?: Error): void {
+    if (conn !== this.client) return; // a backend that failed while connecting: handled by connect's rejection
+    if (this.phase === Phase.Done) return;
+    if (this.phase === Phase.Closing) return this.done();
+    if (this.errorCode === null) this.errorCode = err ? "DOWNSTREAM_RESET" : null;
+    this.done();
+  }
+
+  // ---- relay callbacks ------------------------------------------------------
+
+  relayBytes(_r: Relay, toUpstream: number, toClient: number): void {
+    const st = this.state.stats;
+    st.bytes(this.state.listenerSlot, toUpstream, toClient);
+    st.bytes(this.routeSlot, toUpstream, toClient);
+  }
+
+  relayClosed(_r: Relay, code: ErrorCode | null): void {
+    if (code !== null && this.errorCode === null) this.errorCode = code;
+    this.done();
+  }
+
+  // ---- endings ----------------------------------------------------------------
+
+  /** Sweeper: enforce the handshake, idle and linger deadlines. Returns true when the session ended. */
+  sweep(nowMs: number): void {
+    const cfg = this.state.config;
+    switch (this.phase) {
+      case Phase.ProxyHeader:
+      case Phase.Hello:
+      case Phase.Connecting:
+        if (nowMs - this.phaseStartedMs >= cfg.handshakeTimeoutMs && this.phase !== Phase.Connecting) {
+          this.fail(new ProxyError("HANDSHAKE_TIMEOUT", "downstream", `No complete ClientHello within ${cfg.handshakeTimeoutMs} ms`), false);
+        }
+        return;
+      case Phase.Relaying:
+        if (cfg.idleTimeoutMs > 0 && nowMs - this.relay!.lastActiveMs >= cfg.idleTimeoutMs) {
+          this.relay!.abort("IDLE_TIMEOUT");
+        }
+        return;
+      case Phase.Closing:
+        if (nowMs - this.phaseStartedMs >= LINGER_MS) {
+          this.client.close();
+          this.done();
+        }
+        return;
+    }
+  }
+
+  /** Drain deadline reached: close whatever is still open. */
+  abort(code: ErrorCode): void {
+    if (this.relay && !this.relay.isFinished) this.relay.abort(code);
+    else if (this.phase !== Phase.Done) {
+      this.errorCode ??= code;
+      this.client.close();
+      this.done();
+    }
+  }
+
+  /** Refuse the client: an alert when it is a TLS peer, then half-close and linger. */
+  private fail(err: ProxyError, sendAlert: boolean, nowMs = this.state.now()): void {
+    if (this.phase >= Phase.Closing) return;
+    this.errorCode = err.code;
+    this.state.log.debug("connection refused", { listener: this.state.config.name, client: this.clientAddr, error: err.code, reason: err.message });
+    const alert = sendAlert || this.phase === Phase.Hello || this.phase === Phase.Connecting
+      ? (err as { alert?: number }).alert ?? tlsAlertFor(err.code)
+      : null;
+    this.hello = null;
+    this.early = [];
+    this.phase = Phase.Closing;
+    this.phaseStartedMs = nowMs;
+    if (alert !== null && alert !== undefined) this.client.write(encodeTlsAlert(alert));
+    this.client.end();
+    this.client.resume(); // read and discard until the client closes or the linger ends
+  }
+
+  private done(): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    this.backendRelease?.();
+    this.backendRelease = null;
+    this.state.sessionEnded(this);
+  }
+
+  // ---- what the listener reads at the end --------------------------------------
+
+  outcome() {
+    return {
+      client: `${this.clientAddr}:${this.clientPort}`,
+      sni: this.serverName,
+      route: this.route?.route.name ?? null,
+      routeSlot: this.routeSlot,
+      backend: this.backendLabel || null,
+      bytesIn: this.relay?.bytesToUpstream ?? 0,
+      bytesOut: this.relay?.bytesToClient ?? 0,
+      seconds: (performance.now() - this.startedAt) / 1000,
+      error: this.errorCode,
+    };
+  }
+
+  get relaying(): boolean {
+    return this.phase === Phase.Relaying;
+  }
+}
+
+function formatTarget(a: Address): string {
+  if (a.kind === "unix") return `unix:${a.path}`;
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}
+
+function toConnectAddress(a: Address) {
+  return a.kind === "unix" ? { unix: a.path } : { hostname: a.hostname, port: a.port };
+}
+
+/** Bun reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; PROXY headers want the IPv4 form. */
+function unmapV4(addr: string): string {
+  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
+}
+
+export type { ListenerConfig };

@@ -1,0 +1,261 @@
+/**
+ * The supervisor (main thread): validates the config, spawns the workers,
+ * restarts a crashed one, reloads on SIGHUP, drains on SIGTERM/SIGINT, and
+ * serves the admin API from the stats slabs. It never touches traffic.
+ *
+ * Port 0: worker 0 binds first and reports the ports the kernel chose; the
+ * other workers then bind those same ports with reusePort.
+ */
+import type { Config } from "../config/types.ts";
+import { formatAddress, loadConfigFile, loadDefaultConfig, reloadProblems, type ConfigFlags } from "../config/mod.ts";
+import { ProxyError } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
+import { overflowSlot, StatsRegistry } from "../stats/mod.ts";
+import type { FromWorker, SlotAssignment, ToWorker } from "../worker/mod.ts";
+import { VERSION } from "../version.ts";
+
+/** A worker that dies sooner than this after starting counts as a crash loop: back off. */
+const RESTART_BACKOFF_MIN_MS = 100;
+const RESTART_BACKOFF_MAX_MS = 10_000;
+
+export interface WorkerSlot {
+  id: number;
+  handle: WorkerHandle | null;
+  slab: SharedArrayBuffer;
+  up: boolean;
+  restarts: number;
+  startedAt: number;
+  backoffMs: number;
+  lastExitReason: string | null;
+}
+
+export interface SupervisorOptions {
+  runtime: Runtime;
+  log: Logger;
+  config: Config;
+  /** The file to re-read on reload; null = built-in default config. */
+  configPath: string | null;
+  flags: ConfigFlags;
+  workerUrl: URL;
+}
+
+export class Supervisor {
+  config: Config;
+  readonly registry: StatsRegistry;
+  readonly limits: Int32Array;
+  readonly workers: WorkerSlot[] = [];
+  readonly startedAt = Date.now();
+  /** Listener name → bound address, once worker 0 is up. */
+  readonly bound: Record<string, { hostname: string; port: number }> = {};
+  private slots: SlotAssignment;
+  private ports: Record<string, number> = {};
+  private admin: HttpServer | null = null;
+  private draining = false;
+  private reloadSeq = 0;
+  private readyResolve!: () => void;
+  private readyReject!: (e: Error) => void;
+  private readyPending = 0;
+  private drainedPending = 0;
+  private drainDone: (() => void) | null = null;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.config = opts.config;
+    this.registry = new StatsRegistry(opts.config.listeners.length + opts.config.stats.maxRoutes);
+    this.limits = this.registry.createLimits();
+    this.slots = this.assignSlots(opts.config);
+  }
+
+  get log(): Logger {
+    return this.opts.log;
+  }
+  get runtime(): Runtime {
+    return this.opts.runtime;
+  }
+
+  private assignSlots(config: Config): SlotAssignment {
+    const map = this.registry.assign(config.listeners.map((l) => l.name), config.routes.map((r) => r.name));
+    return {
+      ...map,
+      overflowListener: overflowSlot(this.registry.capacity, "listener"),
+      overflowRoute: overflowSlot(this.registry.capacity, "route"),
+    };
+  }
+
+  workerCount(): number {
+    return this.config.workers > 0 ? this.config.workers : Math.max(1, this.runtime.cpuCount());
+  }
+
+  /** Spawn the workers; resolves when every worker is listening. */
+  async start(): Promise<void> {
+    const n = this.workerCount();
+    for (let id = 0; id < n; id++) {
+      this.workers.push({
+        id,
+        handle: null,
+        slab: this.registry.createSlab(),
+        up: false,
+        restarts: 0,
+        startedAt: 0,
+        backoffMs: RESTART_BACKOFF_MIN_MS,
+        lastExitReason: null,
+      });
+    }
+    const ready = new Promise<void>((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    // Worker 0 first, so listeners with port 0 get a port the others can share.
+    this.readyPending = n;
+    this.spawn(this.workers[0]!);
+    await ready;
+  }
+
+  private spawn(w: WorkerSlot): void {
+    const handle = this.runtime.spawnWorker(this.opts.workerUrl, `edgemux-worker-${w.id}`);
+    w.handle = handle;
+    w.startedAt = Date.now();
+    handle.onMessage((m) => this.onWorkerMessage(w, m as FromWorker));
+    handle.onExit((reason) => this.onWorkerExit(w, handle, reason));
+    const msg: ToWorker = {
+      type: "start",
+      workerId: w.id,
+      config: this.config,
+      slots: this.slots,
+      slab: w.slab,
+      limits: this.limits.buffer as SharedArrayBuffer,
+      ports: this.ports,
+    };
+    handle.postMessage(msg);
+  }
+
+  private onWorkerMessage(w: WorkerSlot, m: FromWorker): void {
+    switch (m.type) {
+      case "ready": {
+        w.up = true;
+        if (w.id === 0 && Object.keys(this.bound).length === 0) {
+          for (const [name, addr] of Object.entries(m.listeners)) {
+            this.bound[name] = addr;
+            this.ports[name] = addr.port;
+          }
+          for (const other of this.workers) if (other.id !== 0 && !other.handle) this.spawn(other);
+        }
+        if (this.readyPending > 0 && --this.readyPending === 0) this.readyResolve();
+        if (w.restarts > 0) this.log.info("worker restarted", { worker: w.id, restarts: w.restarts });
+        return;
+      }
+      case "start-failed": {
+        const err = ProxyError.fromRecord(m.error);
+        this.log.error("worker failed to start", { worker: w.id, error: err.code, reason: err.message });
+        if (this.readyPending > 0) {
+          this.readyPending = -1;
+          this.readyReject(err);
+        }
+        return;
+      }
+      case "reloaded":
+        this.log.debug("worker reloaded", { worker: w.id, seq: m.seq });
+        return;
+      case "reload-failed":
+        this.log.error("worker refused reload", { worker: w.id, reason: m.error.message });
+        return;
+      case "drained":
+        this.log.info("worker drained", { worker: w.id, closed_at_deadline: m.closedAtDeadline });
+        w.handle?.terminate();
+        if (--this.drainedPending === 0) this.drainDone?.();
+        return;
+    }
+  }
+
+  private onWorkerExit(w: WorkerSlot, handle: WorkerHandle, reason: string): void {
+    if (w.handle !== handle) return; // an older incarnation
+    w.up = false;
+    w.handle = null;
+    if (this.draining) return;
+    w.lastExitReason = reason;
+    this.log.error("worker exited; restarting", { worker: w.id, reason });
+    // Its connections died with it: give back their gauges and max_connections permits.
+    this.registry.resetGauges(w.slab, this.limits);
+    const lived = Date.now() - w.startedAt;
+    w.backoffMs = lived > 30_000 ? RESTART_BACKOFF_MIN_MS : Math.min(RESTART_BACKOFF_MAX_MS, w.backoffMs * 2);
+    setTimeout(() => {
+      if (this.draining || w.handle) return;
+      w.restarts++;
+      this.spawn(w);
+    }, lived > 30_000 ? RESTART_BACKOFF_MIN_MS : w.backoffMs);
+  }
+
+  /** Terminate one worker as if it crashed (admin API); the supervisor restarts it. */
+  restartWorker(id: number): boolean {
+    const w = this.workers[id];
+    if (!w?.handle) return false;
+    w.handle.terminate();
+    return true;
+  }
+
+  /** Re-read the config (SIGHUP). An invalid config is refused and the old one stays. */
+  reload(): { ok: boolean; error?: string } {
+    let next: Config;
+    try {
+      next = this.opts.configPath ? loadConfigFile(this.opts.configPath, this.opts.flags) : loadDefaultConfig(this.opts.flags);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.error("reload refused: invalid config; the running config stays", { reason: message });
+      return { ok: false, error: message };
+    }
+    const problems = reloadProblems(this.config, next);
+    if (problems.length > 0) {
+      const message = problems.join("; ");
+      this.log.error("reload refused: needs a restart; the running config stays", { reason: message });
+      return { ok: false, error: message };
+    }
+    this.config = next;
+    this.slots = this.assignSlots(next);
+    this.log.configure(next.log.level, next.log.format);
+    const seq = ++this.reloadSeq;
+    for (const w of this.workers) w.handle?.postMessage({ type: "reload", config: next, slots: this.slots, seq } satisfies ToWorker);
+    this.log.info("config reloaded", { seq, routes: next.routes.length });
+    return { ok: true };
+  }
+
+  /** Stop accepting everywhere, let connections finish up to drain_timeout, then stop. */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const timeoutMs = this.config.drainTimeoutMs;
+    this.log.info("draining", { timeout_ms: timeoutMs });
+    const live = this.workers.filter((w) => w.handle);
+    this.drainedPending = live.length;
+    const done = new Promise<void>((resolve) => {
+      this.drainDone = resolve;
+      if (live.length === 0) resolve();
+    });
+    for (const w of live) w.handle!.postMessage({ type: "drain", timeoutMs } satisfies ToWorker);
+    // A worker that cannot answer (stuck) is terminated shortly after the deadline.
+    const hardStop = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs + 2000));
+    await Promise.race([done, hardStop]);
+    for (const w of this.workers) w.handle?.terminate();
+    await this.admin?.close();
+  }
+
+  setAdmin(server: HttpServer): void {
+    this.admin = server;
+  }
+
+  addresses(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const l of this.config.listeners) {
+      const b = this.bound[l.name];
+      out[l.name] = l.address.kind === "unix" ? formatAddress(l.address) : b ? `${formatHost(b.hostname)}:${b.port}` : formatAddress(l.address);
+    }
+    return out;
+  }
+
+  get version(): string {
+    return VERSION;
+  }
+}
+
+export function formatHost(h: string): string {
+  return h.includes(":") ? `[${h}]` : h;
+}

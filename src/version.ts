@@ -1,0 +1,2 @@
+/** The edgemux version; test/version_test.ts keeps it equal to package.json's. */
+export const VERSION = "0.1.0";

@@ -1,0 +1,33 @@
+/**
+ * Messages between the supervisor and a worker (postMessage, structured
+ * clone). Plain records only: errors travel as ErrorRecord, never as Error.
+ */
+import type { Config } from "../config/types.ts";
+import type { ErrorRecord } from "../errors/mod.ts";
+import type { SlotMap } from "../stats/mod.ts";
+
+export interface SlotAssignment extends SlotMap {
+  overflowListener: number;
+  overflowRoute: number;
+}
+
+export type ToWorker =
+  | {
+    type: "start";
+    workerId: number;
+    config: Config;
+    slots: SlotAssignment;
+    slab: SharedArrayBuffer;
+    limits: SharedArrayBuffer;
+    /** Ports already bound by worker 0 for listeners configured with port 0. */
+    ports: Record<string, number>;
+  }
+  | { type: "reload"; config: Config; slots: SlotAssignment; seq: number }
+  | { type: "drain"; timeoutMs: number };
+
+export type FromWorker =
+  | { type: "ready"; workerId: number; listeners: Record<string, { hostname: string; port: number }> }
+  | { type: "start-failed"; workerId: number; error: ErrorRecord }
+  | { type: "reloaded"; workerId: number; seq: number }
+  | { type: "reload-failed"; workerId: number; seq: number; error: ErrorRecord }
+  | { type: "drained"; workerId: number; closedAtDeadline: number };

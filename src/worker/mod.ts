@@ -1,0 +1,2 @@
+export { DataPlane, SWEEP_INTERVAL_MS, type WorkerPort } from "./worker.ts";
+export type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";

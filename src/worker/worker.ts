@@ -1,0 +1,134 @@
+/**
+ * The data plane of one worker thread: binds every listener with
+ * reusePort, runs the sessions, writes its own stats slab, and answers the
+ * supervisor's start / reload / drain messages. Nothing on the hot path
+ * talks to the supervisor.
+ */
+import type { Config, ListenerConfig } from "../config/types.ts";
+import { asProxyError } from "../errors/mod.ts";
+import { Logger } from "../log/mod.ts";
+import { compileRouteTable, createRouteBackends } from "../router/mod.ts";
+import { compileAccessList } from "../auth/mod.ts";
+import type { Runtime } from "../runtime/types.ts";
+import { StatsWriter } from "../stats/mod.ts";
+import { tickClock } from "../relay/mod.ts";
+import { SniListenerState } from "../sni/mod.ts";
+import type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";
+
+/** How often deadlines are checked and the heartbeat is written. */
+export const SWEEP_INTERVAL_MS = 500;
+
+export interface WorkerPort {
+  post(msg: FromWorker): void;
+  onMessage(fn: (msg: ToWorker) => void): void;
+}
+
+export class DataPlane {
+  private listeners: SniListenerState[] = [];
+  private stats!: StatsWriter;
+  private log!: Logger;
+  private workerId = -1;
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  private draining = false;
+
+  constructor(private readonly runtime: Runtime, private readonly port: WorkerPort) {
+    port.onMessage((msg) => this.handle(msg));
+  }
+
+  private handle(msg: ToWorker): void {
+    switch (msg.type) {
+      case "start":
+        return this.start(msg);
+      case "reload":
+        return this.reload(msg.config, msg.slots, msg.seq);
+      case "drain":
+        return this.drain(msg.timeoutMs);
+    }
+  }
+
+  private start(msg: Extract<ToWorker, { type: "start" }>): void {
+    const { config, slots } = msg;
+    this.workerId = msg.workerId;
+    this.log = new Logger(config.log.level, config.log.format, { worker: msg.workerId });
+    this.stats = new StatsWriter(msg.slab, msg.workerId + 1);
+    const limits = new Int32Array(msg.limits);
+    const bound: Record<string, { hostname: string; port: number }> = {};
+    try {
+      const access = compileAccessList(config.access);
+      const backends = createRouteBackends(config.routes);
+      for (const lc of config.listeners) {
+        const state = new SniListenerState(lc, compileRouteTable(config.routes, lc.name, backends), access, slots.listeners[lc.name] ?? slots.overflowListener, {
+          runtime: this.runtime,
+          stats: this.stats,
+          limits,
+          log: this.log,
+          logConnections: config.log.connections,
+        });
+        state.update(lc, state.table, access, slots.routes, slots.overflowRoute, config.log.connections);
+        const port = lc.address.kind === "tcp" ? (msg.ports[lc.name] ?? lc.address.port) : 0;
+        const host = lc.address.kind === "tcp" ? lc.address.hostname : "";
+        const l = state.start(host, port);
+        bound[lc.name] = { hostname: l.hostname, port: l.port };
+        this.listeners.push(state);
+      }
+    } catch (err) {
+      for (const l of this.listeners) l.stopAccepting();
+      this.port.post({ type: "start-failed", workerId: this.workerId, error: asProxyError(err, "CONFIG").toRecord() });
+      return;
+    }
+    const now = Date.now();
+    tickClock(now);
+    this.stats.heartbeat(now);
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.port.post({ type: "ready", workerId: this.workerId, listeners: bound });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    tickClock(now);
+    this.stats.heartbeat(now);
+    for (const l of this.listeners) l.sweep(now);
+  }
+
+  private reload(config: Config, slots: SlotAssignment, seq: number): void {
+    try {
+      const access = compileAccessList(config.access);
+      const backends = createRouteBackends(config.routes);
+      const byName = new Map<string, ListenerConfig>(config.listeners.map((l) => [l.name, l]));
+      for (const state of this.listeners) {
+        const lc = byName.get(state.config.name);
+        if (!lc) continue; // the supervisor refuses listener removal; keep serving
+        state.update(lc, compileRouteTable(config.routes, lc.name, backends), access, slots.routes, slots.overflowRoute, config.log.connections);
+      }
+      this.log.configure(config.log.level, config.log.format);
+      this.port.post({ type: "reloaded", workerId: this.workerId, seq });
+    } catch (err) {
+      this.port.post({ type: "reload-failed", workerId: this.workerId, seq, error: asProxyError(err, "CONFIG").toRecord() });
+    }
+  }
+
+  /** Stop accepting; report when every session ended or the deadline passed. */
+  private drain(timeoutMs: number): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const l of this.listeners) l.stopAccepting();
+    this.log.info("stopped accepting", { open: this.listeners.reduce((n, l) => n + l.open, 0) });
+    const deadline = Date.now() + timeoutMs;
+    const check = () => {
+      const open = this.listeners.reduce((n, l) => n + l.open, 0);
+      if (open === 0) return this.finishDrain(0);
+      if (Date.now() >= deadline) {
+        for (const l of this.listeners) l.abortAll();
+        return this.finishDrain(open);
+      }
+      setTimeout(check, 50);
+    };
+    check();
+  }
+
+  private finishDrain(closedAtDeadline: number): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.port.post({ type: "drained", workerId: this.workerId, closedAtDeadline });
+  }
+}
