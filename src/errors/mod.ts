@@ -78,8 +78,10 @@ export const TlsAlert = {
 export function tlsAlertFor(code: ErrorCode): number | null {
   switch (code) {
     case "TLS_DECODE":
-    case "TLS_NOT_HANDSHAKE":
       return TlsAlert.decode_error;
+    case "TLS_NOT_HANDSHAKE":
+      // RFC 8446 §5: a record of the wrong type is an unexpected_message.
+      return TlsAlert.unexpected_message;
     case "TLS_HELLO_TOO_LARGE":
       return TlsAlert.record_overflow;
     case "TLS_UNSUPPORTED":
