@@ -236,33 +236,66 @@ function listen(opts: ListenOptions): Listener {
   };
 }
 
+/** socket.data of an outgoing socket until it opens; then the BunConn replaces it. */
+class PendingConnect {
+  settled = false;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  constructor(
+    readonly opts: ConnectOptions,
+    readonly resolve: (c: Conn) => void,
+    readonly reject: (e: Error) => void,
+  ) {}
+
+  fail(err: ProxyError): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.reject(err);
+  }
+}
+
+function connectTimedOut(p: PendingConnect): void {
+  p.fail(new ProxyError("UPSTREAM_CONNECT_TIMEOUT", "upstream", `Connecting to ${describe(p.opts)} timed out after ${p.opts.timeoutMs} ms`));
+}
+
+/**
+ * One handler object for every outgoing socket (not one per connect): the
+ * per-connection state rides in socket.data.
+ */
+const connectEvents = {
+  ...socketEvents,
+  open(socket: BunSocket) {
+    const p: PendingConnect = socket.data;
+    const c = new BunConn(socket, p.opts.handler, p.opts.tls !== undefined);
+    socket.data = c;
+    if (p.settled) {
+      // Timed out already: nobody wants this connection any more.
+      c.markClosed();
+      socket.end();
+      return;
+    }
+    p.settled = true;
+    if (p.timer) clearTimeout(p.timer);
+    p.resolve(c);
+  },
+  connectError(socket: BunSocket, err: Error) {
+    const p = socket.data;
+    if (p instanceof PendingConnect) p.fail(connectErrorFor(err, p.opts));
+  },
+  close(socket: BunSocket, err?: Error) {
+    const c = socket.data;
+    if (c instanceof BunConn) socketEvents.close(socket, err);
+  },
+  error(socket: BunSocket, err: Error) {
+    const c = socket.data;
+    if (c instanceof BunConn) socketEvents.error(socket, err);
+    else if (c instanceof PendingConnect) c.fail(connectErrorFor(err, c.opts));
+  },
+};
+
 function connect(opts: ConnectOptions): Promise<Conn> {
-  const isTls = opts.tls !== undefined;
   return new Promise<Conn>((resolve, reject) => {
-    let settled = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const handlers = {
-      ...socketEvents,
-      open(socket: BunSocket) {
-        const c = new BunConn(socket, opts.handler, isTls);
-        socket.data = c;
-        if (settled) {
-          // Timed out already: nobody wants this connection any more.
-          c.markClosed();
-          socket.end();
-          return;
-        }
-        settled = true;
-        if (timer) clearTimeout(timer);
-        resolve(c);
-      },
-      connectError(_socket: BunSocket, err: Error) {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        reject(connectErrorFor(err, opts));
-      },
-    };
+    const pending = new PendingConnect(opts, resolve, reject);
     const a = opts.address;
     const t = opts.tls;
     const tls = t
@@ -275,22 +308,11 @@ function connect(opts: ConnectOptions): Promise<Conn> {
         rejectUnauthorized: t.rejectUnauthorized ?? true,
       }
       : undefined;
-    if (opts.timeoutMs && opts.timeoutMs > 0) {
-      timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        reject(new ProxyError("UPSTREAM_CONNECT_TIMEOUT", "upstream", `Connecting to ${describe(opts)} timed out after ${opts.timeoutMs} ms`));
-      }, opts.timeoutMs);
-    }
+    if (opts.timeoutMs && opts.timeoutMs > 0) pending.timer = setTimeout(connectTimedOut, opts.timeoutMs, pending);
     const started = "unix" in a
-      ? Bun.connect({ unix: a.unix, socket: handlers, tls } as never)
-      : Bun.connect({ hostname: a.hostname, port: a.port, allowHalfOpen: true, socket: handlers, tls } as never);
-    (started as Promise<unknown>).catch((err: Error) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      reject(connectErrorFor(err, opts));
-    });
+      ? Bun.connect({ unix: a.unix, socket: connectEvents, tls, data: pending } as never)
+      : Bun.connect({ hostname: a.hostname, port: a.port, allowHalfOpen: true, socket: connectEvents, tls, data: pending } as never);
+    (started as Promise<unknown>).catch((err: Error) => pending.fail(connectErrorFor(err, opts)));
   });
 }
 

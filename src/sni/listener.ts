@@ -4,10 +4,9 @@
  * draining) and owns the sessions it started. Reload swaps the route table,
  * limits and access lists; sessions already routed keep what they chose.
  */
-import type { ListenerConfig } from "../config/types.ts";
-import { ProxyError } from "../errors/mod.ts";
+import type { Config, ListenerConfig } from "../config/types.ts";
 import type { Logger } from "../log/mod.ts";
-import type { RouteTable } from "../router/mod.ts";
+import { compileRouteTable, type RouteBackends, type RouteTable } from "../router/mod.ts";
 import type { Conn, ConnHandler, Listener, Runtime } from "../runtime/types.ts";
 import type { AccessList } from "../auth/mod.ts";
 import { release, type StatsWriter, tryAcquire } from "../stats/mod.ts";
@@ -19,27 +18,36 @@ export interface SniListenerDeps {
   stats: StatsWriter;
   limits: Int32Array;
   log: Logger;
-  /** Whether to log one line per connection outcome (log.connections). */
-  logConnections: boolean;
+}
+
+/** The parts of a worker's listener settings the SNI listener reads (see worker/listeners.ts). */
+export interface SniListenerSettings {
+  config: Config;
+  listener: ListenerConfig;
+  access: AccessList;
+  backends: readonly RouteBackends[];
+  slots: { listeners: Record<string, number>; routes: Record<string, number>; overflowListener: number; overflowRoute: number };
 }
 
 export class SniListenerState {
-  /** Every live session; the sweeper walks it once a second. */
+  /** Every live session; the sweeper walks it twice a second. */
   readonly sessions = new Set<SniSession>();
-  /** Sessions in the relay phase (a subset of `sessions`). */
-  readonly relays = new Set<SniSession>();
+  readonly name: string;
+  readonly listenerSlot: number;
+  config!: ListenerConfig;
+  table!: RouteTable;
+  access!: AccessList;
+  private logConnections = true;
   private listener: Listener | null = null;
   private draining = false;
   private routeSlots: Record<string, number> = {};
   private overflowRouteSlot = 0;
 
-  constructor(
-    public config: ListenerConfig,
-    public table: RouteTable,
-    public access: AccessList,
-    readonly listenerSlot: number,
-    private readonly deps: SniListenerDeps,
-  ) {}
+  constructor(settings: SniListenerSettings, private readonly deps: SniListenerDeps) {
+    this.name = settings.listener.name;
+    this.listenerSlot = settings.slots.listeners[this.name] ?? settings.slots.overflowListener;
+    this.update(settings);
+  }
 
   get runtime(): Runtime {
     return this.deps.runtime;
@@ -59,14 +67,14 @@ export class SniListenerState {
     return this.routeSlots[routeName] ?? this.overflowRouteSlot;
   }
 
-  /** New routes, limits and access lists (SIGHUP). */
-  update(config: ListenerConfig, table: RouteTable, access: AccessList, routeSlots: Record<string, number>, overflowRouteSlot: number, logConnections: boolean): void {
-    this.config = config;
-    this.table = table;
-    this.access = access;
-    this.routeSlots = routeSlots;
-    this.overflowRouteSlot = overflowRouteSlot;
-    this.deps.logConnections = logConnections;
+  /** New routes, limits and access lists (SIGHUP). Sessions already routed keep what they chose. */
+  update(s: SniListenerSettings): void {
+    this.config = s.listener;
+    this.table = compileRouteTable(s.config.routes, this.name, s.backends);
+    this.access = s.access;
+    this.routeSlots = s.slots.routes;
+    this.overflowRouteSlot = s.slots.overflowRoute;
+    this.logConnections = s.config.log.connections;
   }
 
   /** Bind (reusePort) and start accepting. Returns the bound port. */
@@ -111,7 +119,7 @@ export class SniListenerState {
   }
 
   private logRefusal(conn: Conn, code: string): void {
-    if (this.deps.logConnections) {
+    if (this.logConnections) {
       this.deps.log.info("refused", { listener: this.config.name, client: `${conn.remoteAddress}:${conn.remotePort}`, error: code });
     }
   }
@@ -119,7 +127,6 @@ export class SniListenerState {
   /** Called once per session when both sides are gone. */
   sessionEnded(session: SniSession): void {
     if (!this.sessions.delete(session)) return;
-    this.relays.delete(session);
     const o = session.outcome();
     const st = this.deps.stats;
     const slot = this.listenerSlot;
@@ -134,7 +141,7 @@ export class SniListenerState {
       st.error(slot, o.error);
       if (o.routeSlot >= 0) st.error(o.routeSlot, o.error);
     }
-    if (this.deps.logConnections) {
+    if (this.logConnections) {
       this.deps.log.info("connection", {
         listener: this.config.name,
         client: o.client,
@@ -170,5 +177,3 @@ export class SniListenerState {
     return this.sessions.size;
   }
 }
-
-export { ProxyError };

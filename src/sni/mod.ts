@@ -1,2 +1,2 @@
-export { SniListenerState, type SniListenerDeps } from "./listener.ts";
+export { SniListenerState, type SniListenerDeps, type SniListenerSettings } from "./listener.ts";
 export { LINGER_MS, SniSession } from "./session.ts";

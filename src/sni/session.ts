@@ -10,7 +10,7 @@
  * discarding so the alert is not lost to a TCP reset.
  */
 import { asProxyError, type ErrorCode, ProxyError, tlsAlertFor } from "../errors/mod.ts";
-import type { Address, ListenerConfig } from "../config/types.ts";
+import type { Address } from "../config/types.ts";
 import {
   ClientHelloParser,
   encodeProxyV1,
@@ -232,7 +232,6 @@ export class SniSession implements ConnHandler, RelayOwner {
     this.early = [];
     this.phase = Phase.Relaying;
     this.relay = new Relay(this.client, upstream, this);
-    this.state.relays.add(this);
     this.relay.start(preamble);
   }
 
@@ -365,10 +364,6 @@ export class SniSession implements ConnHandler, RelayOwner {
       error: this.errorCode,
     };
   }
-
-  get relaying(): boolean {
-    return this.phase === Phase.Relaying;
-  }
 }
 
 function formatTarget(a: Address): string {
@@ -385,4 +380,3 @@ function unmapV4(addr: string): string {
   return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
 }
 
-export type { ListenerConfig };

@@ -4,15 +4,15 @@
  * supervisor's start / reload / drain messages. Nothing on the hot path
  * talks to the supervisor.
  */
-import type { Config, ListenerConfig } from "../config/types.ts";
+import type { Config } from "../config/types.ts";
 import { asProxyError } from "../errors/mod.ts";
 import { Logger } from "../log/mod.ts";
-import { compileRouteTable, createRouteBackends } from "../router/mod.ts";
+import { createRouteBackends } from "../router/mod.ts";
 import { compileAccessList } from "../auth/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { StatsWriter } from "../stats/mod.ts";
 import { tickClock } from "../relay/mod.ts";
-import { SniListenerState } from "../sni/mod.ts";
+import { createListener, type DataPlaneListener, type ListenerDeps, type ListenerSettings } from "./listeners.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";
 
 /** How often deadlines are checked and the heartbeat is written. */
@@ -24,7 +24,7 @@ export interface WorkerPort {
 }
 
 export class DataPlane {
-  private listeners: SniListenerState[] = [];
+  private listeners: DataPlaneListener[] = [];
   private stats!: StatsWriter;
   private log!: Logger;
   private workerId = -1;
@@ -51,25 +51,16 @@ export class DataPlane {
     this.workerId = msg.workerId;
     this.log = new Logger(config.log.level, config.log.format, { worker: msg.workerId });
     this.stats = new StatsWriter(msg.slab, msg.workerId + 1);
-    const limits = new Int32Array(msg.limits);
+    const deps: ListenerDeps = { runtime: this.runtime, stats: this.stats, limits: new Int32Array(msg.limits), log: this.log };
     const bound: Record<string, { hostname: string; port: number }> = {};
     try {
-      const access = compileAccessList(config.access);
-      const backends = createRouteBackends(config.routes);
-      for (const lc of config.listeners) {
-        const state = new SniListenerState(lc, compileRouteTable(config.routes, lc.name, backends), access, slots.listeners[lc.name] ?? slots.overflowListener, {
-          runtime: this.runtime,
-          stats: this.stats,
-          limits,
-          log: this.log,
-          logConnections: config.log.connections,
-        });
-        state.update(lc, state.table, access, slots.routes, slots.overflowRoute, config.log.connections);
-        const port = lc.address.kind === "tcp" ? (msg.ports[lc.name] ?? lc.address.port) : 0;
-        const host = lc.address.kind === "tcp" ? lc.address.hostname : "";
-        const l = state.start(host, port);
-        bound[lc.name] = { hostname: l.hostname, port: l.port };
-        this.listeners.push(state);
+      for (const settings of this.settingsFor(config, slots)) {
+        const l = createListener(settings, deps);
+        this.listeners.push(l);
+        const a = settings.listener.address;
+        const port = a.kind === "tcp" ? (msg.ports[l.name] ?? a.port) : 0;
+        const bind = l.start(a.kind === "tcp" ? a.hostname : "", port);
+        bound[l.name] = { hostname: bind.hostname, port: bind.port };
       }
     } catch (err) {
       for (const l of this.listeners) l.stopAccepting();
@@ -83,6 +74,13 @@ export class DataPlane {
     this.port.post({ type: "ready", workerId: this.workerId, listeners: bound });
   }
 
+  /** Compiles what all listeners share once, and pairs it with each listener's own config. */
+  private settingsFor(config: Config, slots: SlotAssignment): ListenerSettings[] {
+    const access = compileAccessList(config.access);
+    const backends = createRouteBackends(config.routes);
+    return config.listeners.map((listener) => ({ config, listener, access, backends, slots }));
+  }
+
   private sweep(): void {
     const now = Date.now();
     tickClock(now);
@@ -92,13 +90,10 @@ export class DataPlane {
 
   private reload(config: Config, slots: SlotAssignment, seq: number): void {
     try {
-      const access = compileAccessList(config.access);
-      const backends = createRouteBackends(config.routes);
-      const byName = new Map<string, ListenerConfig>(config.listeners.map((l) => [l.name, l]));
-      for (const state of this.listeners) {
-        const lc = byName.get(state.config.name);
-        if (!lc) continue; // the supervisor refuses listener removal; keep serving
-        state.update(lc, compileRouteTable(config.routes, lc.name, backends), access, slots.routes, slots.overflowRoute, config.log.connections);
+      const byName = new Map(this.settingsFor(config, slots).map((s) => [s.listener.name, s]));
+      for (const l of this.listeners) {
+        const s = byName.get(l.name);
+        if (s) l.update(s); // the supervisor refuses listener removal; keep serving
       }
       this.log.configure(config.log.level, config.log.format);
       this.port.post({ type: "reloaded", workerId: this.workerId, seq });
