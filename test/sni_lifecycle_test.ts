@@ -173,6 +173,28 @@ describe("limits at accept", () => {
     }
   });
 
+  test("idle_timeout closes a relayed pair that moves no bytes", async () => {
+    const { recordingServer } = await import("./support/net.ts");
+    const backend = await recordingServer();
+    const em = await startEdgemux(configWith(`
+[[routes]]
+match = "*"
+targets = ["${backend.address}"]
+`, "", 'idle_timeout = "1s"'), { workers: 1 });
+    try {
+      const r = await exchange(em.hostPort("sni"), [fixtureHello()], { timeoutMs: 5000 });
+      expect(r.closed).toBe(true);
+      expect(r.ms).toBeGreaterThanOrEqual(950);
+      expect(r.ms).toBeLessThan(3000);
+      const line = await em.waitForLine((l) => l.msg === "connection");
+      expect(line.error).toBe("IDLE_TIMEOUT");
+      expect(line.bytes_in).toBe(fixtureHello().length);
+    } finally {
+      await em.stop();
+      await backend.close();
+    }
+  });
+
   test("access deny list closes before any work", async () => {
     const em = await startEdgemux(configWith(routeA(), `[access]\ndeny = ["127.0.0.0/8"]\n`), { workers: 1 });
     try {
