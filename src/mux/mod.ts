@@ -1,0 +1,9 @@
+/**
+ * Stream multiplexer, wire-compatible with Go's github.com/xtaci/smux v1 and v2
+ * (DESIGN.md "Multiplexer"). A `MuxSession` runs over any runtime `Conn`; each
+ * `MuxStream` is itself a `Conn`, so pipe code joins sockets and streams alike.
+ */
+export { MuxSession, type MuxSessionOptions, type MuxSessionStats } from "./session.ts";
+export { MuxStream } from "./stream.ts";
+export { MUX_DEFAULTS, type MuxOptions, resolveMuxOptions, type ResolvedMuxOptions } from "./config.ts";
+export { MuxTicker, type Tickable } from "./ticker.ts";
