@@ -1,5 +1,5 @@
 /** Shared by the mux unit tests (not part of the public face). */
-import { encodeSmuxHeader, SMUX_HEADER_SIZE, SmuxFrameDecoder } from "../proto/smux.ts";
+import { encodeSmuxHeader, SMUX_HEADER_SIZE, SmuxFrameDecoder } from "../proto/mod.ts";
 import { type Conn, type ConnHandler, memoryPair } from "../runtime/mod.ts";
 import { MuxSession, type MuxSessionOptions } from "./session.ts";
 import type { MuxStream } from "./stream.ts";

@@ -35,3 +35,17 @@ export {
   PP2_TYPE,
   PP2_TYPE_EDGEMUX_IDENTITY,
 } from "./proxy_protocol.ts";
+export {
+  cmdName,
+  encodeSmuxHeader,
+  encodeSmuxUpd,
+  readU32LE,
+  SMUX_HEADER_SIZE,
+  SMUX_INITIAL_PEER_WINDOW,
+  SMUX_MAX_FRAME_LENGTH,
+  SMUX_UPD_SIZE,
+  SmuxCmd,
+  type SmuxCmdValue,
+  type SmuxFrame,
+  SmuxFrameDecoder,
+} from "./smux.ts";
