@@ -98,6 +98,10 @@ function realisticWorld(nowMs: number) {
       if (rand() < 0.05) {
         writer.error(l, "UPSTREAM_CONNECT_REFUSED");
         writer.error(r, "UPSTREAM_CONNECT_REFUSED");
+      } else if (rand() < 0.1) {
+        // a peer reset: counted as an abort, not an error
+        writer.error(l, "DOWNSTREAM_RESET");
+        writer.error(r, "DOWNSTREAM_RESET");
       }
       if (i % 10 !== 0) {
         const d = rand() * 120;

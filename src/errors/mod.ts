@@ -29,9 +29,32 @@ export const ERROR_CODES = [
   "AUTH_DENIED",
   "CONFIG",
   "INTERNAL",
+  "TUNNEL_PROTOCOL", // malformed tunnel control / open / UDP message
+  "ROLE_DENIED", // the token does not grant the role the agent asked for
+  "SERVICE_DENIED", // the service name is outside the token's pattern
+  "SESSION_LIMIT", // the token's max_sessions is reached
+  "SERVICE_UNKNOWN", // no tunnel service of that name is configured or announced
+  "SERVICE_OFFLINE", // the service's destination agent is not connected / could not reach it
+  "HTTP_BAD_REQUEST", // malformed HTTP request head or CONNECT authority (connect listener)
+  "HTTP_HEADER_TOO_LARGE", // request head over max_header_bytes, or too many fields
+  "HTTP_METHOD_NOT_ALLOWED", // a proxy request that is neither CONNECT nor POST with x-tun
+  "AUTH_REQUIRED", // no credentials, or credentials that match no token (HTTP 407, SOCKS5 auth failure)
+  "EGRESS_DENIED", // the destination is outside the [egress] policy (host, port or address)
+  "IDENTITY_DENIED", // HBONE: the client's SPIFFE identity may not reach this destination
+  "UPSTREAM_DNS", // the destination name did not resolve
+  "SOCKS_PROTOCOL", // malformed SOCKS5 greeting, auth or request
+  "H2_PROTOCOL", // HTTP/2 connection error (bad frame, HPACK, flow control): GOAWAY
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * Codes that record how a peer ended its connection (a TCP reset), not a
+ * failure of edgemux's: many TLS clients reset once they have their answer.
+ * Stats count them apart from errors (`*_aborts_total`), like HAProxy's
+ * cli_abrt / srv_abrt.
+ */
+export const ABORT_CODES: ReadonlySet<string> = new Set(["DOWNSTREAM_RESET", "UPSTREAM_RESET"]);
 
 export const ERROR_CODE_INDEX: Readonly<Record<ErrorCode, number>> = Object.fromEntries(
   ERROR_CODES.map((c, i) => [c, i]),
@@ -124,8 +147,52 @@ export function httpStatusFor(code: ErrorCode): number {
     case "INTERNAL":
     case "CONFIG":
       return 500;
+    case "HTTP_HEADER_TOO_LARGE":
+      return 431;
+    case "HTTP_METHOD_NOT_ALLOWED":
+      return 405;
+    case "AUTH_REQUIRED":
+      return 407;
+    case "EGRESS_DENIED":
+    case "IDENTITY_DENIED":
+      return 403;
+    case "UPSTREAM_DNS":
+      return 503;
     default:
       return 400;
+  }
+}
+
+/** RFC 1928 §6 reply codes (the REP field). */
+export const SocksReply = {
+  succeeded: 0x00,
+  general_failure: 0x01,
+  not_allowed: 0x02,
+  network_unreachable: 0x03,
+  host_unreachable: 0x04,
+  connection_refused: 0x05,
+  ttl_expired: 0x06,
+  command_not_supported: 0x07,
+  address_type_not_supported: 0x08,
+} as const;
+
+/** The SOCKS5 reply a client receives for a code (socks5 listener). */
+export function socksReplyFor(code: ErrorCode): number {
+  switch (code) {
+    case "EGRESS_DENIED":
+    case "ACCESS_DENIED":
+    case "AUTH_DENIED":
+    case "AUTH_REQUIRED":
+      return SocksReply.not_allowed;
+    case "UPSTREAM_DNS":
+      return SocksReply.host_unreachable;
+    case "UPSTREAM_CONNECT_REFUSED":
+    case "UPSTREAM_RESET":
+      return SocksReply.connection_refused;
+    case "UPSTREAM_CONNECT_TIMEOUT":
+      return SocksReply.ttl_expired;
+    default:
+      return SocksReply.general_failure;
   }
 }
 

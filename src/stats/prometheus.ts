@@ -16,6 +16,7 @@
  * Counter names end in `_total` (promtool's lint insists).
  */
 
+import { ABORT_CODES } from "../errors/mod.ts";
 import type { HistogramSnapshot, SlotSnapshot, StatsSnapshot } from "./registry.ts";
 
 /** The content type of the text this module renders. */
@@ -75,11 +76,14 @@ export function renderPrometheus(snap: StatsSnapshot, proc: ProcessInfo, workers
       sample(name, `${l},direction="out"`, s.bytesOut);
     }
   };
-  const errors = (slots: readonly SlotSnapshot[], label: string, name: string, help: string): void => {
+  /** `aborts` false: the error codes; true: only the peer resets (ABORT_CODES). */
+  const errors = (slots: readonly SlotSnapshot[], label: string, name: string, help: string, aborts = false): void => {
     family(name, "counter", help);
     for (const s of slots) {
       const l = labelPair(label, s.name);
-      for (const [code, n] of Object.entries(s.errors)) sample(name, `${l},code="${escapeLabel(code)}"`, n!);
+      for (const [code, n] of Object.entries(s.errors)) {
+        if (ABORT_CODES.has(code) === aborts) sample(name, `${l},code="${escapeLabel(code)}"`, n!);
+      }
     }
   };
   const histograms = (
@@ -109,6 +113,8 @@ export function renderPrometheus(snap: StatsSnapshot, proc: ProcessInfo, workers
     "Bytes proxied through the listener; direction in is client to backend, out is backend to client.");
   errors(L, "listener", "edgemux_listener_errors_total",
     "Errors on the listener's connections by error code (codes never seen are omitted).");
+  errors(L, "listener", "edgemux_listener_aborts_total",
+    "Connections a peer ended with a TCP reset, by side (DOWNSTREAM_RESET client, UPSTREAM_RESET backend).", true);
   histograms(L, "listener", "edgemux_listener_handshake_seconds",
     "Time from a connection's first byte to its route being chosen.", (s) => s.handshake);
   histograms(L, "listener", "edgemux_listener_connection_duration_seconds",
@@ -123,6 +129,8 @@ export function renderPrometheus(snap: StatsSnapshot, proc: ProcessInfo, workers
     "Bytes proxied on the route; direction in is client to backend, out is backend to client.");
   errors(R, "route", "edgemux_route_errors_total",
     "Errors on the route's connections by error code (codes never seen are omitted).");
+  errors(R, "route", "edgemux_route_aborts_total",
+    "Connections on the route a peer ended with a TCP reset, by side (DOWNSTREAM_RESET client, UPSTREAM_RESET backend).", true);
   histograms(R, "route", "edgemux_route_connection_duration_seconds",
     "Lifetime of the route's connections, route chosen to close.", (s) => s.duration);
 

@@ -72,7 +72,7 @@ describe("renderPrometheus", () => {
         expect([currentFamily, `${currentFamily}_bucket`, `${currentFamily}_sum`, `${currentFamily}_count`]).toContain(metric);
       }
     }
-    expect(families.length).toBe(21);
+    expect(families.length).toBe(23);
     for (const f of families) {
       const type = lines.find((l) => l.startsWith(`# TYPE ${f} `))!.split(" ")[3];
       if (type === "counter") expect(f.endsWith("_total")).toBe(true);

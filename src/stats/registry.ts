@@ -12,7 +12,7 @@
  * slot is also their max_connections cell, see limits.ts).
  */
 
-import { ERROR_CODES, type ErrorCode } from "../errors/mod.ts";
+import { ABORT_CODES, ERROR_CODES, type ErrorCode } from "../errors/mod.ts";
 import {
   createSlab,
   DURATION_BUCKETS,
@@ -59,7 +59,9 @@ export interface CounterSet {
   bytesIn: number;
   bytesOut: number;
   /** Non-zero error counts only. */
+  /** Non-zero counts by code, aborts (peer resets, see ABORT_CODES) included. */
   errors: Partial<Record<ErrorCode, number>>;
+  /** Sum of `errors` without the aborts. */
   errorsTotal: number;
 }
 
@@ -283,7 +285,7 @@ function readSlot(
     const n = sum(S_ERRORS + i);
     if (n !== 0) {
       errors[ERROR_CODES[i]!] = n;
-      errorsTotal += n;
+      if (!ABORT_CODES.has(ERROR_CODES[i]!)) errorsTotal += n;
     }
   }
   return {

@@ -198,3 +198,16 @@ test("createLimits has one cell per slot", () => {
   expect(reg.createLimits().length).toBe(5);
   expect(createLimits(0).length).toBe(2);
 });
+
+test("peer resets are kept by code but not counted as errors", () => {
+  const reg = new StatsRegistry(4);
+  const slab = reg.createSlab();
+  const slots = reg.assign(["l"], []);
+  const w = new StatsWriter(slab, 1);
+  w.error(slots.listeners.l!, "DOWNSTREAM_RESET");
+  w.error(slots.listeners.l!, "UPSTREAM_RESET");
+  w.error(slots.listeners.l!, "NO_ROUTE");
+  const s = reg.snapshot([slab]).listeners[0]!;
+  expect(s.errors).toEqual({ NO_ROUTE: 1, DOWNSTREAM_RESET: 1, UPSTREAM_RESET: 1 });
+  expect(s.errorsTotal).toBe(1);
+});
