@@ -18,9 +18,12 @@ import type {
   Runtime,
   Signal,
   TlsInfo,
+  UdpBindOptions,
+  UdpSocket,
   WorkerHandle,
 } from "./types.ts";
 import { parsePeerCertificate, WorkerAdapter } from "./common.ts";
+import { bunInheritance, takeAdopted, workerEnv } from "./bun_sockets.ts";
 
 // deno-lint-ignore no-explicit-any
 type BunSocket = any;
@@ -34,7 +37,8 @@ const HIGH_WATER = 64 * 1024;
 class BunConn implements Conn {
   handler: ConnHandler;
   /** Unwritten tails, oldest first. Bounded by HIGH_WATER + one chunk per write the caller made before pausing. */
-  private pending: Uint8Array[] = [];
+  /** Allocated on the first short write: an idle or flowing connection holds none. */
+  private pending: Uint8Array[] | null = null;
   private pendingBytes = 0;
   private endRequested = false;
   private closed = false;
@@ -71,27 +75,28 @@ class BunConn implements Conn {
       if (n < 0) return false; // socket already closed; onClose follows
       // Keep a view of the tail: the caller's buffer is not reused (fresh per read).
       const rest = data.subarray(n);
-      this.pending.push(rest);
+      (this.pending ??= []).push(rest);
       this.pendingBytes += rest.length;
       return false;
     }
-    this.pending.push(data);
+    this.pending!.push(data);
     this.pendingBytes += data.length;
     return this.pendingBytes < HIGH_WATER;
   }
 
   /** Called from Bun's drain event. Returns true when everything is flushed. */
   flush(): boolean {
-    while (this.pending.length > 0) {
-      const head = this.pending[0]!;
+    const pending = this.pending;
+    while (pending !== null && pending.length > 0) {
+      const head = pending[0]!;
       const n = this.socket.write(head);
       if (n < 0) return false;
       this.pendingBytes -= Math.max(0, n);
       if (n < head.length) {
-        this.pending[0] = head.subarray(n);
+        pending[0] = head.subarray(n);
         return false;
       }
-      this.pending.shift();
+      pending.shift();
     }
     if (this.endRequested) this.socket.shutdown();
     return true;
@@ -117,7 +122,7 @@ class BunConn implements Conn {
   close(): void {
     if (this.closed || this.closing) return;
     this.closing = true;
-    this.pending.length = 0;
+    this.pending = null;
     this.pendingBytes = 0;
     this.socket.end();
   }
@@ -216,6 +221,18 @@ function listen(opts: ListenOptions): Listener {
     },
   };
   const a = opts.address;
+  // Socket activation: a socket inherited for this address is adopted (a dup of it), not bound.
+  const fd = takeAdopted(a);
+  if (fd !== null) {
+    const server = Bun.listen({ fd, allowHalfOpen: true, socket: handlers, tls: tlsServerOptions(opts.tls) } as never) as BunSocket;
+    return {
+      hostname: "unix" in a ? a.unix : a.hostname,
+      port: "unix" in a ? 0 : a.port,
+      close() {
+        server.stop(false);
+      },
+    };
+  }
   const server = "unix" in a
     ? Bun.listen({ unix: a.unix, socket: handlers, tls: tlsServerOptions(opts.tls) } as never)
     : Bun.listen({
@@ -334,7 +351,7 @@ function connectErrorFor(err: Error, opts: ConnectOptions): ProxyError {
 }
 
 async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
-  const server = Bun.serve({ hostname: opts.hostname, port: opts.port, fetch: opts.fetch });
+  const server = Bun.serve({ hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort ?? false, fetch: opts.fetch });
   return {
     hostname: server.hostname ?? opts.hostname,
     port: server.port ?? opts.port,
@@ -344,8 +361,28 @@ async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
   };
 }
 
+async function bindUdp(opts: UdpBindOptions): Promise<UdpSocket> {
+  const sock = await Bun.udpSocket({
+    hostname: opts.hostname,
+    port: opts.port,
+    binaryType: "uint8array",
+    socket: {
+      data(_s: unknown, data: Uint8Array, port: number, address: string) {
+        opts.onDatagram(data, port, address);
+      },
+    },
+  });
+  return {
+    hostname: sock.hostname ?? opts.hostname,
+    port: sock.port,
+    send: (data, port, address) => sock.send(data, port, address) === true,
+    close: () => sock.close(),
+  };
+}
+
 function spawnWorker(url: URL, name: string): WorkerHandle {
-  return new WorkerAdapter(new Worker(url.href, { type: "module", name } as never), "close");
+  const env = workerEnv(); // only set when sockets were adopted: the worker must know them
+  return new WorkerAdapter(new Worker(url.href, { type: "module", name, ...(env ? { env } : {}) } as never), "close");
 }
 
 function onSignal(sig: Signal, fn: () => void): void {
@@ -361,6 +398,8 @@ export const bunRuntime: Runtime = {
   connect,
   serveHttp,
   spawnWorker,
+  bindUdp,
+  inherit: bunInheritance,
   onSignal,
   get pid() {
     return process.pid;

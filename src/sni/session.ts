@@ -24,7 +24,7 @@ import {
 import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn, ConnHandler } from "../runtime/types.ts";
 import type { SniListenerState } from "./listener.ts";
-import type { RouteMatch } from "../router/mod.ts";
+import type { Balancer, RouteMatch } from "../router/mod.ts";
 
 const enum Phase {
   ProxyHeader,
@@ -46,8 +46,8 @@ export class SniSession implements ConnHandler, RelayOwner {
   phaseStartedMs: number;
   private hello: ClientHelloParser | null;
   private proxyIn: ProxyHeaderParser | null;
-  /** Client bytes that arrived after the hello was complete, before the backend was up. */
-  private early: Uint8Array[] = [];
+  /** Client bytes that arrived after the hello was complete, before the backend was up (rare: allocated on use). */
+  private early: Uint8Array[] | null = null;
   private serverName: string | null = null;
   private route: RouteMatch | null = null;
   private routeSlot = -1;
@@ -58,7 +58,9 @@ export class SniSession implements ConnHandler, RelayOwner {
   private clientAddr: string;
   private clientPort: number;
   private readonly startedAt = performance.now();
-  private backendRelease: (() => void) | null = null;
+  /** The balancer slot this connection holds (least_conn counts), released once at the end. */
+  private heldBalancer: Balancer | null = null;
+  private heldTarget = -1;
 
   constructor(
     readonly client: Conn,
@@ -91,7 +93,7 @@ export class SniSession implements ConnHandler, RelayOwner {
         this.firstByteAt ||= performance.now();
         return this.onHelloBytes(chunk);
       case Phase.Connecting:
-        this.early.push(chunk);
+        (this.early ??= []).push(chunk);
         this.client.pause();
         return;
       default:
@@ -125,7 +127,7 @@ export class SniSession implements ConnHandler, RelayOwner {
 
   private onHelloBytes(chunk: Uint8Array): void {
     if (this.phase !== Phase.Hello) {
-      if (this.phase === Phase.Connecting) this.early.push(chunk);
+      if (this.phase === Phase.Connecting) (this.early ??= []).push(chunk);
       return;
     }
     const parser = this.hello!;
@@ -193,7 +195,8 @@ export class SniSession implements ConnHandler, RelayOwner {
           return;
         }
         balancer.markOk(i);
-        this.backendRelease = () => balancer.release(i);
+        this.heldBalancer = balancer;
+        this.heldTarget = i;
         this.backendLabel = formatTarget(target);
         return this.startRelay(conn, route.proxyProtocol);
       } catch (err) {
@@ -227,9 +230,9 @@ export class SniSession implements ConnHandler, RelayOwner {
       preamble.push(out.subarray(0, n));
     }
     for (const chunk of this.hello!.bufferedChunks()) preamble.push(chunk);
-    for (const chunk of this.early) preamble.push(chunk);
+    if (this.early !== null) for (const chunk of this.early) preamble.push(chunk);
     this.hello = null;
-    this.early = [];
+    this.early = null;
     this.phase = Phase.Relaying;
     this.relay = new Relay(this.client, upstream, this);
     this.relay.start(preamble);
@@ -333,7 +336,7 @@ export class SniSession implements ConnHandler, RelayOwner {
       ? (err as { alert?: number }).alert ?? tlsAlertFor(err.code)
       : null;
     this.hello = null;
-    this.early = [];
+    this.early = null;
     this.phase = Phase.Closing;
     this.phaseStartedMs = nowMs;
     if (alert !== null && alert !== undefined) this.client.write(encodeTlsAlert(alert));
@@ -344,8 +347,8 @@ export class SniSession implements ConnHandler, RelayOwner {
   private done(): void {
     if (this.phase === Phase.Done) return;
     this.phase = Phase.Done;
-    this.backendRelease?.();
-    this.backendRelease = null;
+    this.heldBalancer?.release(this.heldTarget);
+    this.heldBalancer = null;
     this.state.sessionEnded(this);
   }
 
