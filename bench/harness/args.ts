@@ -1,0 +1,97 @@
+/** Command line of `bun run bench [-- options]`. Pure. */
+import { PLANS, type Plan, type ScenarioId } from "./scenarios.ts";
+
+export interface Options {
+  plan: Plan;
+  scenarios: ScenarioId[] | null;
+  peers: string[] | null;
+  micro: boolean;
+  deps: boolean;
+  outDir: string | null;
+  keepTmp: boolean;
+  help: boolean;
+}
+
+export const USAGE = `usage: bun run bench [-- options]
+  --full               long run (5 rounds × 8 s, < 30 min); default is quick (3 rounds × 3 s, a few minutes)
+  --only a,b           scenarios: newconn, keepalive, bulk1, bulk4, idle (default: all)
+  --peers a,b          entries: direct, edgemux, naive_bun, haproxy, nginx, sniproxy (default: all available)
+  --rounds N           rounds per scenario (≥ 1; the targets want ≥ 3)
+  --seconds S          length of one measurement
+  --idle-conns N       idle connections per proxy (≤ 9,500: 2 fds each under the 20,000 limit)
+  --no-micro           skip bench/micro/*_bench.ts
+  --no-deps            do not run scripts/bench_deps.sh (check/install the Debian peers)
+  --out DIR            where <timestamp>.json/.md/.svg go (default bench/results)
+  --keep-tmp           keep the scratch directory (configs, logs of every process)
+  --help`;
+
+const SCENARIO_IDS: readonly ScenarioId[] = ["newconn", "keepalive", "bulk1", "bulk4", "idle"];
+const PEER_NAMES = ["direct", "edgemux", "naive_bun", "haproxy", "nginx", "sniproxy"];
+
+function list<T extends string>(raw: string | undefined, allowed: readonly T[], flag: string): T[] {
+  if (!raw) throw new Error(`${flag} needs a value`);
+  const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!allowed.includes(i as T)) throw new Error(`${flag}: unknown '${i}' (one of ${allowed.join(", ")})`);
+  return items as T[];
+}
+
+function num(raw: string | undefined, flag: string, lo: number, hi: number): number {
+  const v = Number(raw);
+  if (raw === undefined || !Number.isFinite(v) || v < lo || v > hi) throw new Error(`${flag}: must be ${lo}..${hi}, got ${raw}`);
+  return v;
+}
+
+export function parseArgs(argv: readonly string[]): Options {
+  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false };
+  const overrides: Partial<Plan> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = () => argv[++i];
+    switch (a) {
+      case "--":
+        break;
+      case "--full":
+        o.plan = { ...PLANS.full };
+        break;
+      case "--quick":
+        o.plan = { ...PLANS.quick };
+        break;
+      case "--only":
+        o.scenarios = list(next(), SCENARIO_IDS, a);
+        break;
+      case "--peers":
+        o.peers = list(next(), PEER_NAMES, a);
+        break;
+      case "--rounds":
+        overrides.rounds = num(next(), a, 1, 50);
+        break;
+      case "--seconds":
+        overrides.seconds = num(next(), a, 0.5, 120);
+        break;
+      case "--idle-conns":
+        overrides.idleConns = num(next(), a, 1, 9500);
+        break;
+      case "--no-micro":
+        o.micro = false;
+        break;
+      case "--no-deps":
+        o.deps = false;
+        break;
+      case "--out":
+        o.outDir = next() ?? null;
+        if (!o.outDir) throw new Error("--out needs a directory");
+        break;
+      case "--keep-tmp":
+        o.keepTmp = true;
+        break;
+      case "--help":
+      case "-h":
+        o.help = true;
+        break;
+      default:
+        throw new Error(`unknown option '${a}'\n${USAGE}`);
+    }
+  }
+  o.plan = { ...o.plan, ...overrides, micro: o.micro };
+  return o;
+}

@@ -1,0 +1,217 @@
+/**
+ * The shape of bench/results/<timestamp>.json and the pure arithmetic on it:
+ * per-entry medians and the issue's targets as medians of per-round ratios.
+ */
+import type { MicroResult } from "./micro.ts";
+import type { Plan, ScenarioId } from "./scenarios.ts";
+import { median, medianRatio, spread } from "./stats.ts";
+
+export interface Sample {
+  round: number;
+  entry: string;
+  value: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  work: number;
+  errors: number;
+  /** CPU seconds of the proxy's process tree during the measurement; null for direct. */
+  proxyCpuS: number | null;
+  /** work / proxyCpuS: requests, bytes or connections per proxy CPU-second. */
+  perCpuS: number | null;
+  /** VmHWM summed over the proxy's processes (reset before each measurement when the kernel allows). */
+  peakRssKb: number | null;
+  error?: string;
+  detail: Record<string, unknown>;
+}
+
+export interface EntryInfo {
+  name: string;
+  settings: Record<string, string | number>;
+  /** "ok", "not checked (…)" or why the entry was dropped. */
+  sniCheck: string;
+  skipped?: string;
+  /** Times the process was found exited between rounds (and restarted). */
+  exits?: number;
+  /** edgemux only: route counters from its admin /status when the entry stopped (last round for fresh-per-round scenarios). */
+  adminStatus?: Record<string, unknown>;
+}
+
+export interface EntrySummary {
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+  p50Ms: number;
+  p99Ms: number;
+  proxyCpuS: number;
+  perCpuS: number;
+  peakRssKb: number;
+  errors: number;
+  work: number;
+}
+
+export interface ScenarioResult {
+  id: ScenarioId;
+  title: string;
+  profile: string;
+  metric: { name: string; unit: string; higherIsBetter: boolean };
+  workUnit: string;
+  entries: EntryInfo[];
+  samples: Sample[];
+  summary: Record<string, EntrySummary>;
+}
+
+export interface TargetResult {
+  id: string;
+  text: string;
+  subject: string;
+  /** What the subject is compared with (a peer name, "direct", or "absolute"). */
+  against: string;
+  value: number;
+  op: ">=" | "<=";
+  target: number;
+  /** null when the figure could not be measured. */
+  pass: boolean | null;
+  note?: string;
+}
+
+export interface PeerInfo {
+  name: string;
+  kind: "direct" | "proxy";
+  version: string;
+  unavailable: string | null;
+}
+
+export interface Results {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  mode: "quick" | "full";
+  plan: Plan;
+  machine: Record<string, string | number>;
+  notes: string[];
+  peers: PeerInfo[];
+  scenarios: ScenarioResult[];
+  micro: MicroResult[];
+  microFailures: { file: string; reason: string }[];
+  targets: TargetResult[];
+}
+
+export function summarise(samples: readonly Sample[]): Record<string, EntrySummary> {
+  const by = new Map<string, Sample[]>();
+  for (const s of samples) {
+    const list = by.get(s.entry);
+    if (list) list.push(s);
+    else by.set(s.entry, [s]);
+  }
+  const out: Record<string, EntrySummary> = {};
+  for (const [entry, list] of by) {
+    const ok = list.filter((s) => !s.error && Number.isFinite(s.value));
+    const values = ok.map((s) => s.value);
+    const { min, max } = spread(values);
+    const num = (f: (s: Sample) => number | null) => median(ok.map((s) => f(s) ?? Number.NaN));
+    out[entry] = {
+      n: ok.length,
+      median: median(values),
+      min,
+      max,
+      p50Ms: num((s) => s.p50Ms),
+      p99Ms: num((s) => s.p99Ms),
+      proxyCpuS: num((s) => s.proxyCpuS),
+      perCpuS: num((s) => s.perCpuS),
+      peakRssKb: num((s) => s.peakRssKb),
+      errors: list.reduce((a, s) => a + s.errors, 0),
+      work: list.reduce((a, s) => a + (Number.isFinite(s.work) ? s.work : 0), 0),
+    };
+  }
+  return out;
+}
+
+function byRound(sc: ScenarioResult | undefined, entry: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const s of sc?.samples ?? []) if (s.entry === entry && !s.error) m.set(s.round, s.value);
+  return m;
+}
+
+/** Median over rounds of subject/against in one scenario (NaN when either is missing). */
+export function scenarioRatio(sc: ScenarioResult | undefined, subject: string, against: string): number {
+  return medianRatio(byRound(sc, subject), byRound(sc, against));
+}
+
+/** The mature peers the targets compare with (not the naive baseline, not the subject). */
+export const MATURE_PEERS = ["haproxy", "nginx", "sniproxy"] as const;
+
+/** The mature peer with the best median in a scenario. */
+export function bestPeer(sc: ScenarioResult | undefined): string | null {
+  if (!sc) return null;
+  let best: string | null = null;
+  for (const p of MATURE_PEERS) {
+    const s = sc.summary[p];
+    if (!s || !Number.isFinite(s.median)) continue;
+    const better = best === null || (sc.metric.higherIsBetter ? s.median > sc.summary[best]!.median : s.median < sc.summary[best]!.median);
+    if (better) best = p;
+  }
+  return best;
+}
+
+interface TargetDef {
+  id: string;
+  text: string;
+  scenario?: ScenarioId;
+  against: string | ((sc: ScenarioResult | undefined) => string | null);
+  op: ">=" | "<=";
+  target: number;
+}
+
+/** Issue 3's targets. Every ratio is subject/against with the same run's rounds paired. */
+export const TARGETS: readonly TargetDef[] = [
+  { id: "newconn_vs_haproxy", text: "new-connection rate vs HAProxy", scenario: "newconn", against: "haproxy", op: ">=", target: 1.1 },
+  { id: "newconn_vs_nginx", text: "new-connection rate vs nginx stream", scenario: "newconn", against: "nginx", op: ">=", target: 1.0 },
+  { id: "newconn_vs_sniproxy", text: "new-connection rate vs sniproxy", scenario: "newconn", against: "sniproxy", op: ">=", target: 1.0 },
+  { id: "bulk1_vs_best", text: "bulk, 1 stream, vs best peer", scenario: "bulk1", against: bestPeer, op: ">=", target: 1.0 },
+  { id: "bulk4_vs_best", text: "bulk, 4 streams, vs best peer", scenario: "bulk4", against: bestPeer, op: ">=", target: 1.0 },
+  { id: "bulk1_vs_direct", text: "bulk, 1 stream, vs direct TCP", scenario: "bulk1", against: "direct", op: ">=", target: 0.65 },
+  { id: "bulk4_vs_direct", text: "bulk, 4 streams, vs direct TCP", scenario: "bulk4", against: "direct", op: ">=", target: 0.65 },
+  { id: "keepalive_vs_haproxy", text: "keep-alive request rate vs HAProxy", scenario: "keepalive", against: "haproxy", op: ">=", target: 1.3 },
+  { id: "idle_rss_vs_haproxy", text: "RSS per idle proxied connection vs HAProxy", scenario: "idle", against: "haproxy", op: "<=", target: 0.7 },
+  { id: "clienthello_parse", text: "ClientHello parse, µs per hello (micro)", against: "absolute", op: "<=", target: 2 },
+];
+
+export function judge(value: number, op: ">=" | "<=", target: number): boolean | null {
+  if (!Number.isFinite(value)) return null;
+  return op === ">=" ? value >= target : value <= target;
+}
+
+export function computeTargets(
+  scenarios: readonly ScenarioResult[],
+  subjects: readonly string[],
+  helloParseNs: number | null,
+): TargetResult[] {
+  const out: TargetResult[] = [];
+  for (const subject of subjects) {
+    for (const t of TARGETS) {
+      if (!t.scenario) {
+        // Absolute figures belong to edgemux's own code, not to a peer.
+        const value = subject === "edgemux" && helloParseNs !== null ? helloParseNs / 1000 : Number.NaN;
+        out.push({ id: t.id, text: t.text, subject, against: "absolute", value, op: t.op, target: t.target, pass: judge(value, t.op, t.target),
+          ...(subject !== "edgemux" ? { note: "edgemux code only" } : helloParseNs === null ? { note: "no ClientHello micro bench found" } : {}) });
+        continue;
+      }
+      const sc = scenarios.find((s) => s.id === t.scenario);
+      const against = typeof t.against === "function" ? t.against(sc) : t.against;
+      const value = against ? scenarioRatio(sc, subject, against) : Number.NaN;
+      out.push({
+        id: t.id,
+        text: t.text,
+        subject,
+        against: against ?? "none",
+        value,
+        op: t.op,
+        target: t.target,
+        pass: judge(value, t.op, t.target),
+        ...(!sc ? { note: "scenario not run" } : !against ? { note: "no peer measured" } : {}),
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+import { expect, test } from "bun:test";
+import { renderMarkdown, renderSvg } from "./report.ts";
+import { bestPeer, computeTargets, type Results, type Sample, type ScenarioResult, summarise } from "./results.ts";
+import { PLANS, type ScenarioId } from "./scenarios.ts";
+
+function sample(entry: string, round: number, value: number, extra: Partial<Sample> = {}): Sample {
+  return { round, entry, value, p50Ms: 1, p99Ms: 2, work: value, errors: 0, proxyCpuS: 1, perCpuS: value, peakRssKb: 1000, detail: {}, ...extra };
+}
+
+function scenario(id: ScenarioId, values: Record<string, number[]>, higherIsBetter = true): ScenarioResult {
+  const samples = Object.entries(values).flatMap(([entry, vs]) => vs.map((v, i) => sample(entry, i + 1, v)));
+  return {
+    id,
+    title: id,
+    profile: "conn",
+    metric: { name: "x", unit: higherIsBetter ? "req/s" : "B/conn", higherIsBetter },
+    workUnit: "requests",
+    entries: Object.keys(values).map((name) => ({ name, settings: {}, sniCheck: "ok" })),
+    samples,
+    summary: summarise(samples),
+  };
+}
+
+test("summarise takes medians and leaves failed samples out", () => {
+  const s = summarise([sample("a", 1, 10), sample("a", 2, 30), sample("a", 3, 20), sample("a", 4, Number.NaN, { error: "boom", errors: 2 })]);
+  expect(s.a!.median).toBe(20);
+  expect(s.a!.n).toBe(3);
+  expect(s.a!.errors).toBe(2);
+  expect(s.a!.min).toBe(10);
+});
+
+test("targets are medians of per-round ratios with pass/miss", () => {
+  const newconn = scenario("newconn", { direct: [100, 100, 100], edgemux: [120, 90, 115], haproxy: [100, 100, 100], nginx: [110, 100, 100], sniproxy: [50, 50, 50] });
+  const idle = scenario("idle", { edgemux: [2000, 2100, 1900], haproxy: [3300, 3300, 3300] }, false);
+  const bulk1 = scenario("bulk1", { direct: [10, 10, 10], edgemux: [7, 7, 7], haproxy: [5, 5, 5], nginx: [8, 8, 8], sniproxy: [1, 1, 1] });
+  const t = computeTargets([newconn, idle, bulk1], ["edgemux"], 1500);
+  const get = (id: string) => t.find((x) => x.id === id)!;
+  expect(get("newconn_vs_haproxy").value).toBeCloseTo(1.15); // ratios 1.2, 0.9, 1.15
+  expect(get("newconn_vs_haproxy").pass).toBe(true);
+  expect(get("newconn_vs_nginx").value).toBeCloseTo(1.09, 2);
+  expect(get("idle_rss_vs_haproxy").value).toBeCloseTo(2000 / 3300);
+  expect(get("idle_rss_vs_haproxy").pass).toBe(true);
+  expect(get("bulk1_vs_best").against).toBe("nginx");
+  expect(get("bulk1_vs_best").pass).toBe(false);
+  expect(get("bulk1_vs_direct").pass).toBe(true);
+  expect(get("keepalive_vs_haproxy").pass).toBeNull(); // scenario not run
+  expect(get("clienthello_parse").value).toBeCloseTo(1.5);
+  expect(get("clienthello_parse").pass).toBe(true);
+  expect(bestPeer(idle)).toBe("haproxy");
+});
+
+test("markdown and SVG show every target with its verdict", () => {
+  const newconn = scenario("newconn", { direct: [100, 100, 100], edgemux: [80, 80, 80], haproxy: [100, 100, 100] });
+  const r: Results = {
+    version: 1,
+    startedAt: "2026-01-01T00:00:00.000Z",
+    finishedAt: "2026-01-01T00:05:00.000Z",
+    mode: "quick",
+    plan: PLANS.quick,
+    machine: { cpus: 2, cpuModel: "test", kernel: "Linux", bun: "bun", fdLimit: "20000", loadAvgAtStart: "0", loadAvgAtEnd: "0" },
+    notes: ["a note"],
+    peers: [{ name: "edgemux", kind: "proxy", version: "x", unavailable: null }],
+    scenarios: [newconn],
+    micro: [],
+    microFailures: [],
+    targets: computeTargets([newconn], ["edgemux", "naive_bun"], null),
+  };
+  const md = renderMarkdown(r);
+  expect(md).toContain("| new-connection rate vs HAProxy | ≥ 1.1× | 0.80× | **miss** |");
+  expect(md).toContain("### newconn");
+  expect(md).toContain("a note");
+  const svg = renderSvg(r);
+  expect(svg.startsWith("<svg")).toBe(true);
+  expect(svg).toContain("edgemux 0.80×");
+  expect(svg.trim().endsWith("</svg>")).toBe(true);
+});

@@ -1,0 +1,157 @@
+/**
+ * `bun run bench` (quick) / `bun run bench -- --full`: edgemux against direct
+ * TCP, a naive Bun forwarder, HAProxy, nginx stream and sniproxy on
+ * 127.0.0.1, interleaved and repeated, plus the hot-path micro benchmarks.
+ * Writes bench/results/<timestamp>.{json,md,svg} and prints the markdown.
+ * See bench/README.md.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  ALL_PEERS,
+  type Backend,
+  clientHelloParse,
+  computeTargets,
+  parseArgs,
+  ProcessRegistry,
+  renderMarkdown,
+  renderSvg,
+  type Results,
+  runMicro,
+  runScenario,
+  runToEnd,
+  SCENARIOS,
+  type ScenarioResult,
+  startTcpBackend,
+  startTlsBackend,
+  USAGE,
+} from "./harness/mod.ts";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function fdLimit(): string {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return m ? `${m[1]} soft / ${m[2]} hard` : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const reg = new ProcessRegistry();
+  reg.installExitHandlers();
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+  const outDir = resolve(opts.outDir ?? join(repoRoot, "bench", "results"));
+  mkdirSync(outDir, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), "edgemux-bench-"));
+  let keepDir = opts.keepTmp;
+  // Also on Ctrl-C and errors (the registry's handlers exit the process).
+  process.once("exit", () => {
+    if (!keepDir) rmSync(dir, { recursive: true, force: true });
+  });
+  const cores = cpus().length;
+  const loadAtStart = loadavg().map((x) => x.toFixed(2)).join(" ");
+  const notes: string[] = [
+    `${cores} cores shared by load generator (wrk -t${opts.plan.wrkThreads} / the Bun bulk and idle clients), backend and proxy; nothing pinned.`,
+    "new-connection latencies are wrk's (request write → response end); the TCP+TLS handshake is outside them, the rate includes it.",
+    "bulk is raw TCP after a real ClientHello: the backend streams bytes once the proxy has routed the hello (no TLS record work at the ends).",
+  ];
+
+  if (opts.deps) {
+    log("bench: checking peers (scripts/bench_deps.sh)");
+    const r = await runToEnd(reg, "bench_deps", "bash", [join(repoRoot, "scripts", "bench_deps.sh")], 600_000);
+    log(r.output.trim());
+    if (r.code !== 0) notes.push(`scripts/bench_deps.sh failed (exit ${r.code}); peers that are missing are skipped`);
+  }
+
+  const peers = ALL_PEERS.filter((p) => !opts.peers || opts.peers.includes(p.name));
+  const peerInfos = peers.map((p) => {
+    const unavailable = p.unavailable(repoRoot);
+    return { name: p.name, kind: p.kind, version: unavailable ? "–" : p.version(repoRoot), unavailable };
+  });
+  const runnable = peers.filter((p) => !peerInfos.find((i) => i.name === p.name)!.unavailable);
+  for (const p of peerInfos) log(`bench: ${p.name}: ${p.unavailable ? `unavailable (${p.unavailable})` : p.version}`);
+
+  // Micro benchmarks first, while the machine is quiet.
+  let micro: Awaited<ReturnType<typeof runMicro>> = { results: [], failures: [] };
+  if (opts.micro) micro = await runMicro(reg, repoRoot, opts.plan.mode === "full" ? 600_000 : 180_000, log);
+
+  const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
+  const results: ScenarioResult[] = [];
+  const backends = new Map<Backend["kind"], Backend>();
+  const ctx = { reg, repoRoot, dir, plan: opts.plan, cores, log };
+  try {
+    for (let i = 0; i < scenarios.length; i++) {
+      const sc = scenarios[i]!;
+      log(`bench: scenario ${sc.id} — ${sc.title}`);
+      let backend = backends.get(sc.backend);
+      if (!backend) {
+        backend = sc.backend === "tls" ? await startTlsBackend(reg, dir, repoRoot, cores) : await startTcpBackend(reg, dir, repoRoot, sc.backend);
+        backends.set(sc.backend, backend);
+      }
+      results.push(await runScenario(ctx, sc, runnable, backend));
+      // Stop a backend no later scenario needs (its connections and fds go with it).
+      if (!scenarios.slice(i + 1).some((s) => s.backend === sc.backend)) {
+        await backend.stop();
+        backends.delete(sc.backend);
+      }
+    }
+  } finally {
+    for (const b of backends.values()) await b.stop();
+  }
+
+  const hello = clientHelloParse(micro.results);
+  const subjects = ["edgemux", "naive_bun"].filter((s) => runnable.some((p) => p.name === s));
+  const report: Results = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    mode: opts.plan.mode,
+    plan: opts.plan,
+    machine: {
+      cpus: cores,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      kernel: `Linux ${release()}`,
+      bun: `bun ${process.versions.bun ?? "?"}`,
+      fdLimit: fdLimit(),
+      loadAvgAtStart: loadAtStart,
+      loadAvgAtEnd: loadavg().map((x) => x.toFixed(2)).join(" "),
+    },
+    notes: hello ? [...notes, `ClientHello parse figure from ${hello.file}: "${hello.name}"`] : notes,
+    peers: peerInfos,
+    scenarios: results,
+    micro: micro.results,
+    microFailures: micro.failures,
+    targets: computeTargets(results, subjects, hello ? hello.avgNs : null),
+  };
+  const base = join(outDir, stamp);
+  writeFileSync(`${base}.json`, JSON.stringify(report, null, 1) + "\n");
+  const md = renderMarkdown(report);
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(`${base}.svg`, renderSvg(report));
+  console.log(md);
+  log(`bench: wrote ${base}.json, .md, .svg`);
+  await reg.stopAll();
+  const troubled = results.some((sc) => sc.samples.some((x) => x.error) || sc.entries.some((e) => e.skipped || e.exits));
+  keepDir = opts.keepTmp || troubled;
+  if (keepDir) log(`bench: scratch directory kept${troubled ? " (some measurements failed; every process's log is there)" : ""}: ${dir}`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    log(`bench: ${e instanceof Error ? e.stack ?? e.message : e}`);
+    process.exit(1);
+  },
+);
