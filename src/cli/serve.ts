@@ -7,11 +7,12 @@ import { existsSync } from "node:fs";
 import type { Config, ConfigFlags } from "../config/mod.ts";
 import { Logger } from "../log/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
-import { startAdmin, Supervisor, workerEntryUrl } from "../supervisor/mod.ts";
+import { type PassedSocket, startAdmin, Supervisor, workerEntryUrl } from "../supervisor/mod.ts";
+import { notifySystemd } from "./notify.ts";
 
-export async function serve(rt: Runtime, config: Config, configPath: string | null, flags: ConfigFlags): Promise<null | number> {
+export async function serve(rt: Runtime, config: Config, configPath: string | null, flags: ConfigFlags, inherited: PassedSocket[] = []): Promise<null | number> {
   const log = new Logger(config.log.level, config.log.format, {});
-  const sup = new Supervisor({ runtime: rt, log, config, configPath, flags, workerUrl: workerEntryUrl() });
+  const sup = new Supervisor({ runtime: rt, log, config, configPath, flags, workerUrl: workerEntryUrl(), inherited });
   try {
     await sup.start();
   } catch (err) {
@@ -36,13 +37,17 @@ export async function serve(rt: Runtime, config: Config, configPath: string | nu
     if (stopping) return;
     stopping = true;
     log.info("signal received", { signal: sig });
-    await sup.drain();
+    await Promise.all([sup.drain(), notifySystemd(rt, log, "STOPPING=1")]);
     log.info("stopped");
     rt.exit(0);
   };
   rt.onSignal("SIGTERM", () => void stop("SIGTERM"));
   rt.onSignal("SIGINT", () => void stop("SIGINT"));
   rt.onSignal("SIGHUP", () => void sup.reload());
+  // Every way out leaves a line: a drained stop logs "stopped" first; anything else shows up here.
+  rt.onExit((code) => {
+    if (!stopping) log.error("process exiting without a drain", { code });
+  });
   for (const r of config.routes) {
     if (r.directory !== null && !existsSync(r.directory)) {
       log.warn("route directory does not exist yet: its connections get unrecognized_name until it does", { route: r.name, directory: r.directory });
@@ -56,5 +61,6 @@ export async function serve(rt: Runtime, config: Config, configPath: string | nu
     admin,
     listeners: sup.addresses(),
   });
+  await notifySystemd(rt, log, "READY=1");
   return null;
 }

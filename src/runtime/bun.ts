@@ -192,6 +192,23 @@ const refusedHandler: ConnHandler = {
   onClose() {},
 };
 
+/**
+ * Bun takes ALPN protocol lists in the TLS wire format (RFC 7301 §3.1: each
+ * id prefixed by its length byte), not as an array of strings.
+ */
+function alpnWire(list: readonly string[] | undefined): Uint8Array | undefined {
+  if (!list || list.length === 0) return undefined;
+  const ids = list.map((p) => new TextEncoder().encode(p));
+  const out = new Uint8Array(ids.reduce((n, b) => n + 1 + b.length, 0));
+  let o = 0;
+  for (const b of ids) {
+    out[o++] = b.length;
+    out.set(b, o);
+    o += b.length;
+  }
+  return out;
+}
+
 function tlsServerOptions(t: ListenOptions["tls"]) {
   if (!t) return undefined;
   return {
@@ -200,7 +217,7 @@ function tlsServerOptions(t: ListenOptions["tls"]) {
     ca: t.ca,
     requestCert: t.requestCert ?? false,
     rejectUnauthorized: t.rejectUnauthorized ?? false,
-    ALPNProtocols: t.alpn,
+    ALPNProtocols: alpnWire(t.alpn),
   };
 }
 
@@ -321,7 +338,7 @@ function connect(opts: ConnectOptions): Promise<Conn> {
         ca: t.ca,
         cert: t.cert,
         key: t.key,
-        ALPNProtocols: t.alpn,
+        ALPNProtocols: alpnWire(t.alpn),
         rejectUnauthorized: t.rejectUnauthorized ?? true,
       }
       : undefined;
@@ -401,6 +418,7 @@ export const bunRuntime: Runtime = {
   bindUdp,
   inherit: bunInheritance,
   onSignal,
+  onExit: (fn) => void process.on("exit", (code: number) => fn(code)),
   get pid() {
     return process.pid;
   },

@@ -19,6 +19,8 @@ import type {
   Runtime,
   Signal,
   TlsInfo,
+  UdpBindOptions,
+  UdpSocket,
   WorkerHandle,
 } from "./types.ts";
 
@@ -288,13 +290,46 @@ async function connect(opts: ConnectOptions): Promise<Conn> {
 async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
   let resolveAddr!: (a: { hostname: string; port: number }) => void;
   const ready = new Promise<{ hostname: string; port: number }>((r) => (resolveAddr = r));
-  const server = D.serve({ hostname: opts.hostname, port: opts.port, onListen: resolveAddr }, opts.fetch);
+  const server = D.serve({ hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort ?? false, onListen: resolveAddr }, opts.fetch);
   const addr = await ready;
   return {
     hostname: addr.hostname,
     port: addr.port,
     async close() {
       await server.shutdown();
+    },
+  };
+}
+
+/** Deno.listenDatagram (needs --unstable-net): a receive loop per socket; sends are fire-and-forget promises. */
+async function bindUdp(opts: UdpBindOptions): Promise<UdpSocket> {
+  const sock = D.listenDatagram({ transport: "udp", hostname: opts.hostname, port: opts.port });
+  let open = true;
+  (async () => {
+    while (open) {
+      let got: [Uint8Array, { hostname: string; port: number }];
+      try {
+        got = await sock.receive();
+      } catch {
+        if (!open) return;
+        continue; // ICMP unreachable and friends surface here: keep receiving
+      }
+      opts.onDatagram(got[0], got[1].port, got[1].hostname);
+    }
+  })();
+  return {
+    hostname: sock.addr.hostname,
+    port: sock.addr.port,
+    send(data, port, address) {
+      if (!open) return false;
+      sock.send(data, { transport: "udp", hostname: address, port }).catch(() => {});
+      return true;
+    },
+    close() {
+      open = false;
+      try {
+        sock.close();
+      } catch { /* closed */ }
     },
   };
 }
@@ -308,6 +343,11 @@ function onSignal(sig: Signal, fn: () => void): void {
   D.addSignalListener(sig, fn);
 }
 
+// No `inherit` (socket activation): Deno.listen cannot take an inherited
+// descriptor (Deno 2.9 has no such option) and there is no dup() without FFI.
+// node:net's `server.listen({ fd })` does adopt one on Deno, but yields node
+// sockets rather than the Deno.Conn this adapter is built on. README,
+// "Socket activation", has the details.
 export const denoRuntime: Runtime = {
   name: "deno",
   get version() {
@@ -317,7 +357,9 @@ export const denoRuntime: Runtime = {
   connect,
   serveHttp,
   spawnWorker,
+  bindUdp,
   onSignal,
+  onExit: (fn) => globalThis.addEventListener("unload", () => fn(process.exitCode === undefined ? 0 : Number(process.exitCode))),
   get pid() {
     return D.pid;
   },

@@ -121,6 +121,8 @@ export interface ConnectOptions {
 export interface HttpServeOptions {
   hostname: string;
   port: number;
+  /** Share the port with other sockets that set it (SO_REUSEPORT), e.g. a new process during an upgrade. */
+  reusePort?: boolean;
   fetch(req: Request): Response | Promise<Response>;
 }
 
@@ -139,6 +141,43 @@ export interface WorkerHandle {
   readonly threadId: number;
 }
 
+/**
+ * Socket activation: listening sockets handed over by systemd (LISTEN_FDS)
+ * or inetd/s6 (stdin). Linux only.
+ */
+export interface SocketInheritance {
+  /**
+   * What descriptor `fd` holds: the address of a listening stream socket
+   * ("127.0.0.1:443", "[::]:443", "unix:/run/x.sock"), or why it cannot be adopted.
+   */
+  inspect(fd: number): { address: string } | { error: string };
+  /**
+   * From now on `listen()` on this address (hostname and port exactly as
+   * given to listen, or the unix path) adopts a duplicate of `fd` instead of
+   * binding, in this thread and in worker threads spawned later. Every
+   * adopter gets its own duplicate, so closing one (a worker's drain, a
+   * crashed worker) leaves the socket open for the others.
+   */
+  adopt(fd: number, address: ListenAddress): void;
+}
+
+/** A bound UDP socket (tunnel UDP services). `send` never blocks: a datagram the kernel will not take is dropped. */
+export interface UdpSocket {
+  readonly hostname: string;
+  readonly port: number;
+  /** Sends one datagram to `address` (an IP, no DNS) and `port`; false when it was dropped. */
+  send(data: Uint8Array, port: number, address: string): boolean;
+  close(): void;
+}
+
+export interface UdpBindOptions {
+  hostname: string;
+  /** 0 = kernel picks. */
+  port: number;
+  /** One datagram; `data` is a fresh buffer owned by the callee. */
+  onDatagram(data: Uint8Array, port: number, address: string): void;
+}
+
 export type Signal = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGUSR2";
 
 export interface Runtime {
@@ -148,7 +187,13 @@ export interface Runtime {
   connect(opts: ConnectOptions): Promise<Conn>;
   serveHttp(opts: HttpServeOptions): Promise<HttpServer>;
   spawnWorker(url: URL, name: string): WorkerHandle;
+  /** Binds a UDP socket (Deno needs --unstable-net). */
+  bindUdp(opts: UdpBindOptions): Promise<UdpSocket>;
+  /** Absent when the runtime cannot adopt an inherited listening socket. */
+  readonly inherit?: SocketInheritance;
   onSignal(sig: Signal, fn: () => void): void;
+  /** Called as the process exits, with its exit code (for a last log line). */
+  onExit(fn: (code: number) => void): void;
   readonly pid: number;
   readonly args: string[];
   env(name: string): string | undefined;
