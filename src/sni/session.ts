@@ -234,6 +234,8 @@ export class SniSession implements ConnHandler, RelayOwner {
     this.hello = null;
     this.early = null;
     this.phase = Phase.Relaying;
+    // Small records (handshakes, request/response turns) must not wait for Nagle.
+    upstream.setNoDelay(true);
     this.relay = new Relay(this.client, upstream, this);
     this.relay.start(preamble);
   }
