@@ -23,6 +23,9 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v go >/dev/null || need+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/xtaci/smux ] || need+=(golang-github-xtaci-smux-dev)
 [ -d /usr/share/gocode/src/golang.org/x/net ] || need+=(golang-golang-x-net-dev)
+command -v ip >/dev/null || need+=(iproute2)          # upgrade test: its own network namespace
+command -v unshare >/dev/null || need+=(util-linux)
+command -v perl >/dev/null || need+=(perl-base)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

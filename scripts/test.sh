@@ -2,7 +2,8 @@
 # The project's test command (README, CI): installs what is missing, then
 #   1. bun test: unit tests beside the code and end-to-end/interop tests in test/
 #   2. the SNI end-to-end suite again with edgemux running under Deno
-#   3. deno check over the entry points (the same code type-checks for Deno)
+#   3. the single executable (bun build --compile) against the SNI end-to-end suite
+#   4. deno check over src/ and workers/ (the same code type-checks for Deno)
 # and ends with one line "N passed, M failed". Exit status is non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,13 +32,19 @@ count_bun "$log_dir/bun.log"
 [ "$bun_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/bun.log" && failed=$((failed + 1))
 
 echo "== SNI end-to-end suite with edgemux on Deno"
-EDGEMUX_RUNTIME=deno bun test --timeout 60000 test/sni_routing_test.ts test/sni_lifecycle_test.ts test/sni_bad_input_test.ts test/cli_test.ts 2>&1 | tee "$log_dir/deno.log"
+EDGEMUX_RUNTIME=deno bun test --timeout 60000 test/sni_routing_test.ts test/sni_lifecycle_test.ts test/sni_bad_input_test.ts test/cli_test.ts test/examples_test.ts test/socket_activation_test.ts test/upgrade_test.ts 2>&1 | tee "$log_dir/deno.log"
 deno_rc=${PIPESTATUS[0]}
 count_bun "$log_dir/deno.log"
 [ "$deno_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/deno.log" && failed=$((failed + 1))
 
-echo "== deno check"
-if deno check src/cli/main.ts workers/data_plane.ts; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+echo "== single executable: build dist/edgemux, run the end-to-end suites against a copy outside the tree"
+bash scripts/smoke_binary.sh 2>&1 | tee "$log_dir/binary.log"
+bin_rc=${PIPESTATUS[0]}
+count_bun "$log_dir/binary.log"
+[ "$bin_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/binary.log" && failed=$((failed + 1))
+
+echo "== deno check (every module under src/ and workers/)"
+if deno task check; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 rm -rf "$log_dir"
 echo "${passed} passed, ${failed} failed"

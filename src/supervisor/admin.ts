@@ -50,5 +50,6 @@ export function adminSource(sup: Supervisor): AdminSource {
 
 export async function startAdmin(sup: Supervisor, address: HostPort): Promise<HttpServer> {
   const app = createAdminApp(adminSource(sup));
-  return await sup.runtime.serveHttp({ hostname: address.hostname, port: address.port, fetch: (req) => app.fetch(req) });
+  // reusePort: during an upgrade the new process binds the same admin address while the old one drains.
+  return await sup.runtime.serveHttp({ hostname: address.hostname, port: address.port, reusePort: true, fetch: (req) => app.fetch(req) });
 }

@@ -14,6 +14,7 @@ import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
 import { overflowSlot, StatsRegistry } from "../stats/mod.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "../worker/mod.ts";
 import { VERSION } from "../version.ts";
+import { adoptPassedSockets, type PassedSocket } from "./inherit.ts";
 
 /** A worker that dies sooner than this after starting counts as a crash loop: back off. */
 const RESTART_BACKOFF_MIN_MS = 100;
@@ -38,6 +39,8 @@ export interface SupervisorOptions {
   configPath: string | null;
   flags: ConfigFlags;
   workerUrl: URL;
+  /** Listening sockets passed by systemd or inetd (inherit.ts); adopted by the listener they match. */
+  inherited?: PassedSocket[];
 }
 
 export class Supervisor {
@@ -88,6 +91,10 @@ export class Supervisor {
 
   /** Spawn the workers; resolves when every worker is listening. */
   async start(): Promise<void> {
+    // Socket activation: workers accept on the inherited sockets; a listener with port 0 takes the socket's port.
+    for (const a of adoptPassedSockets(this.runtime, this.config, this.opts.inherited ?? [], this.log)) {
+      if (a.port !== 0) this.ports[a.listener] = a.port;
+    }
     const n = this.workerCount();
     for (let id = 0; id < n; id++) {
       this.workers.push({
@@ -172,6 +179,12 @@ export class Supervisor {
     w.up = false;
     w.handle = null;
     if (this.draining) return;
+    if (this.readyPending > 0) {
+      // Still starting: a worker that cannot even load (a missing entry file, a crash at bind) fails the start instead of restarting forever.
+      this.readyPending = -1;
+      this.readyReject(new ProxyError("INTERNAL", "internal", `worker ${w.id} exited before it was ready: ${reason}`));
+      return;
+    }
     w.lastExitReason = reason;
     this.log.error("worker exited; restarting", { worker: w.id, reason });
     // Its connections died with it: give back their gauges and max_connections permits.
