@@ -6,7 +6,8 @@
  * changes the wall time but hardly the figure.
  *
  *   bun scripts/profile_relay.ts [--turns 20000] [--size 100] [--workers 1]
- *   EDGEMUX_PROFILE=1 adds --cpu-prof to the edgemux process (profile in .tmp/prof).
+ *   EDGEMUX_PROFILE=1 runs the data plane on one main thread (scripts/dataplane_inprocess.ts)
+ *   under --cpu-prof instead (profile in .tmp/prof).
  */
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -17,7 +18,15 @@ import { parseArgs } from "node:util";
 import { tempDir } from "../test/support/edgemux.ts";
 import { fixtureHello } from "../test/support/net.ts";
 
-const { values } = parseArgs({ options: { turns: { type: "string", default: "20000" }, size: { type: "string", default: "100" }, workers: { type: "string", default: "1" } } });
+const { values } = parseArgs({
+  options: {
+    turns: { type: "string", default: "20000" },
+    size: { type: "string", default: "100" },
+    workers: { type: "string", default: "1" },
+    // "turns": request/response turns on one connection; "conns": a new connection per turn
+    mode: { type: "string", default: "turns" },
+  },
+});
 const TURNS = Number(values.turns);
 const SIZE = Number(values.size);
 const ROOT = join(import.meta.dir, "..");
@@ -34,14 +43,16 @@ async function echoBackend(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-async function startProxy(kind: "edgemux" | "naive", backendPort: number): Promise<{ pid: number; port: number; stop: () => void }> {
+async function startProxy(kind: "edgemux" | "naive" | "inproc", backendPort: number): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
   const dir = tempDir("edgemux-prof-");
   let args: string[];
-  if (kind === "edgemux") {
+  if (kind === "edgemux" || kind === "inproc") {
     const cfg = join(dir, "e.toml");
     writeFileSync(cfg, `workers = ${values.workers}\n[log]\nconnections = false\n[admin]\naddress = "off"\n[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:0"\nidle_timeout = "0s"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:${backendPort}"]\n`);
     const prof = process.env.EDGEMUX_PROFILE ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, ".tmp/prof")] : [];
-    args = [...prof, join(ROOT, "src/cli/main.ts"), "serve", "--config", cfg, "--log-format", "json"];
+    args = kind === "inproc"
+      ? [...prof, join(ROOT, "scripts/dataplane_inprocess.ts"), cfg]
+      : [...prof, join(ROOT, "src/cli/main.ts"), "serve", "--config", cfg, "--log-format", "json"];
   } else {
     args = [join(ROOT, "bench/peers/naive_bun.ts"), "--target", `127.0.0.1:${backendPort}`];
   }
@@ -54,7 +65,8 @@ async function startProxy(kind: "edgemux" | "naive", backendPort: number): Promi
       if (m) resolve(Number(m[1]));
     });
   });
-  return { pid: p.pid!, port, stop: () => p.kill("SIGKILL") };
+  // SIGTERM: edgemux drains and exits 0, which lets --cpu-prof write its profile.
+  return { pid: p.pid!, port, stop: () => new Promise<void>((r) => (p.once("exit", () => r()), p.kill("SIGTERM"))) };
 }
 
 async function pingPong(port: number): Promise<number> {
@@ -84,15 +96,40 @@ async function pingPong(port: number): Promise<number> {
   });
 }
 
+/** A new connection per turn: connect, hello, its echo, close; `parallel` at a time. */
+async function newConns(port: number, parallel = 16): Promise<number> {
+  const hello = Buffer.from(fixtureHello());
+  const started = performance.now();
+  let next = 0;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const sock = connect(port, "127.0.0.1", () => sock.write(hello));
+      let got = 0;
+      sock.on("data", (d: Buffer) => {
+        got += d.length;
+        if (got >= hello.length) sock.end();
+      });
+      sock.on("error", () => {});
+      sock.on("close", () => resolve());
+    });
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (next++ < TURNS) await one();
+  }));
+  return performance.now() - started;
+}
+
+const run = values.mode === "conns" ? newConns : pingPong;
 const backendPort = await echoBackend();
-for (const kind of ["naive", "edgemux", "naive", "edgemux"] as const) {
+const kinds = process.env.EDGEMUX_PROFILE ? (["inproc"] as const) : (["naive", "edgemux", "naive", "edgemux"] as const);
+for (const kind of kinds) {
   const proxy = await startProxy(kind, backendPort);
-  await pingPong(proxy.port); // warm-up
+  await run(proxy.port); // warm-up
   const t0 = cpuTicks(proxy.pid);
-  const ms = await pingPong(proxy.port);
+  const ms = await run(proxy.port);
   const t1 = cpuTicks(proxy.pid);
-  proxy.stop();
+  await proxy.stop();
   const cpuUs = ((t1 - t0) * 10_000) / TURNS;
-  console.log(`${kind.padEnd(8)} ${TURNS} turns of ${SIZE} B: ${(TURNS / (ms / 1000)).toFixed(0)} turns/s, proxy CPU ${cpuUs.toFixed(1)} µs per turn`);
+  const what = values.mode === "conns" ? "new connections" : `turns of ${SIZE} B`;
+  console.log(`${kind.padEnd(8)} ${TURNS} ${what}: ${(TURNS / (ms / 1000)).toFixed(0)}/s, proxy CPU ${cpuUs.toFixed(1)} µs each`);
 }
 process.exit(0);
