@@ -1,6 +1,7 @@
 /**
- * Access policy that runs before any other work on a connection.
- * For now: CIDR allow/deny lists (token policy joins here later).
+ * Access policy: the global CIDR lists that run before any other work on a
+ * connection, the token store ([[tokens]]), the egress policy ([egress]) and
+ * the HBONE identity policy ([[connect_rules]]).
  */
 
 export {
@@ -14,3 +15,15 @@ export {
   type AccessLists,
   type Cidr,
 } from "./cidr.ts";
+export {
+  globMatch,
+  hashToken,
+  parseProxyAuthorization,
+  type ProxyCredentials,
+  serviceAllowed,
+  type TokenCheck,
+  type TokenGrant,
+  TokenStore,
+} from "./tokens.ts";
+export { type Destination, EgressPolicy, type Lookup, SPECIAL_PURPOSE_CIDRS, systemLookup } from "./egress.ts";
+export { type IdentityDecision, IdentityPolicy, parseSpiffeId, type SpiffeId, spiffeFromUris } from "./identity.ts";

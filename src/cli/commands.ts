@@ -8,14 +8,42 @@ import { type ConfigFlags, ConfigError, defaultConfigToml, loadConfigFile, loadD
 import { canonicalHostname } from "../proto/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
+import { passedSockets } from "../supervisor/mod.ts";
 import { serve } from "./serve.ts";
+import { hashToken } from "../auth/mod.ts";
+import process from "node:process";
+
+const MAX_SECRET_BYTES = 4096;
+
+/** The secret on stdin, without one trailing newline; null when empty or too long. */
+async function readSecret(): Promise<Uint8Array | null> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Uint8Array>) {
+    parts.push(chunk);
+    n += chunk.length;
+    if (n > MAX_SECRET_BYTES + 2) return null;
+  }
+  let all = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  if (all.length > 0 && all[all.length - 1] === 0x0a) all = all.subarray(0, all.length - 1);
+  if (all.length > 0 && all[all.length - 1] === 0x0d) all = all.subarray(0, all.length - 1);
+  return all.length === 0 || all.length > MAX_SECRET_BYTES ? null : all;
+}
 
 type Out = (s: string) => void;
 
 interface FlagSpec {
   type: "string" | "boolean";
   short?: string;
-  default?: string;
+  /** May be given more than once. */
+  multiple?: boolean;
+  /** What applies when the flag is absent, as `--help` shows it. */
+  default: string;
   help: string;
 }
 
@@ -23,19 +51,29 @@ interface Command {
   summary: string;
   usage: string;
   flags: Record<string, FlagSpec>;
-  run(rt: Runtime, values: Record<string, string | boolean | undefined>, positionals: string[], out: Out, err: Out): Promise<number | null> | number | null;
+  run(rt: Runtime, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], out: Out, err: Out): Promise<number | null> | number | null;
 }
 
 const configFlags: Record<string, FlagSpec> = {
-  config: { type: "string", short: "c", help: "TOML config file; without it the built-in default config runs (see `edgemux default-config`)" },
-  workers: { type: "string", short: "w", help: "worker threads, 0 = one per CPU (default: config `workers`, 0)" },
-  admin: { type: "string", help: "admin API address host:port, or off (default: config `admin.address`, 127.0.0.1:9901)" },
-  "log-level": { type: "string", help: "debug | info | warn | error (default: config `log.level`, info)" },
-  "log-format": { type: "string", help: "text | json (default: config `log.format`, text)" },
-  "drain-timeout": { type: "string", help: "how long SIGTERM lets connections finish, e.g. 30s (default: config `drain_timeout`, 30s)" },
+  config: { type: "string", short: "c", default: "the built-in config, see `edgemux default-config`", help: "TOML config file" },
+  workers: { type: "string", short: "w", default: "config `workers`, else 0", help: "worker threads, 0 = one per CPU" },
+  admin: { type: "string", default: "config `admin.address`, else 127.0.0.1:9901", help: "admin API address host:port, or off" },
+  "log-level": { type: "string", default: "config `log.level`, else info", help: "debug | info | warn | error" },
+  "log-format": { type: "string", default: "config `log.format`, else text", help: "text | json" },
+  "drain-timeout": { type: "string", default: "config `drain_timeout`, else 30s", help: "how long SIGTERM lets connections finish, e.g. 30s" },
 };
 
-function flagsFrom(values: Record<string, string | boolean | undefined>): ConfigFlags {
+const serveFlags: Record<string, FlagSpec> = {
+  ...configFlags,
+  "listen-fd": {
+    type: "string",
+    multiple: true,
+    default: "none; systemd's LISTEN_FDS are adopted without it",
+    help: "adopt the listening socket on descriptor FD for listener NAME instead of binding (NAME=FD, 0 = stdin as inetd passes it); repeatable",
+  },
+};
+
+function flagsFrom(values: Record<string, string | boolean | string[] | undefined>): ConfigFlags {
   const f: ConfigFlags = {};
   if (typeof values.workers === "string") f.workers = values.workers;
   if (typeof values.admin === "string") f.admin = values.admin;
@@ -49,24 +87,26 @@ export const commands: Record<string, Command> = {
   serve: {
     summary: "run the proxy: supervisor, workers, admin API",
     usage: "edgemux serve [--config FILE] [flags]",
-    flags: configFlags,
+    flags: serveFlags,
     async run(rt, values, _pos, _out, err) {
       const flags = flagsFrom(values);
       const path = typeof values.config === "string" ? values.config : null;
       let config;
+      let inherited;
       try {
         config = path ? loadConfigFile(path, flags) : loadDefaultConfig(flags);
+        inherited = passedSockets((n) => rt.env(n), rt.pid, (values["listen-fd"] as string[] | undefined) ?? []);
       } catch (e) {
         err(e instanceof ConfigError ? e.message : `edgemux: ${(e as Error).message}`);
         return 2;
       }
-      return await serve(rt, config, path, flags);
+      return await serve(rt, config, path, flags, inherited);
     },
   },
   "check-config": {
     summary: "validate a config file (and flags) without starting",
     usage: "edgemux check-config FILE [flags]",
-    flags: { ...configFlags, config: { type: "string", short: "c", help: "the file to check (or give it as the argument)" } },
+    flags: { ...configFlags, config: { type: "string", short: "c", default: "none: give FILE as the argument", help: "the file to check" } },
     run(_rt, values, pos, out, err) {
       const path = pos[0] ?? (typeof values.config === "string" ? values.config : undefined);
       if (!path) {
@@ -104,6 +144,24 @@ export const commands: Record<string, Command> = {
       return code;
     },
   },
+  "hash-token": {
+    summary: "read a token secret from stdin and print its SHA-256 in hex, for [[tokens]] sha256",
+    usage: "edgemux hash-token < secret.txt   (or: echo -n SECRET | edgemux hash-token)",
+    flags: {},
+    async run(_rt, _values, pos, out, err) {
+      if (pos.length > 0) {
+        err("edgemux hash-token: the secret is read from stdin, not from arguments (they would land in shell history)");
+        return 2;
+      }
+      const secret = await readSecret();
+      if (secret === null) {
+        err(`edgemux hash-token: expected 1..${MAX_SECRET_BYTES} bytes on stdin (one trailing newline is ignored)`);
+        return 1;
+      }
+      out(hashToken(secret));
+      return 0;
+    },
+  },
   "default-config": {
     summary: "print the built-in default config (what `edgemux serve` runs without --config)",
     usage: "edgemux default-config",
@@ -135,7 +193,7 @@ function commandHelp(c: Command): string {
   if (entries.length > 0) lines.push("Flags:");
   for (const [flag, spec] of entries) {
     const head = `  ${spec.short ? `-${spec.short}, ` : "    "}--${flag}${spec.type === "string" ? " VALUE" : ""}`;
-    lines.push(`${head.padEnd(30)} ${spec.help}`);
+    lines.push(`${head.padEnd(30)} ${spec.help} (default: ${spec.default})`);
   }
   lines.push(`  ${"    --help".padEnd(28)} this help`);
   return lines.join("\n");
@@ -169,8 +227,10 @@ export async function runCommand(rt: Runtime, argv: string[], out: Out, err: Out
     err(`edgemux: unknown command ${JSON.stringify(first)}\n\n${mainHelp()}`);
     return 2;
   }
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
-  for (const [flag, spec] of Object.entries(cmd.flags)) options[flag] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}) };
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = { help: { type: "boolean", short: "h" } };
+  for (const [flag, spec] of Object.entries(cmd.flags)) {
+    options[flag] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) };
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
@@ -182,5 +242,5 @@ export async function runCommand(rt: Runtime, argv: string[], out: Out, err: Out
     out(commandHelp(cmd));
     return 0;
   }
-  return await cmd.run(rt, parsed.values as Record<string, string | boolean | undefined>, parsed.positionals, out, err);
+  return await cmd.run(rt, parsed.values as Record<string, string | boolean | string[] | undefined>, parsed.positionals, out, err);
 }

@@ -26,6 +26,19 @@ export const MAX_CONNECTIONS: IntBound = { def: 0, min: 0, max: 10_000_000 };
 
 export const CONNECT_TIMEOUT: DurationBound = { def: 3_000, min: 10, max: 300_000 };
 
+/** connect and socks5 listeners: resolving and connecting to a destination on the internet. */
+export const PROXY_CONNECT_TIMEOUT: DurationBound = { def: 10_000, min: 10, max: 300_000 };
+/** connect listeners: the HTTP request head (request line + fields), and the HTTP/2 header list. */
+export const MAX_HEADER_BYTES: IntBound = { def: 16_384, min: 1_024, max: 65_536 };
+/** connect listeners over TLS: concurrent HTTP/2 CONNECT streams per connection. */
+export const MAX_STREAMS: IntBound = { def: 1_000, min: 1, max: 100_000 };
+/** [[tokens]] max_sessions (tunnel sessions at once; 0 = unlimited). */
+export const MAX_SESSIONS: IntBound = { def: 0, min: 0, max: 1_000_000 };
+/** [routes.hbone] port: 0 = the sni listener's own port. */
+export const HBONE_PORT: IntBound = { def: 0, min: 0, max: 65_535 };
+/** Ports new [egress] policies allow: HTTPS only, as squid's default SSL_ports. */
+export const DEFAULT_EGRESS_PORTS: readonly number[] = [443];
+
 export const DEFAULT_ADMIN = "127.0.0.1:9901";
 export const DEFAULT_LOG_LEVEL = "info";
 export const DEFAULT_LOG_FORMAT = "text";
@@ -40,16 +53,30 @@ export const MAX_ACCESS_ENTRIES = 65_536;
 export const MAX_ALPN_BYTES = 255;
 export const MAX_ROUTE_NAME = 253;
 export const MAX_DIRECTORY = 4096;
+/** Longest file path accepted for certificates, keys and tokens_file. */
+export const MAX_PATH = 4096;
+export const MAX_TOKENS = 65_536;
+export const MAX_PATTERNS = 4_096;
+export const MAX_CONNECT_RULES = 4_096;
+/** Largest PEM file (certificate chain, key or CA bundle) read. */
+export const MAX_PEM_BYTES = 1024 * 1024;
 /** Largest config file read, in bytes. */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
 export const LISTENER_NAME = /^[a-z0-9_-]{1,64}$/;
 /** Route names are stats labels and log fields: printable, no spaces or quotes. */
 export const ROUTE_NAME = /^[A-Za-z0-9_.*:@\/-]{1,253}$/;
+/** Token names are log fields; the tunnel matches certificate identities (spiffe://...) against them. */
+export const TOKEN_NAME = /^[A-Za-z0-9_.:@\/-]{1,253}$/;
+/** Tunnel service-name patterns: names with "*" globs. */
+export const SERVICE_PATTERN = /^[A-Za-z0-9_.*-]{1,253}$/;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
-export const LISTENER_KINDS = ["sni"] as const;
+export const LISTENER_KINDS = ["sni", "connect", "socks5"] as const;
+export const PROXY_AUTH_MODES = ["none", "token"] as const;
+export const CLIENT_CERT_MODES = ["none", "request", "require"] as const;
+export const TOKEN_ROLES = ["proxy", "source", "destination"] as const;
 export const ACCEPT_PROXY_MODES = ["none", "v1", "v2", "any"] as const;
 export const PROXY_PROTOCOL_MODES = ["none", "v1", "v2"] as const;
 export const BALANCE_MODES = ["round_robin", "least_conn"] as const;

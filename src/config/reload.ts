@@ -1,7 +1,8 @@
 /**
- * What SIGHUP may change. Routes, access lists, per-listener limits and
- * logging are swapped in place; anything bound to a socket or a thread count
- * (listeners' identity, address, kind, accept_proxy; workers; the admin
+ * What SIGHUP may change. Routes, access lists, tokens (and tokens_file),
+ * egress policy, connect rules, per-listener limits and logging are swapped
+ * in place; anything bound to a socket or a thread count (listeners'
+ * identity, address, kind, accept_proxy, TLS settings; workers; the admin
  * address) or sized at start-up (stats.max_routes) needs a restart.
  */
 
@@ -40,6 +41,9 @@ export function reloadProblems(old: Config, next: Config): string[] {
     if (o.acceptProxy !== n.l.acceptProxy) {
       problems.push(`${at}.accept_proxy: changing accept_proxy needs a restart (${o.acceptProxy} -> ${n.l.acceptProxy})`);
     }
+    // TLS settings are handed to the socket at bind time: a new certificate, key or client CA needs a restart.
+    const tlsOf = (l: typeof o) => (l.kind === "connect" && l.tls ? [l.tls.cert, l.tls.key, l.tls.clientCa ?? "", l.tls.clientCert].join("\0") : "");
+    if (tlsOf(o) !== tlsOf(n.l)) problems.push(`${at}.tls: changing a listener's certificate, key, client_ca or client_cert needs a restart`);
   }
   next.listeners.forEach((l, i) => {
     if (!oldNames.has(l.name)) problems.push(`listeners[${i}]: adding listener "${l.name}" needs a restart`);

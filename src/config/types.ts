@@ -15,21 +15,141 @@ export type ProxyProtocolMode = "none" | "v1" | "v2";
 /** What a listener expects in front of the client's bytes. */
 export type AcceptProxyMode = "none" | "v1" | "v2" | "any";
 export type BalanceMode = "round_robin" | "least_conn";
-export type ListenerKind = "sni";
+export type ListenerKind = "sni" | "connect" | "socks5";
 
-export interface ListenerConfig {
+/** What every listener kind has. */
+export interface ListenerBase {
   name: string;
   kind: ListenerKind;
   address: Address;
   acceptProxy: AcceptProxyMode;
-  /** First byte to route chosen; a client slower than this is cut off. */
+  /**
+   * sni: the whole ClientHello must arrive within this. connect/socks5: the
+   * request head (or SOCKS greeting, auth and request) must; a slower client
+   * gets 408 (HTTP) or is cut off (SOCKS).
+   */
   handshakeTimeoutMs: number;
   /** No bytes either way for this long closes the pair; 0 disables. */
   idleTimeoutMs: number;
-  /** Largest ClientHello handshake message accepted, in bytes. */
-  maxClientHello: number;
   /** Open connections across all workers; 0 means unlimited. */
   maxConnections: number;
+}
+
+export interface SniListenerConfig extends ListenerBase {
+  kind: "sni";
+  /** Largest ClientHello handshake message accepted, in bytes. */
+  maxClientHello: number;
+}
+
+/** How a forward-proxy listener authenticates clients: nobody, or a `[[tokens]]` entry with role "proxy". */
+export type ProxyAuthMode = "none" | "token";
+export type ClientCertMode = "none" | "request" | "require";
+
+/** `[listeners.tls]`: the listener terminates TLS (connect now; the tunnel listener reuses it). */
+export interface ListenerTlsConfig {
+  /** Absolute paths, for messages and reload comparisons. */
+  certPath: string;
+  keyPath: string;
+  clientCaPath: string | null;
+  /** PEM text, read when the config was loaded. */
+  cert: string;
+  key: string;
+  clientCa: string | null;
+  clientCert: ClientCertMode;
+  /**
+   * HBONE default identity policy: a client must be in this SPIFFE trust
+   * domain and namespace. Taken from the server certificate's
+   * spiffe://<td>/ns/<ns>/... URI SAN when not set; null when neither says.
+   */
+  trustDomain: string | null;
+  namespace: string | null;
+}
+
+export interface ConnectListenerConfig extends ListenerBase {
+  kind: "connect";
+  /** Resolving and connecting to a tunnel's destination, together. */
+  connectTimeoutMs: number;
+  /** Largest HTTP request head (request line + fields), bytes; also the HTTP/2 header list bound. */
+  maxHeaderBytes: number;
+  /** HTTP/2: concurrent CONNECT streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreams: number;
+  /** Null: plain TCP, HTTP/1.1 only. */
+  tls: ListenerTlsConfig | null;
+  auth: ProxyAuthMode;
+}
+
+export interface Socks5ListenerConfig extends ListenerBase {
+  kind: "socks5";
+  connectTimeoutMs: number;
+  auth: ProxyAuthMode;
+}
+
+export type ListenerConfig = SniListenerConfig | ConnectListenerConfig | Socks5ListenerConfig;
+
+export type TokenRole = "proxy" | "source" | "destination";
+
+/** One `[[tokens]]` entry (inline or from `tokens_file`). The secret itself is never stored. */
+export interface TokenConfig {
+  /** Unique label, shown in logs. */
+  name: string;
+  /** Lowercase hex SHA-256 of the secret (64 characters). */
+  sha256: string;
+  roles: TokenRole[];
+  /** Tunnel service-name patterns ("*" globs) this token may use. */
+  services: string[];
+  /** Client CIDRs (canonical); deny wins, empty allow = any. */
+  allow: string[];
+  deny: string[];
+  /** Tunnel sessions at once; 0 = unlimited. */
+  maxSessions: number;
+}
+
+/** An inclusive port range; a single port is `{ from: p, to: p }`. */
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+/** `[egress]`: where connect and socks5 tunnels may go. */
+export interface EgressConfig {
+  /** Canonical hostname patterns: "example.com", "*.example.com", "*". */
+  allowHosts: string[];
+  allowPorts: PortRange[];
+  /** Canonical CIDRs: destinations here pass even when private; deny_cidrs wins. */
+  allowCidrs: string[];
+  denyCidrs: string[];
+  /** Let loopback, RFC 1918, link-local, CGNAT, ULA and other special ranges through. */
+  allowPrivate: boolean;
+}
+
+/**
+ * `[[connect_rules]]`: HBONE identity policy. With no rule for a listener, a
+ * client must share the listener's SPIFFE trust domain and namespace; with
+ * rules, a stream is allowed when one rule matches its identity and destination.
+ */
+export interface ConnectRuleConfig {
+  /** SPIFFE ID pattern; `*` matches within one path segment (e.g. any service account of namespace ns), "*" alone matches any. */
+  identity: string;
+  /** Destination patterns: "host-pattern:port" ("*.svc.cluster.local:*", "db.internal:5432") or a CIDR ("10.0.0.0/8"); empty = any. */
+  destinations: string[];
+  /** Connect listener names the rule applies to; empty = all. */
+  listeners: string[];
+}
+
+/** `[routes.hbone]`: a route whose targets are HBONE hops (HTTP/2 CONNECT over mTLS). */
+export interface HboneRouteConfig {
+  certPath: string;
+  keyPath: string;
+  caPath: string;
+  cert: string;
+  key: string;
+  ca: string;
+  /** TLS server name sent to the hop; null = the hop's host. */
+  servername: string | null;
+  /** Fixed CONNECT authority "host:port"; null = derived from the SNI name (Istio outbound_ names parsed). */
+  authority: string | null;
+  /** Port used with the SNI name when `authority` is null; 0 = the listener's own port. */
+  port: number;
 }
 
 export interface RouteConfig {
@@ -48,6 +168,8 @@ export interface RouteConfig {
   proxyProtocol: ProxyProtocolMode;
   /** sniproxy directory mode: <directory>/<hostname>/tls-socket. Null for normal routes. */
   directory: string | null;
+  /** Set when the targets are HBONE hops ("hbone://host:port" in the file); absent for plain TCP/unix targets. */
+  hbone?: HboneRouteConfig;
 }
 
 export interface Config {
@@ -62,4 +184,10 @@ export interface Config {
   stats: { maxRoutes: number };
   listeners: ListenerConfig[];
   routes: RouteConfig[];
+  /** Inline `[[tokens]]` followed by those of `tokens_file`. */
+  tokens: TokenConfig[];
+  /** Absolute path of `tokens_file` (re-read on every load, so on SIGHUP); null when unset. */
+  tokensFile: string | null;
+  egress: EgressConfig;
+  connectRules: ConnectRuleConfig[];
 }

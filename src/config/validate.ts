@@ -4,30 +4,36 @@
  * and throws one ConfigError listing them all.
  */
 
-import type { Address, Config, HostPort, ListenerConfig, ListenerKind } from "./types.ts";
-import { addressFrom, formatAddress, formatHostPort } from "./address.ts";
+import type { Address, Config, ConnectRuleConfig, HostPort, ListenerConfig, TokenConfig } from "./types.ts";
+import { addressFrom } from "./address.ts";
 import { canonicalCidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
-import { readBool, readDuration, readEnum, readInt, readString, readStringArray, readTable, readTableArray, reportDuplicates, type Entry } from "./fields.ts";
+import { readBool, readDuration, readEnum, readInt, readString, readStringArray, readTable, reportDuplicates, type Entry } from "./fields.ts";
 import { checkKeys, describe, Issues, type RawTable } from "./issues.ts";
 import { readRoutes } from "./validate_routes.ts";
+import { readListeners } from "./validate_listeners.ts";
+import { readConnectRules, readEgress, readTokens } from "./validate_policy.ts";
 
-export const TOP_KEYS = ["workers", "drain_timeout", "log", "admin", "access", "stats", "listeners", "routes"] as const;
+export { LISTENER_KEYS } from "./validate_listeners.ts";
+
+export const TOP_KEYS = [
+  "workers",
+  "drain_timeout",
+  "log",
+  "admin",
+  "access",
+  "stats",
+  "listeners",
+  "routes",
+  "tokens",
+  "tokens_file",
+  "egress",
+  "connect_rules",
+] as const;
 export const LOG_KEYS = ["level", "format", "connections"] as const;
 export const ADMIN_KEYS = ["address"] as const;
 export const ACCESS_KEYS = ["allow", "deny"] as const;
 export const STATS_KEYS = ["max_routes"] as const;
-export const LISTENER_KEYS = [
-  "name",
-  "kind",
-  "address",
-  "accept_proxy",
-  "handshake_timeout",
-  "idle_timeout",
-  "max_client_hello",
-  "max_connections",
-] as const;
-
 export interface ValidateOptions {
   /** Directory that relative paths in the file (route `directory`) are resolved against. */
   baseDir: string;
@@ -64,11 +70,37 @@ export function validate(raw: RawTable, opts: ValidateOptions): Config {
   checkKeys(is, statsT, "stats", STATS_KEYS);
   const stats = { maxRoutes: readInt(is, statsT, "max_routes", "stats.max_routes", D.STATS_MAX_ROUTES) };
 
-  const listeners = readListeners(is, raw, admin.address);
+  const listeners = readListeners(is, raw, admin.address, opts.baseDir);
   const routes = readRoutes(is, raw, listeners, opts.baseDir);
+  const { tokens, tokensFile } = readTokens(is, raw, opts.baseDir);
+  const egress = readEgress(is, raw);
+  const connectRules = readConnectRules(is, raw, listeners);
+  checkProxyListeners(is, listeners, tokens, connectRules);
 
   is.throwIfAny(opts.heading);
-  return { workers, drainTimeoutMs, log, admin, access, stats, listeners, routes };
+  return { workers, drainTimeoutMs, log, admin, access, stats, listeners, routes, tokens, tokensFile, egress, connectRules };
+}
+
+/** Cross-field rules of the forward-proxy listeners: settings that would refuse every client. */
+function checkProxyListeners(is: Issues, listeners: readonly ListenerConfig[], tokens: readonly TokenConfig[], rules: readonly ConnectRuleConfig[]): void {
+  listeners.forEach((l, i) => {
+    if (l.kind === "sni") return;
+    if (l.auth === "token" && !tokens.some((t) => t.roles.includes("proxy"))) {
+      is.add(`listeners[${i}].auth`, `"token" needs a [[tokens]] entry with role "proxy" (inline or in tokens_file); none has it, so every client would be refused`);
+    }
+    if (l.kind === "connect" && l.tls !== null && l.acceptProxy !== "none") {
+      is.add(`listeners[${i}].accept_proxy`, "cannot be used with [listeners.tls]: a PROXY header comes before the TLS handshake, which the runtime terminates");
+    }
+    if (l.kind !== "connect" || l.tls === null || l.tls.clientCert === "none") return;
+    const ruled = rules.some((r) => r.listeners.length === 0 || r.listeners.includes(l.name));
+    if (!ruled && (l.tls.trustDomain === null || l.tls.namespace === null)) {
+      is.add(
+        `listeners[${i}].tls`,
+        "HBONE clients are checked against the listener's own SPIFFE trust domain and namespace: set trust_domain and namespace, " +
+          "use a certificate with a spiffe://<trust-domain>/ns/<namespace>/... URI SAN, or add [[connect_rules]] for this listener",
+      );
+    }
+  });
 }
 
 function readAdminAddress(is: Issues, t: RawTable): HostPort | null {
@@ -93,66 +125,4 @@ function readCidrs(is: Issues, t: RawTable, key: "allow" | "deny"): string[] {
   }
   reportDuplicates(is, canonical, field);
   return canonical.map((e) => e.value);
-}
-
-function readListeners(is: Issues, raw: RawTable, admin: HostPort | null): ListenerConfig[] {
-  const entries = readTableArray(is, raw, "listeners", "listeners", D.MAX_LISTENERS);
-  if (raw["listeners"] === undefined || (Array.isArray(raw["listeners"]) && raw["listeners"].length === 0)) {
-    is.add("listeners", "at least one [[listeners]] table is required");
-  }
-  const out: ListenerConfig[] = [];
-  const byName = new Map<string, number>();
-  const byAddress = new Map<string, number>();
-  if (admin !== null && admin.port !== 0) byAddress.set(formatHostPort(admin.hostname, admin.port), -1);
-
-  for (const { value: t, index } of entries) {
-    const at = `listeners[${index}]`;
-    checkKeys(is, t, at, LISTENER_KEYS);
-    // Required, not defaulted: more listener kinds are coming and a file should say which it means.
-    let kind: ListenerKind = "sni";
-    if (t["kind"] === undefined) is.add(`${at}.kind`, `is required (${D.LISTENER_KINDS.join(" | ")})`);
-    else kind = readEnum(is, t, "kind", `${at}.kind`, D.LISTENER_KINDS, "sni");
-
-    const nameRaw = readString(is, t, "name", `${at}.name`);
-    const name = nameRaw ?? kind;
-    if (nameRaw !== null && !D.LISTENER_NAME.test(nameRaw)) {
-      is.add(`${at}.name`, `must match [a-z0-9_-]{1,64}, got ${describe(nameRaw)}`);
-    } else {
-      const prev = byName.get(name);
-      if (prev !== undefined) {
-        const hint = nameRaw === null ? ` (name defaults to the kind; give each listener a name)` : "";
-        is.add(`${at}.name`, `${describe(name)} is already used by listeners[${prev}]${hint}`);
-      } else byName.set(name, index);
-    }
-
-    let address: Address = { kind: "tcp", hostname: "127.0.0.1", port: 0 };
-    const addrText = readString(is, t, "address", `${at}.address`, true);
-    if (addrText !== null) {
-      const r = addressFrom(addrText, { allowPortZero: true, allowHostnames: false });
-      if ("error" in r) is.add(`${at}.address`, r.error);
-      else {
-        address = r.address;
-        // Port 0 asks the kernel for a fresh port each time: never a clash.
-        if (address.kind === "unix" || address.port !== 0) {
-          const key = formatAddress(address);
-          const prev = byAddress.get(key);
-          if (prev === -1) is.add(`${at}.address`, `${key} is already the admin address`);
-          else if (prev !== undefined) is.add(`${at}.address`, `${key} is already used by listeners[${prev}]`);
-          else byAddress.set(key, index);
-        }
-      }
-    }
-
-    out.push({
-      name,
-      kind,
-      address,
-      acceptProxy: readEnum(is, t, "accept_proxy", `${at}.accept_proxy`, D.ACCEPT_PROXY_MODES, "none"),
-      handshakeTimeoutMs: readDuration(is, t, "handshake_timeout", `${at}.handshake_timeout`, D.HANDSHAKE_TIMEOUT),
-      idleTimeoutMs: readDuration(is, t, "idle_timeout", `${at}.idle_timeout`, D.IDLE_TIMEOUT),
-      maxClientHello: readInt(is, t, "max_client_hello", `${at}.max_client_hello`, D.MAX_CLIENT_HELLO),
-      maxConnections: readInt(is, t, "max_connections", `${at}.max_connections`, D.MAX_CONNECTIONS),
-    });
-  }
-  return out;
 }

@@ -5,11 +5,12 @@
  */
 
 import { isAbsolute, resolve } from "node:path";
-import type { Address, BalanceMode, ListenerConfig, RouteConfig } from "./types.ts";
+import type { Address, BalanceMode, HboneRouteConfig, ListenerConfig, RouteConfig } from "./types.ts";
 import { addressFrom, formatAddress } from "./address.ts";
 import * as D from "./defaults.ts";
-import { readDuration, readEnum, readString, readStringArray, readTableArray, reportDuplicates, type Entry } from "./fields.ts";
-import { canonicalPattern } from "./hostname.ts";
+import { readDuration, readEnum, readInt, readString, readStringArray, readTable, readTableArray, reportDuplicates, type Entry } from "./fields.ts";
+import { checkKeyPair, parseCertificate, readPemFile } from "./validate_tls.ts";
+import { canonicalHostname, canonicalPattern } from "./hostname.ts";
 import { OVERFLOW_NAME } from "../stats/mod.ts";
 import { checkKeys, describe, didYouMean, type Issues, type RawTable } from "./issues.ts";
 
@@ -23,7 +24,11 @@ export const ROUTE_KEYS = [
   "connect_timeout",
   "proxy_protocol",
   "directory",
+  "hbone",
 ] as const;
+
+export const HBONE_KEYS = ["cert", "key", "ca", "servername", "authority", "port"] as const;
+const HBONE_SCHEME = "hbone://";
 
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
@@ -79,10 +84,25 @@ function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly strin
   reportDuplicates(is, routeListeners, `${at}.listeners`);
 
   const targets: Entry<Address>[] = [];
-  for (const { value, index } of readStringArray(is, t, "targets", `${at}.targets`, D.MAX_TARGETS)) {
-    const r = addressFrom(value, { allowPortZero: false, allowHostnames: true });
+  let hboneTargets = 0;
+  const targetEntries = readStringArray(is, t, "targets", `${at}.targets`, D.MAX_TARGETS);
+  for (const { value, index } of targetEntries) {
+    // "hbone://host:port": an HBONE hop (HTTP/2 CONNECT over mTLS) rather than the backend itself.
+    const hbone = value.startsWith(HBONE_SCHEME);
+    if (hbone) hboneTargets++;
+    const r = addressFrom(hbone ? value.slice(HBONE_SCHEME.length) : value, { allowPortZero: false, allowHostnames: true, allowUnix: !hbone });
     if ("error" in r) is.add(`${at}.targets[${index}]`, r.error);
     else targets.push({ value: r.address, index });
+  }
+  if (hboneTargets > 0 && hboneTargets < targetEntries.length) {
+    is.add(`${at}.targets`, `mixes hbone:// hops with plain targets; a route's targets are all HBONE hops or none`);
+  }
+  let hbone: HboneRouteConfig | null = null;
+  if (t["hbone"] !== undefined) {
+    if (hboneTargets === 0) is.add(`${at}.hbone`, `only applies to a route whose targets are "hbone://host:port" hops`);
+    hbone = readHbone(is, readTable(is, t, "hbone", `${at}.hbone`), `${at}.hbone`, baseDir);
+  } else if (hboneTargets > 0) {
+    is.add(`${at}.hbone`, `hbone:// targets need [routes.hbone] with cert, key and ca (the client certificate for the hop and the CA that signs the hop's)`);
   }
   reportDuplicates(is, targets.map((e) => ({ value: formatAddress(e.value), index: e.index })), `${at}.targets`);
 
@@ -105,7 +125,7 @@ function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly strin
   const proxyProtocol = readEnum(is, t, "proxy_protocol", `${at}.proxy_protocol`, D.PROXY_PROTOCOL_MODES, "none");
 
   if (match === null) return null;
-  return {
+  const route: RouteConfig = {
     name: nameText ?? match,
     match,
     alpn: alpn.map((e) => e.value),
@@ -115,6 +135,49 @@ function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly strin
     connectTimeoutMs,
     proxyProtocol,
     directory,
+  };
+  if (hbone !== null) route.hbone = hbone;
+  return route;
+}
+
+/** `[routes.hbone]`: the client side of an HBONE hop. */
+function readHbone(is: Issues, t: RawTable, at: string, baseDir: string): HboneRouteConfig | null {
+  checkKeys(is, t, at, HBONE_KEYS);
+  const certFile = readPemFile(is, t, "cert", `${at}.cert`, baseDir, true);
+  const keyFile = readPemFile(is, t, "key", `${at}.key`, baseDir, true);
+  const caFile = readPemFile(is, t, "ca", `${at}.ca`, baseDir, true);
+  const cert = certFile ? parseCertificate(is, `${at}.cert`, certFile) : null;
+  if (keyFile) checkKeyPair(is, at, cert, keyFile);
+  if (caFile) parseCertificate(is, `${at}.ca`, caFile);
+  let servername = readString(is, t, "servername", `${at}.servername`);
+  if (servername !== null) {
+    const r = canonicalHostname(servername);
+    if ("error" in r) {
+      is.add(`${at}.servername`, r.error);
+      servername = null;
+    } else servername = r.name;
+  }
+  let authority = readString(is, t, "authority", `${at}.authority`);
+  if (authority !== null) {
+    const r = addressFrom(authority, { allowPortZero: false, allowHostnames: true, allowUnix: false });
+    if ("error" in r) {
+      is.add(`${at}.authority`, r.error);
+      authority = null;
+    } else authority = formatAddress(r.address);
+  }
+  const port = readInt(is, t, "port", `${at}.port`, D.HBONE_PORT);
+  if (authority !== null && t["port"] !== undefined) is.add(`${at}.port`, "only applies when authority is not set (it is the port used with the SNI name)");
+  if (certFile === null || keyFile === null || caFile === null) return null;
+  return {
+    certPath: certFile.path,
+    keyPath: keyFile.path,
+    caPath: caFile.path,
+    cert: certFile.pem,
+    key: keyFile.pem,
+    ca: caFile.pem,
+    servername,
+    authority,
+    port,
   };
 }
 

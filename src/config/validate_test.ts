@@ -6,7 +6,9 @@ import { parse } from "smol-toml";
 import { ProxyError } from "../errors/mod.ts";
 import { ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig } from "./mod.ts";
 import { ACCESS_KEYS, ADMIN_KEYS, LISTENER_KEYS, LOG_KEYS, STATS_KEYS, TOP_KEYS } from "./validate.ts";
-import { ROUTE_KEYS } from "./validate_routes.ts";
+import { HBONE_KEYS, ROUTE_KEYS } from "./validate_routes.ts";
+import { CONNECT_RULE_KEYS, EGRESS_KEYS, TOKEN_KEYS } from "./validate_policy.ts";
+import { TLS_KEYS } from "./validate_tls.ts";
 import { issuesOf, LISTENER } from "./test_util.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -53,6 +55,10 @@ describe("defaults", () => {
           directory: null,
         },
       ],
+      tokens: [],
+      tokensFile: null,
+      egress: { allowHosts: ["*"], allowPorts: [{ from: 443, to: 443 }], allowCidrs: [], denyCidrs: [], allowPrivate: false },
+      connectRules: [],
     });
   });
 
@@ -130,13 +136,18 @@ describe("full.toml sets every option", () => {
     walk(raw, "");
 
     const known = new Set<string>([
-      ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "listeners", "routes"].includes(k)),
+      ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "listeners", "routes", "tokens", "egress", "connect_rules"].includes(k)),
       ...LOG_KEYS.map((k) => `log.${k}`),
       ...ADMIN_KEYS.map((k) => `admin.${k}`),
       ...ACCESS_KEYS.map((k) => `access.${k}`),
       ...STATS_KEYS.map((k) => `stats.${k}`),
-      ...LISTENER_KEYS.map((k) => `listeners.${k}`),
-      ...ROUTE_KEYS.map((k) => `routes.${k}`),
+      ...LISTENER_KEYS.filter((k) => k !== "tls").map((k) => `listeners.${k}`),
+      ...TLS_KEYS.map((k) => `listeners.tls.${k}`),
+      ...ROUTE_KEYS.filter((k) => k !== "hbone").map((k) => `routes.${k}`),
+      ...HBONE_KEYS.map((k) => `routes.hbone.${k}`),
+      ...TOKEN_KEYS.map((k) => `tokens.${k}`),
+      ...EGRESS_KEYS.map((k) => `egress.${k}`),
+      ...CONNECT_RULE_KEYS.map((k) => `connect_rules.${k}`),
     ]);
     expect([...used].sort()).toEqual([...known].sort());
 
@@ -145,8 +156,9 @@ describe("full.toml sets every option", () => {
     const readme = readFileSync(join(HERE, "../../README.md"), "utf8");
     const section = readme.slice(readme.indexOf("\n## Configuration\n"), readme.indexOf("\n## Admin API\n"));
     for (const line of section.split("\n")) {
-      if (line.startsWith("### ")) prefix = line.includes("[[listeners]]") ? "listeners." : line.includes("[[routes]]") ? "routes." : "";
-      const m = /^\| `([a-z_.]+)` \|/.exec(line);
+      // "### `[[routes]]`" rows are route keys; "### `[routes.hbone]`" rows carry their full path.
+      if (line.startsWith("### ")) prefix = /\[\[([a-z_]+)\]\]/.exec(line)?.[1]?.concat(".") ?? "";
+      const m = /^\| `([a-z0-9_.]+)` \|/.exec(line);
       if (m) documented.add(prefix + m[1]);
     }
     expect([...documented].sort()).toEqual([...known].sort());
@@ -182,8 +194,8 @@ describe("bounds: each bad value names its field and bound", () => {
     [`[stats]\nmax_routes = 65537\n${LISTENER}`, "stats.max_routes: must be 1..65536, got 65537"],
     [L(`name = "Bad Name"`), `listeners[0].name: must match [a-z0-9_-]{1,64}, got "Bad Name"`],
     [L(`name = "${"a".repeat(65)}"`), `listeners[0].name: must match [a-z0-9_-]{1,64}, got "${"a".repeat(65)}"`],
-    [`[[listeners]]\naddress = "127.0.0.1:0"`, "listeners[0].kind: is required (sni)"],
-    [`[[listeners]]\nkind = "http"\naddress = "127.0.0.1:0"`, `listeners[0].kind: must be one of sni, got "http"`],
+    [`[[listeners]]\naddress = "127.0.0.1:0"`, "listeners[0].kind: is required (sni | connect | socks5)"],
+    [`[[listeners]]\nkind = "http"\naddress = "127.0.0.1:0"`, `listeners[0].kind: must be one of sni | connect | socks5, got "http"`],
     [`[[listeners]]\nkind = "sni"`, "listeners[0].address: is required"],
     [`[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:70000"`, "listeners[0].address: port must be 0..65535, got 70000"],
     [L(`accept_proxy = "v3"`), `listeners[0].accept_proxy: must be one of none | v1 | v2 | any, got "v3"`],

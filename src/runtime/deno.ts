@@ -40,6 +40,8 @@ class DenoConnAdapter implements Conn {
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private writing = false;
+  /** write() returned false since the last onDrain. */
+  private drainOwed = false;
   private endRequested = false;
   private writeClosed = false;
   private readEnded = false;
@@ -62,17 +64,19 @@ class DenoConnAdapter implements Conn {
     this.localPort = l.port ?? 0;
   }
 
-  async start(): Promise<void> {
+  /** Finishes the TLS handshake (if any) and starts reading; returns the handshake error, if it failed. */
+  async start(): Promise<Error | null> {
     if (this.isTls) {
       try {
         const hs = await this.conn.handshake();
         this.tlsInfo = { alpn: hs?.alpnProtocol ?? null, servername: null, authorized: false, peerCertificate: null };
       } catch (err) {
         this.finish(err as Error);
-        return;
+        return err as Error;
       }
     }
     void this.readLoop();
+    return null;
   }
 
   private async readLoop(): Promise<void> {
@@ -112,7 +116,10 @@ class DenoConnAdapter implements Conn {
     this.queue.push(data);
     this.queuedBytes += data.length;
     if (!this.writing) void this.writeLoop();
-    return this.queuedBytes < HIGH_WATER;
+    if (this.queuedBytes < HIGH_WATER) return true;
+    // The caller pauses until onDrain: promise it, whatever the write loop sees by the time it checks.
+    this.drainOwed = true;
+    return false;
   }
 
   private async writeLoop(): Promise<void> {
@@ -145,7 +152,10 @@ class DenoConnAdapter implements Conn {
     } finally {
       this.writing = false;
     }
-    if (signalDrain && !this.closed) this.handler.onDrain(this);
+    if ((signalDrain || this.drainOwed) && !this.closed && this.queue.length === 0) {
+      this.drainOwed = false;
+      this.handler.onDrain(this);
+    }
   }
 
   pause(): void {
@@ -203,9 +213,15 @@ function listen(opts: ListenOptions): Listener {
   if ("unix" in a) {
     l = D.listen({ transport: "unix", path: a.unix });
   } else if (opts.tls) {
+    if (opts.tls.requestCert) {
+      // Deno.listenTls cannot ask for client certificates. (node:tls in Deno can, but its listen()
+      // binds asynchronously, which this synchronous contract cannot express.)
+      throw new ProxyError("CONFIG", "internal", "Client certificates (client_cert = request | require) need Bun: Deno.listenTls cannot request them");
+    }
     l = D.listenTls({
       hostname: a.hostname,
       port: a.port,
+      reusePort: a.reusePort ?? false,
       cert: opts.tls.cert,
       key: opts.tls.key,
       alpnProtocols: opts.tls.alpn,
@@ -248,6 +264,10 @@ async function connect(opts: ConnectOptions): Promise<Conn> {
   const t = opts.tls;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
+  // Deno.connectTls checks the certificate against the address it dials: it has no separate server name.
+  if (t?.servername !== undefined && !("unix" in a) && t.servername !== a.hostname) {
+    throw new ProxyError("CONFIG", "internal", `TLS server name ${t.servername} differs from the address ${a.hostname}: Deno cannot send a different one (use Bun, or address the hop by that name)`);
+  }
   const attempt: Promise<DenoConn> = "unix" in a
     ? D.connect({ transport: "unix", path: a.unix })
     : t
@@ -283,7 +303,9 @@ async function connect(opts: ConnectOptions): Promise<Conn> {
   }
   const c = new DenoConnAdapter(raw, t !== undefined);
   c.handler = opts.handler;
-  await c.start();
+  const failed = await c.start();
+  // A TLS handshake that failed (bad certificate, no common ALPN) is a failed connect, not a connection.
+  if (failed) throw new ProxyError("UPSTREAM_CONNECT_REFUSED", "upstream", `TLS handshake with ${where} failed: ${failed.message}`, { cause: failed });
   return c;
 }
 

@@ -4,7 +4,7 @@
  * draining) and owns the sessions it started. Reload swaps the route table,
  * limits and access lists; sessions already routed keep what they chose.
  */
-import type { Config, ListenerConfig } from "../config/types.ts";
+import type { Config, SniListenerConfig } from "../config/types.ts";
 import type { Logger } from "../log/mod.ts";
 import { compileRouteTable, type RouteBackends, type RouteTable } from "../router/mod.ts";
 import type { Conn, ConnHandler, Listener, Runtime } from "../runtime/types.ts";
@@ -12,6 +12,7 @@ import type { AccessList } from "../auth/mod.ts";
 import { release, type StatsWriter, tryAcquire } from "../stats/mod.ts";
 import { coarseClock } from "../relay/mod.ts";
 import { SniSession } from "./session.ts";
+import { HbonePool } from "../connect/mod.ts";
 
 export interface SniListenerDeps {
   runtime: Runtime;
@@ -23,7 +24,7 @@ export interface SniListenerDeps {
 /** The parts of a worker's listener settings the SNI listener reads (see worker/listeners.ts). */
 export interface SniListenerSettings {
   config: Config;
-  listener: ListenerConfig;
+  listener: SniListenerConfig;
   access: AccessList;
   backends: readonly RouteBackends[];
   slots: { listeners: Record<string, number>; routes: Record<string, number>; overflowListener: number; overflowRoute: number };
@@ -34,13 +35,14 @@ export class SniListenerState {
   readonly sessions = new Set<SniSession>();
   readonly name: string;
   readonly listenerSlot: number;
-  config!: ListenerConfig;
+  config!: SniListenerConfig;
   table!: RouteTable;
   access!: AccessList;
   private logConnections = true;
   private listener: Listener | null = null;
   private draining = false;
   private routeSlots: Record<string, number> = {};
+  private hbone: HbonePool | null = null;
   private overflowRouteSlot = 0;
 
   constructor(settings: SniListenerSettings, private readonly deps: SniListenerDeps) {
@@ -61,6 +63,11 @@ export class SniListenerState {
 
   now(): number {
     return coarseClock.now;
+  }
+
+  /** Pooled HBONE connections for routes with hbone:// targets; made on first use. */
+  hbonePool(): HbonePool {
+    return (this.hbone ??= new HbonePool(this.deps.runtime));
   }
 
   routeSlot(routeName: string): number {

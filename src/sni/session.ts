@@ -25,6 +25,7 @@ import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn, ConnHandler } from "../runtime/types.ts";
 import type { SniListenerState } from "./listener.ts";
 import type { Balancer, RouteMatch } from "../router/mod.ts";
+import { forwardedFor, hboneAuthority } from "../connect/mod.ts";
 
 const enum Phase {
   ProxyHeader,
@@ -212,7 +213,18 @@ export class SniSession implements ConnHandler, RelayOwner {
 
   /** Connects with this session as the handler; null when the client went away meanwhile. */
   private async connectTo(address: { unix: string } | { hostname: string; port: number }, timeoutMs: number): Promise<Conn | null> {
-    const conn = await this.state.runtime.connect({ address, timeoutMs, handler: this });
+    const hbone = this.route?.route.hbone;
+    const conn = hbone && "hostname" in address
+      ? await this.state.hbonePool().connect({
+        // An HBONE hop: the backend is a CONNECT stream to it (connect/hbone_client.ts).
+        hop: address,
+        config: hbone,
+        authority: hboneAuthority(hbone, this.serverName, this.client.localPort),
+        fields: [["forwarded", forwardedFor(this.clientAddr)]],
+        timeoutMs,
+        handler: this,
+      })
+      : await this.state.runtime.connect({ address, timeoutMs, handler: this });
     if (this.phase !== Phase.Connecting) {
       conn.close();
       return null;

@@ -1,6 +1,6 @@
 /**
  * The listener kinds a worker can run, behind one small interface. Each kind
- * lives in its own folder (sni/, later connect/, socks5/, tunnel/) and gets
+ * lives in its own folder (sni/, connect/, socks5/, later tunnel/) and gets
  * the same settings on start and on every reload.
  */
 import type { AccessList } from "../auth/mod.ts";
@@ -9,6 +9,8 @@ import type { Logger } from "../log/mod.ts";
 import type { RouteBackends } from "../router/mod.ts";
 import type { Listener, Runtime } from "../runtime/types.ts";
 import { SniListenerState } from "../sni/mod.ts";
+import { ConnectListenerState } from "../connect/mod.ts";
+import { Socks5ListenerState } from "../socks5/mod.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import type { SlotAssignment } from "./messages.ts";
 
@@ -47,8 +49,13 @@ export interface DataPlaneListener {
 }
 
 export function createListener(settings: ListenerSettings, deps: ListenerDeps): DataPlaneListener {
-  switch (settings.listener.kind) {
+  const l = settings.listener;
+  switch (l.kind) {
     case "sni":
-      return new SniListenerState(settings, deps);
+      return new SniListenerState({ ...settings, listener: l }, deps);
+    case "connect":
+      return new ConnectListenerState({ ...settings, listener: l }, deps);
+    case "socks5":
+      return new Socks5ListenerState({ ...settings, listener: l }, deps);
   }
 }

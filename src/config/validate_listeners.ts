@@ -1,0 +1,136 @@
+/**
+ * [[listeners]]: one table per bound socket. Keys common to every kind, plus
+ * each kind's own (sni: max_client_hello; connect: max_header_bytes,
+ * max_streams, tls, auth; socks5: auth). A key of another kind is reported
+ * as such rather than as unknown.
+ */
+
+import type { Address, ConnectListenerConfig, HostPort, ListenerBase, ListenerConfig, ListenerKind } from "./types.ts";
+import { addressFrom, formatAddress, formatHostPort } from "./address.ts";
+import * as D from "./defaults.ts";
+import { readDuration, readEnum, readInt, readString, readTable, readTableArray } from "./fields.ts";
+import { checkKeys, describe, isTable, type Issues, type RawTable } from "./issues.ts";
+import { readListenerTls } from "./validate_tls.ts";
+
+export const COMMON_LISTENER_KEYS = [
+  "name",
+  "kind",
+  "address",
+  "accept_proxy",
+  "handshake_timeout",
+  "idle_timeout",
+  "max_connections",
+] as const;
+
+/** The keys each kind adds to the common ones. */
+export const KIND_KEYS: Readonly<Record<ListenerKind, readonly string[]>> = {
+  sni: ["max_client_hello"],
+  connect: ["max_header_bytes", "max_streams", "connect_timeout", "tls", "auth"],
+  socks5: ["connect_timeout", "auth"],
+};
+
+/** Every key any listener kind understands. */
+export const LISTENER_KEYS: readonly string[] = [...new Set([...COMMON_LISTENER_KEYS, ...Object.values(KIND_KEYS).flat()])];
+
+export function readListeners(is: Issues, raw: RawTable, admin: HostPort | null, baseDir: string): ListenerConfig[] {
+  const entries = readTableArray(is, raw, "listeners", "listeners", D.MAX_LISTENERS);
+  if (raw["listeners"] === undefined || (Array.isArray(raw["listeners"]) && raw["listeners"].length === 0)) {
+    is.add("listeners", "at least one [[listeners]] table is required");
+  }
+  const out: ListenerConfig[] = [];
+  const byName = new Map<string, number>();
+  const byAddress = new Map<string, number>();
+  if (admin !== null && admin.port !== 0) byAddress.set(formatHostPort(admin.hostname, admin.port), -1);
+
+  for (const { value: t, index } of entries) {
+    const at = `listeners[${index}]`;
+    checkKeys(is, t, at, LISTENER_KEYS);
+    // Required, not defaulted: a file should say which kind it means.
+    let kind: ListenerKind = "sni";
+    if (t["kind"] === undefined) is.add(`${at}.kind`, `is required (${D.LISTENER_KINDS.join(" | ")})`);
+    else kind = readEnum(is, t, "kind", `${at}.kind`, D.LISTENER_KINDS, "sni");
+    for (const key of Object.keys(t)) {
+      if (!LISTENER_KEYS.includes(key) || (COMMON_LISTENER_KEYS as readonly string[]).includes(key) || KIND_KEYS[kind].includes(key)) continue;
+      const kinds = D.LISTENER_KINDS.filter((k) => KIND_KEYS[k].includes(key));
+      is.add(`${at}.${key}`, `only applies to kind = ${kinds.map((k) => `"${k}"`).join(" or ")} listeners, this one is "${kind}"`);
+    }
+
+    const nameRaw = readString(is, t, "name", `${at}.name`);
+    const name = nameRaw ?? kind;
+    if (nameRaw !== null && !D.LISTENER_NAME.test(nameRaw)) {
+      is.add(`${at}.name`, `must match [a-z0-9_-]{1,64}, got ${describe(nameRaw)}`);
+    } else {
+      const prev = byName.get(name);
+      if (prev !== undefined) {
+        const hint = nameRaw === null ? ` (name defaults to the kind; give each listener a name)` : "";
+        is.add(`${at}.name`, `${describe(name)} is already used by listeners[${prev}]${hint}`);
+      } else byName.set(name, index);
+    }
+
+    let address: Address = { kind: "tcp", hostname: "127.0.0.1", port: 0 };
+    const addrText = readString(is, t, "address", `${at}.address`, true);
+    if (addrText !== null) {
+      const r = addressFrom(addrText, { allowPortZero: true, allowHostnames: false });
+      if ("error" in r) is.add(`${at}.address`, r.error);
+      else {
+        address = r.address;
+        // Port 0 asks the kernel for a fresh port each time: never a clash.
+        if (address.kind === "unix" || address.port !== 0) {
+          const key = formatAddress(address);
+          const prev = byAddress.get(key);
+          if (prev === -1) is.add(`${at}.address`, `${key} is already the admin address`);
+          else if (prev !== undefined) is.add(`${at}.address`, `${key} is already used by listeners[${prev}]`);
+          else byAddress.set(key, index);
+        }
+      }
+    }
+
+    const base: ListenerBase = {
+      name,
+      kind,
+      address,
+      acceptProxy: readEnum(is, t, "accept_proxy", `${at}.accept_proxy`, D.ACCEPT_PROXY_MODES, "none"),
+      handshakeTimeoutMs: readDuration(is, t, "handshake_timeout", `${at}.handshake_timeout`, D.HANDSHAKE_TIMEOUT),
+      idleTimeoutMs: readDuration(is, t, "idle_timeout", `${at}.idle_timeout`, D.IDLE_TIMEOUT),
+      maxConnections: readInt(is, t, "max_connections", `${at}.max_connections`, D.MAX_CONNECTIONS),
+    };
+    switch (kind) {
+      case "sni":
+        out.push({ ...base, kind, maxClientHello: readInt(is, t, "max_client_hello", `${at}.max_client_hello`, D.MAX_CLIENT_HELLO) });
+        break;
+      case "connect":
+        out.push(readConnect(is, t, at, base, baseDir));
+        break;
+      case "socks5":
+        out.push({
+          ...base,
+          kind,
+          connectTimeoutMs: readDuration(is, t, "connect_timeout", `${at}.connect_timeout`, D.PROXY_CONNECT_TIMEOUT),
+          auth: readEnum(is, t, "auth", `${at}.auth`, D.PROXY_AUTH_MODES, "none"),
+        });
+        break;
+    }
+  }
+  return out;
+}
+
+function readConnect(is: Issues, t: RawTable, at: string, base: ListenerBase, baseDir: string): ConnectListenerConfig {
+  let tls = null;
+  if (t["tls"] !== undefined) {
+    const tt = readTable(is, t, "tls", `${at}.tls`);
+    if (isTable(t["tls"])) tls = readListenerTls(is, tt, `${at}.tls`, baseDir);
+  }
+  // A knob that does nothing is a trap: HTTP/2 (and so streams) needs TLS with ALPN.
+  if (t["tls"] === undefined && t["max_streams"] !== undefined) {
+    is.add(`${at}.max_streams`, "only applies with [listeners.tls] (HTTP/2 CONNECT is offered over TLS only)");
+  }
+  return {
+    ...base,
+    kind: "connect",
+    maxHeaderBytes: readInt(is, t, "max_header_bytes", `${at}.max_header_bytes`, D.MAX_HEADER_BYTES),
+    maxStreams: readInt(is, t, "max_streams", `${at}.max_streams`, D.MAX_STREAMS),
+    connectTimeoutMs: readDuration(is, t, "connect_timeout", `${at}.connect_timeout`, D.PROXY_CONNECT_TIMEOUT),
+    tls,
+    auth: readEnum(is, t, "auth", `${at}.auth`, D.PROXY_AUTH_MODES, "none"),
+  };
+}

@@ -1,0 +1,365 @@
+/**
+ * The server side of HBONE: HTTP/2 CONNECT over (m)TLS on a connect
+ * listener whose client picked ALPN "h2". One `HboneSession` per
+ * connection, one `HboneTunnel` per CONNECT stream:
+ *
+ *   HEADERS → validate (RFC 9113 §8.5) → who (SPIFFE ID of the client
+ *   certificate, or a token) → egress and identity policy → resolve and
+ *   connect → ":status 200" → Relay(stream, upstream)
+ *
+ * Answers (DESIGN.md): 200 only once policy passed and the upstream is
+ * connected; 400 malformed; 401 no certificate identity; 403 policy;
+ * 405 not CONNECT (or POST with x-tun); 431 header list too large; 503
+ * upstream unreachable, whatever the reason. A refusal ends the stream
+ * (END_STREAM, then RST_STREAM NO_ERROR, §8.1); a tunnel that fails later
+ * is reset (RST_STREAM CANCEL). Drain sends GOAWAY; streams already open
+ * finish. `forwarded`, `baggage` and `traceparent` are logged with the tunnel.
+ */
+import { asProxyError, type ErrorCode, ProxyError } from "../errors/mod.ts";
+import type { ConnectListenerConfig } from "../config/types.ts";
+import { parseProxyAuthorization } from "../auth/mod.ts";
+import { type Authority, formatAuthority, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
+import { Relay, type RelayOwner } from "../relay/mod.ts";
+import type { Conn } from "../runtime/types.ts";
+import { H2Connection, type H2ConnectionOwner } from "./h2_connection.ts";
+import type { H2Stream } from "./h2_stream.ts";
+import { ANONYMOUS, type Principal } from "./policy.ts";
+import type { ProxyListener, ProxySession } from "./proxy_listener.ts";
+
+/** After our GOAWAY (or a connection error) the peer gets this long to close before we do. */
+const CLOSE_LINGER_MS = 1000;
+
+/** Connection-specific fields that make an HTTP/2 request malformed (RFC 9113 §8.2.2). */
+const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade"]);
+
+export class HboneSession implements ProxySession, H2ConnectionOwner {
+  readonly h2: H2Connection;
+  readonly tunnels = new Set<HboneTunnel>();
+  private readonly startedAt = performance.now();
+  private readonly startedMs: number;
+  private endedAtMs = 0;
+  private finished = false;
+  readonly client: string;
+
+  constructor(readonly conn: Conn, readonly listener: ProxyListener<ConnectListenerConfig>, nowMs: number) {
+    this.startedMs = nowMs;
+    this.client = `${conn.remoteAddress}:${conn.remotePort}`;
+    const cfg = listener.config;
+    this.h2 = new H2Connection(conn, this, { role: "server", maxConcurrentStreams: cfg.maxStreams, maxHeaderListBytes: cfg.maxHeaderBytes });
+  }
+
+  /** `first`: the bytes that made the dispatcher choose HTTP/2. */
+  start(first: Uint8Array): void {
+    this.h2.start(first);
+  }
+
+  // The H2Connection owns the socket's events; these satisfy ProxySession for the listener's set.
+  onData(): void {}
+  onDrain(): void {}
+  onEnd(): void {}
+  onClose(): void {}
+
+  onStreamHeaders(_c: H2Connection, s: H2Stream, fields: [string, string][], tooLarge: boolean): void {
+    // Streams the client reset while we still dial count too: resetting does not buy a client more dials
+    // than max_streams at once (the "rapid reset" pattern).
+    if (this.tunnels.size >= this.listener.config.maxStreams) {
+      this.h2.streamReset(s, H2Code.REFUSED_STREAM);
+      return;
+    }
+    const t = new HboneTunnel(this, s);
+    this.tunnels.add(t);
+    t.begin(fields, tooLarge);
+  }
+
+  onStreamClosed(_c: H2Connection, s: H2Stream): void {
+    const t = s.owner as HboneTunnel | null;
+    // A tunnel whose relay runs ends through the relay; one still deciding ends here.
+    if (t && !t.relaying) t.streamGone();
+  }
+
+  onConnectionClosed(): void {
+    this.endedAtMs = this.listener.now();
+    // Tunnels still dialing find their stream closed when the dial returns.
+    if (this.tunnels.size === 0) this.finish();
+  }
+
+  tunnelDone(t: HboneTunnel): void {
+    this.tunnels.delete(t);
+    if (this.h2.closed && this.tunnels.size === 0) this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.conn.close();
+    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000);
+  }
+
+  sweep(nowMs: number): void {
+    const cfg = this.listener.config;
+    if (this.h2.closed) {
+      // We sent GOAWAY and FIN; a peer that keeps its half open is cut off.
+      if (nowMs - this.endedAtMs >= CLOSE_LINGER_MS) {
+        for (const t of [...this.tunnels]) t.abort("DRAINING");
+        this.finish();
+      }
+      return;
+    }
+    // No preface and SETTINGS within the handshake timeout: not an HTTP/2 client.
+    if (!this.h2.settled && nowMs - this.startedMs >= cfg.handshakeTimeoutMs) {
+      this.h2.connectionError(new H2Error(H2Code.SETTINGS_TIMEOUT, `No HTTP/2 preface and SETTINGS within ${cfg.handshakeTimeoutMs} ms`));
+      return;
+    }
+    if (cfg.idleTimeoutMs > 0) {
+      for (const t of this.tunnels) t.sweepIdle(nowMs, cfg.idleTimeoutMs);
+      if (this.tunnels.size === 0 && nowMs - this.h2.lastActiveMs >= cfg.idleTimeoutMs) this.h2.goaway(H2Code.NO_ERROR, "idle");
+    }
+  }
+
+  drain(): void {
+    this.h2.goaway(H2Code.NO_ERROR, "draining");
+  }
+
+  abort(code: ErrorCode): void {
+    for (const t of [...this.tunnels]) t.abort(code);
+    this.h2.abort();
+    this.finish();
+  }
+}
+
+/** One CONNECT stream. */
+export class HboneTunnel implements RelayOwner {
+  relaying = false;
+  private relay: Relay | null = null;
+  private upstream: Conn | null = null;
+  private principal: Principal | null = null;
+  private destination: string | null = null;
+  private address: string | null = null;
+  private status: number | null = null;
+  private errorCode: ErrorCode | null = null;
+  private forwarded: string | null = null;
+  private baggage: string | null = null;
+  private traceparent: string | null = null;
+  private readonly startedAt = performance.now();
+  private done = false;
+
+  constructor(private readonly session: HboneSession, readonly stream: H2Stream) {
+    stream.owner = this;
+    // Hold client DATA (bounded by the stream window) until the upstream is up.
+    stream.pause();
+  }
+
+  begin(fields: [string, string][], tooLarge: boolean): void {
+    const l = this.session.listener;
+    let dest: Authority;
+    try {
+      if (tooLarge) throw new ProxyError("HTTP_HEADER_TOO_LARGE", "downstream", `Header list over ${l.config.maxHeaderBytes} bytes`);
+      const req = this.read(fields);
+      dest = req.dest;
+      this.principal = this.authorise(req.authorization);
+      l.policy.screenIdentity(this.principal);
+    } catch (err) {
+      return this.refuse(asProxyError(err, "HTTP_BAD_REQUEST", "downstream"));
+    }
+    l.stats.handshake(l.listenerSlot, (performance.now() - this.startedAt) / 1000);
+    void this.dial(dest);
+  }
+
+  /** RFC 9113 §8.3 and §8.5: the request's pseudo-header fields and its destination. */
+  private read(fields: [string, string][]): { dest: Authority; authorization: string | null } {
+    const bad = (m: string) => new ProxyError("HTTP_BAD_REQUEST", "downstream", m);
+    let method: string | null = null;
+    let authority: string | null = null;
+    let scheme: string | null = null;
+    let path: string | null = null;
+    let xTun: string | null = null;
+    let xTunCount = 0;
+    let authorization: string | null = null;
+    let regular = false;
+    for (const [name, value] of fields) {
+      // §8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or 0x7f-0xff"; §8.2: values no CR, LF, NUL.
+      if (!/^:?[\x21-\x40\x5b-\x7e]+$/.test(name)) throw bad(`Malformed field name ${JSON.stringify(name.slice(0, 40))}`);
+      if (/[\r\n\0]/.test(value)) throw bad(`Malformed value of ${name}`);
+      if (name.charCodeAt(0) === 0x3a) {
+        // §8.3: "All pseudo-header fields MUST appear in a field block before all regular field lines".
+        if (regular) throw bad("Pseudo-header after a regular field");
+        const dup = () => bad(`Repeated ${name}`);
+        if (name === ":method") {
+          if (method !== null) throw dup();
+          method = value;
+        } else if (name === ":authority") {
+          if (authority !== null) throw dup();
+          authority = value;
+        } else if (name === ":scheme") {
+          if (scheme !== null) throw dup();
+          scheme = value;
+        } else if (name === ":path") {
+          if (path !== null) throw dup();
+          path = value;
+        } else throw bad(`Unknown pseudo-header ${name}`); // :protocol too: we do not offer extended CONNECT
+        continue;
+      }
+      regular = true;
+      if (CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) throw bad(`Connection-specific field ${name}`);
+      switch (name) {
+        case "x-tun":
+          xTunCount++;
+          xTun = value;
+          break;
+        case "proxy-authorization":
+          authorization = value;
+          break;
+        case "forwarded":
+          this.forwarded = value;
+          break;
+        case "baggage":
+          this.baggage = value;
+          break;
+        case "traceparent":
+          this.traceparent = value;
+          break;
+      }
+    }
+    if (method === null) throw bad("No :method");
+    let target: string;
+    if (method === "CONNECT") {
+      // §8.5: "The :scheme and :path pseudo-header fields MUST be omitted"; ":authority ... contains the host and port".
+      if (scheme !== null || path !== null) throw bad("CONNECT with :scheme or :path (extended CONNECT is not offered)");
+      if (authority === null) throw bad("CONNECT without :authority");
+      target = authority;
+    } else if (method === "POST" && xTunCount === 1) {
+      target = xTun!;
+    } else {
+      throw new ProxyError("HTTP_METHOD_NOT_ALLOWED", "downstream", `${method} is not a tunnel request: use CONNECT (or POST with x-tun)`);
+    }
+    const dest = parseAuthority(target);
+    this.destination = formatAuthority(dest);
+    return { dest, authorization };
+  }
+
+  private authorise(authorization: string | null): Principal {
+    const l = this.session.listener;
+    const policy = l.policy;
+    if (policy.clientCerts) {
+      const id = policy.peerIdentity(this.stream.tls());
+      if (id !== null) return { name: id.uri, user: null, spiffe: id };
+    }
+    if (l.config.auth === "token") {
+      const creds = parseProxyAuthorization(authorization);
+      return policy.checkToken(creds?.secret ?? null, creds?.user ?? null, this.session.conn.remoteAddress);
+    }
+    if (policy.clientCerts) throw new ProxyError("AUTH_REQUIRED", "downstream", "A client certificate with a SPIFFE ID is required");
+    return ANONYMOUS;
+  }
+
+  private async dial(dest: Authority): Promise<void> {
+    const l = this.session.listener;
+    let up;
+    try {
+      up = await l.policy.dial(l.runtime, dest, this.principal!, l.config.connectTimeoutMs, this.nullHandler);
+    } catch (err) {
+      return this.refuse(asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream"));
+    }
+    if (this.stream.closed) {
+      up.conn.close();
+      this.errorCode ??= "DOWNSTREAM_RESET";
+      return this.finish();
+    }
+    this.address = up.address;
+    this.upstream = up.conn;
+    this.status = 200;
+    this.session.h2.respond(this.stream, [[":status", "200"]], false);
+    this.relaying = true;
+    this.relay = new Relay(this.stream, up.conn, this);
+    this.relay.start([]);
+  }
+
+  /** Events of an upstream between its connect and the relay: none can matter (the relay takes over synchronously). */
+  private readonly nullHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
+
+  private refuse(err: ProxyError): void {
+    this.errorCode = err.code;
+    this.session.listener.log.debug("tunnel refused", { listener: this.session.listener.name, client: this.session.client, error: err.code, reason: err.message });
+    if (!this.stream.closed) {
+      const status = h2StatusFor(err.code, this.session.listener.config.auth === "token" && !this.session.listener.policy.clientCerts);
+      this.status = status;
+      const fields: [string, string][] = [[":status", String(status)], ["edgemux-error", err.code]];
+      if (status === 407) fields.push(["proxy-authenticate", 'Bearer realm="edgemux"']);
+      this.session.h2.respond(this.stream, fields, true);
+      // §8.1: after a complete response the server "MAY request that the client abort transmission ... by sending a RST_STREAM with an error code of NO_ERROR".
+      if (!this.stream.closed) this.session.h2.streamReset(this.stream, H2Code.NO_ERROR);
+    }
+    this.finish();
+  }
+
+  /** The stream closed (peer reset, connection gone) before the relay started. */
+  streamGone(): void {
+    this.errorCode ??= "DOWNSTREAM_RESET";
+    if (this.upstream === null) return; // still dialing: dial() finishes when it returns
+    this.finish();
+  }
+
+  relayBytes(_r: Relay, toUpstream: number, toClient: number): void {
+    this.session.listener.stats.bytes(this.session.listener.listenerSlot, toUpstream, toClient);
+  }
+
+  relayClosed(_r: Relay, code: ErrorCode | null): void {
+    if (code !== null && this.errorCode === null) this.errorCode = code;
+    this.finish();
+  }
+
+  sweepIdle(nowMs: number, idleMs: number): void {
+    if (this.relay && !this.relay.isFinished && nowMs - this.relay.lastActiveMs >= idleMs) this.relay.abort("IDLE_TIMEOUT");
+  }
+
+  abort(code: ErrorCode): void {
+    this.errorCode ??= code;
+    if (this.relay && !this.relay.isFinished) return this.relay.abort(code);
+    this.stream.close();
+    this.upstream?.close();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const l = this.session.listener;
+    l.tunnelEnded({
+      proto: "h2",
+      client: this.session.client,
+      principal: this.principal,
+      destination: this.destination,
+      address: this.address,
+      status: this.status,
+      bytesIn: this.relay?.bytesToUpstream ?? 0,
+      bytesOut: this.relay?.bytesToClient ?? 0,
+      seconds: (performance.now() - this.startedAt) / 1000,
+      error: this.errorCode,
+      forwarded: this.forwarded,
+      baggage: this.baggage,
+      traceparent: this.traceparent,
+    });
+    this.session.tunnelDone(this);
+  }
+}
+
+/** HTTP/2 statuses (DESIGN.md): 503 for every upstream failure; 401 (or 407 with token auth) for missing credentials. */
+export function h2StatusFor(code: ErrorCode, tokenAuth: boolean): number {
+  switch (code) {
+    case "HTTP_BAD_REQUEST":
+      return 400;
+    case "AUTH_REQUIRED":
+      return tokenAuth ? 407 : 401;
+    case "AUTH_DENIED":
+    case "ACCESS_DENIED":
+    case "EGRESS_DENIED":
+    case "IDENTITY_DENIED":
+      return 403;
+    case "HTTP_METHOD_NOT_ALLOWED":
+      return 405;
+    case "HTTP_HEADER_TOO_LARGE":
+      return 431;
+    default:
+      return 503;
+  }
+}

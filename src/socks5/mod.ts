@@ -1,0 +1,2 @@
+export { Socks5ListenerState } from "./listener.ts";
+export { Socks5Session } from "./session.ts";
