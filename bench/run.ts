@@ -5,7 +5,7 @@
  * Writes bench/results/<timestamp>.{json,md,svg} and prints the markdown.
  * See bench/README.md.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -137,15 +137,59 @@ async function main(): Promise<number> {
   const base = join(outDir, stamp);
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 1) + "\n");
   const md = renderMarkdown(report);
-  writeFileSync(`${base}.md`, md);
+  const suites = await runSuites(reg, opts, base);
+  writeFileSync(`${base}.md`, md + suites);
   writeFileSync(`${base}.svg`, renderSvg(report));
-  console.log(md);
+  console.log(md + suites);
   log(`bench: wrote ${base}.json, .md, .svg`);
   await reg.stopAll();
   const troubled = results.some((sc) => sc.samples.some((x) => x.error) || sc.entries.some((e) => e.skipped || e.exits));
   keepDir = opts.keepTmp || troubled;
   if (keepDir) log(`bench: scratch directory kept${troubled ? " (some measurements failed; every process's log is there)" : ""}: ${dir}`);
   return 0;
+}
+
+/**
+ * The other capabilities' benchmarks are standalone scripts with their own
+ * peers; run them in the same session and append their reports.
+ */
+async function runSuites(reg: ProcessRegistry, opts: ReturnType<typeof parseArgs>, base: string): Promise<string> {
+  const full = opts.plan.mode === "full";
+  const rounds = String(opts.plan.rounds);
+  const suites: Record<string, { file: string; argv: string[]; md: () => string }> = {
+    connect: {
+      file: "bench/connect_bench.ts",
+      argv: ["--rounds", rounds, "--seconds", String(opts.plan.seconds), "--out", `${base}-connect`],
+      md: () => latestMd(`${base}-connect`),
+    },
+    mux: {
+      file: "bench/mux_bulk.ts",
+      argv: ["--bytes", String(full ? 1 << 30 : 256 << 20), "--repeats", rounds, "--json", `${base}-mux.json`],
+      md: () => "",
+    },
+    tunnel: {
+      file: "bench/tunnel_bench.ts",
+      argv: ["--rounds", rounds, "--out", `${base}-tunnel`],
+      md: () => latestMd(`${base}-tunnel`),
+    },
+  };
+  let out = "";
+  for (const id of opts.suites) {
+    const s = suites[id]!;
+    if (!existsSync(join(repoRoot, s.file))) continue;
+    log(`bench: suite ${id} (${s.file})`);
+    const r = await runToEnd(reg, `suite_${id}`, "bun", [join(repoRoot, s.file), ...s.argv], full ? 1_800_000 : 900_000);
+    const md = s.md();
+    out += `\n## Suite: ${id} (${s.file})\n\n${r.code === 0 ? "" : `**exited ${r.code}**\n\n`}${md || "```\n" + r.output.trim().split("\n").slice(-40).join("\n") + "\n```"}\n`;
+  }
+  return out;
+}
+
+/** The newest .md a suite wrote into `dir`, or "" when there is none. */
+function latestMd(dir: string): string {
+  if (!existsSync(dir)) return "";
+  const files = readdirSync(dir).filter((f) => f.endsWith(".md")).sort();
+  return files.length ? readFileSync(join(dir, files[files.length - 1]!), "utf8").replace(/^# /m, "### ") : "";
 }
 
 main().then(

@@ -17,6 +17,11 @@ need_bin nginx nginx
 need_bin sniproxy sniproxy
 need_bin wrk wrk
 need_bin openssl openssl
+need_bin squid squid               # CONNECT suite
+need_bin tinyproxy tinyproxy       # CONNECT suite
+need_bin go golang-go              # smux and HBONE peers (Go, built offline)
+[ -d /usr/share/gocode/src/github.com/xtaci/smux ] || missing+=(golang-github-xtaci-smux-dev)
+[ -d /usr/share/gocode/src/golang.org/x/net ] || missing+=(golang-golang-x-net-dev)
 [ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -10,7 +10,12 @@ export interface Options {
   outDir: string | null;
   keepTmp: boolean;
   help: boolean;
+  /** Standalone suites run after the SNI scenarios (bench/<suite>_bench.ts ...). */
+  suites: SuiteId[];
 }
+
+export type SuiteId = "connect" | "mux" | "tunnel";
+export const SUITE_IDS: readonly SuiteId[] = ["connect", "mux", "tunnel"];
 
 export const USAGE = `usage: bun run bench [-- options]
   --full               long run (5 rounds × 8 s, < 30 min); default is quick (3 rounds × 3 s, a few minutes)
@@ -21,6 +26,9 @@ export const USAGE = `usage: bun run bench [-- options]
   --idle-conns N       idle connections per proxy (≤ 9,500: 2 fds each under the 20,000 limit)
   --no-micro           skip bench/micro/*_bench.ts
   --no-deps            do not run scripts/bench_deps.sh (check/install the Debian peers)
+  --suites a,b         standalone suites after the SNI scenarios: connect (CONNECT/SOCKS/HBONE vs squid,
+                       tinyproxy, Go), mux (smux vs Go smux), tunnel (edge relay); default: all
+  --no-suites          only the SNI scenarios
   --out DIR            where <timestamp>.json/.md/.svg go (default bench/results)
   --keep-tmp           keep the scratch directory (configs, logs of every process)
   --help`;
@@ -42,7 +50,7 @@ function num(raw: string | undefined, flag: string, lo: number, hi: number): num
 }
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false };
+  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false, suites: [...SUITE_IDS] };
   const overrides: Partial<Plan> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -70,6 +78,12 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case "--idle-conns":
         overrides.idleConns = num(next(), a, 1, 9500);
+        break;
+      case "--suites":
+        o.suites = list(next(), SUITE_IDS, a);
+        break;
+      case "--no-suites":
+        o.suites = [];
         break;
       case "--no-micro":
         o.micro = false;
