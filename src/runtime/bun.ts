@@ -51,11 +51,16 @@ class BunConn implements Conn {
     this.isTls = isTls;
   }
 
+  /** Read from the socket once (each read is a call into Bun that builds a string). */
+  private peerAddress: string | undefined = undefined;
+  private peerPort = -1;
+
   get remoteAddress(): string {
-    return this.socket.remoteAddress ?? "";
+    return (this.peerAddress ??= this.socket.remoteAddress ?? "");
   }
   get remotePort(): number {
-    return this.socket.remotePort ?? 0;
+    if (this.peerPort < 0) this.peerPort = this.socket.remotePort ?? 0;
+    return this.peerPort;
   }
   get localAddress(): string {
     return this.socket.localAddress ?? "";
@@ -102,10 +107,17 @@ class BunConn implements Conn {
     return true;
   }
 
+  /** Each real pause/resume is an epoll_ctl: skip the ones that change nothing. */
+  private paused = false;
+
   pause(): void {
+    if (this.paused) return;
+    this.paused = true;
     this.socket.pause();
   }
   resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
     this.socket.resume();
   }
 
@@ -137,7 +149,12 @@ class BunConn implements Conn {
     this.handler = handler;
   }
 
+  /** Bun turns TCP_NODELAY on for every TCP socket it accepts or opens (seen with strace). */
+  private noDelay = true;
+
   setNoDelay(on: boolean): void {
+    if (on === this.noDelay) return; // a setsockopt saved per connection
+    this.noDelay = on;
     this.socket.setNoDelay?.(on);
   }
 

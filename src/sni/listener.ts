@@ -13,12 +13,15 @@ import { release, type StatsWriter, tryAcquire } from "../stats/mod.ts";
 import { coarseClock } from "../relay/mod.ts";
 import { SniSession } from "./session.ts";
 import { HbonePool } from "../connect/mod.ts";
+import type { TunnelHub } from "../tunnel/mod.ts";
 
 export interface SniListenerDeps {
   runtime: Runtime;
   stats: StatsWriter;
   limits: Int32Array;
   log: Logger;
+  /** Routes with a `tunnel:NAME` target open their streams here (the worker's tunnel hub). */
+  tunnels?: TunnelHub;
 }
 
 /** The parts of a worker's listener settings the SNI listener reads (see worker/listeners.ts). */
@@ -66,6 +69,11 @@ export class SniListenerState {
   }
 
   /** Pooled HBONE connections for routes with hbone:// targets; made on first use. */
+  /** The worker's tunnel hub, for `tunnel:NAME` targets. */
+  get tunnels(): TunnelHub | null {
+    return this.deps.tunnels ?? null;
+  }
+
   hbonePool(): HbonePool {
     return (this.hbone ??= new HbonePool(this.deps.runtime));
   }
@@ -103,7 +111,8 @@ export class SniListenerState {
       conn.close();
       return null;
     }
-    if (!this.access.allows(conn.remoteAddress)) {
+    // No rules, no work: reading the peer address costs a call into the runtime.
+    if (!this.access.empty && !this.access.allows(conn.remoteAddress)) {
       st.refused(slot);
       st.error(slot, "ACCESS_DENIED");
       this.logRefusal(conn, "ACCESS_DENIED");
@@ -134,21 +143,25 @@ export class SniListenerState {
   /** Called once per session when both sides are gone. */
   sessionEnded(session: SniSession): void {
     if (!this.sessions.delete(session)) return;
-    const o = session.outcome();
     const st = this.deps.stats;
     const slot = this.listenerSlot;
+    const seconds = session.seconds();
+    const routeSlot = session.routeSlotIndex;
+    const error = session.error;
     st.closed(slot);
-    st.duration(slot, o.seconds);
+    st.duration(slot, seconds);
     release(this.deps.limits, slot);
-    if (o.routeSlot >= 0) {
-      st.closed(o.routeSlot);
-      st.duration(o.routeSlot, o.seconds);
+    if (routeSlot >= 0) {
+      st.closed(routeSlot);
+      st.duration(routeSlot, seconds);
     }
-    if (o.error !== null) {
-      st.error(slot, o.error);
-      if (o.routeSlot >= 0) st.error(o.routeSlot, o.error);
+    if (error !== null) {
+      st.error(slot, error);
+      if (routeSlot >= 0) st.error(routeSlot, error);
     }
+    // The log record (strings, an object) is built only when it is written.
     if (this.logConnections) {
+      const o = session.outcome();
       this.deps.log.info("connection", {
         listener: this.config.name,
         client: o.client,
@@ -157,8 +170,8 @@ export class SniListenerState {
         backend: o.backend,
         bytes_in: o.bytesIn,
         bytes_out: o.bytesOut,
-        duration_ms: Math.round(o.seconds * 1000),
-        error: o.error,
+        duration_ms: Math.round(seconds * 1000),
+        error,
       });
     }
   }

@@ -26,6 +26,7 @@ import type { Conn, ConnHandler } from "../runtime/types.ts";
 import type { SniListenerState } from "./listener.ts";
 import type { Balancer, RouteMatch } from "../router/mod.ts";
 import { forwardedFor, hboneAuthority } from "../connect/mod.ts";
+import { formatPeer } from "../tunnel/mod.ts";
 
 const enum Phase {
   ProxyHeader,
@@ -49,6 +50,7 @@ export class SniSession implements ConnHandler, RelayOwner {
   private proxyIn: ProxyHeaderParser | null;
   /** Client bytes that arrived after the hello was complete, before the backend was up (rare: allocated on use). */
   private early: Uint8Array[] | null = null;
+  private earlyBytes = 0;
   private serverName: string | null = null;
   private route: RouteMatch | null = null;
   private routeSlot = -1;
@@ -56,8 +58,9 @@ export class SniSession implements ConnHandler, RelayOwner {
   private relay: Relay | null = null;
   private errorCode: ErrorCode | null = null;
   /** The client address the PROXY header claimed (accept_proxy), else the socket's. */
-  private clientAddr: string;
-  private clientPort: number;
+  /** Set when an inbound PROXY header named the real client; else the socket's peer is read when needed. */
+  private claimedAddr: string | null = null;
+  private claimedPort = 0;
   private readonly startedAt = performance.now();
   /** The balancer slot this connection holds (least_conn counts), released once at the end. */
   private heldBalancer: Balancer | null = null;
@@ -69,8 +72,6 @@ export class SniSession implements ConnHandler, RelayOwner {
     nowMs: number,
   ) {
     const cfg = state.config;
-    this.clientAddr = client.remoteAddress;
-    this.clientPort = client.remotePort;
     this.phaseStartedMs = nowMs;
     this.hello = new ClientHelloParser({ maxHelloBytes: cfg.maxClientHello });
     if (cfg.acceptProxy !== "none") {
@@ -94,9 +95,7 @@ export class SniSession implements ConnHandler, RelayOwner {
         this.firstByteAt ||= performance.now();
         return this.onHelloBytes(chunk);
       case Phase.Connecting:
-        (this.early ??= []).push(chunk);
-        this.client.pause();
-        return;
+        return this.holdEarly(chunk);
       default:
         return; // Closing: discard while the alert drains
     }
@@ -113,8 +112,8 @@ export class SniSession implements ConnHandler, RelayOwner {
     }
     if (header === null) return;
     if (header.addresses && header.command === "proxy") {
-      this.clientAddr = header.addresses.srcAddress;
-      this.clientPort = header.addresses.srcPort;
+      this.claimedAddr = header.addresses.srcAddress;
+      this.claimedPort = header.addresses.srcPort;
       if (!this.state.access.allows(this.clientAddr)) {
         return this.fail(new ProxyError("ACCESS_DENIED", "downstream", `Client ${this.clientAddr} is denied by the access lists`), false);
       }
@@ -128,7 +127,7 @@ export class SniSession implements ConnHandler, RelayOwner {
 
   private onHelloBytes(chunk: Uint8Array): void {
     if (this.phase !== Phase.Hello) {
-      if (this.phase === Phase.Connecting) (this.early ??= []).push(chunk);
+      if (this.phase === Phase.Connecting) this.holdEarly(chunk);
       return;
     }
     const parser = this.hello!;
@@ -151,9 +150,18 @@ export class SniSession implements ConnHandler, RelayOwner {
     const st = this.state.stats;
     st.handshake(this.state.listenerSlot, (performance.now() - this.firstByteAt) / 1000);
     st.opened(this.routeSlot);
+    // The client is not paused here (pause and resume cost an epoll_ctl each):
+    // bytes that arrive before the backend is up are held, and past a bound
+    // the client is paused (holdEarly).
     this.phase = Phase.Connecting;
-    this.client.pause();
     void this.connectBackend(match);
+  }
+
+  /** Client bytes before the backend is up: kept for the replay, at most about max_client_hello before the client is paused. */
+  private holdEarly(chunk: Uint8Array): void {
+    (this.early ??= []).push(chunk);
+    this.earlyBytes += chunk.length;
+    if (this.earlyBytes >= this.state.config.maxClientHello) this.client.pause();
   }
 
   // ---- backend ---------------------------------------------------------------
@@ -161,6 +169,7 @@ export class SniSession implements ConnHandler, RelayOwner {
   private async connectBackend(match: RouteMatch): Promise<void> {
     const route = match.route;
     const b = match.backends;
+    if (b.kind === "tunnel") return this.connectTunnel(b.service, route.connectTimeoutMs, route.proxyProtocol);
     if (b.kind === "directory") {
       // sniproxy directory mode: <dir>/<hostname>/tls-socket, looked up per connection.
       let found;
@@ -209,6 +218,29 @@ export class SniSession implements ConnHandler, RelayOwner {
       }
     }
     this.fail(lastErr!, true);
+  }
+
+  /**
+   * `tunnel:NAME`: a stream to the agent exposing NAME, on this worker or
+   * another (tunnel/hub.ts). The agent sends the route's PROXY header, if any,
+   * to its service, so none is sent here. A failure answers internal_error.
+   */
+  private async connectTunnel(service: string, timeoutMs: number, proxy: "none" | "v1" | "v2"): Promise<void> {
+    const hub = this.state.tunnels;
+    if (hub === null) return this.fail(new ProxyError("SERVICE_OFFLINE", "upstream", `No tunnel hub for service '${service}'`), true);
+    let conn: Conn;
+    try {
+      const client = formatPeer(this.clientAddr, this.clientPort);
+      conn = await hub.open({ service, proto: "tcp", client, server: formatPeer(this.client.localAddress, this.client.localPort), proxy }, timeoutMs);
+    } catch (err) {
+      return this.fail(asProxyError(err, "SERVICE_OFFLINE", "upstream"), true);
+    }
+    if (this.phase !== Phase.Connecting) {
+      conn.close();
+      return;
+    }
+    this.backendLabel = `tunnel:${service}`;
+    this.startRelay(conn, "none");
   }
 
   /** Connects with this session as the handler; null when the client went away meanwhile. */
@@ -345,7 +377,9 @@ export class SniSession implements ConnHandler, RelayOwner {
   private fail(err: ProxyError, sendAlert: boolean, nowMs = this.state.now()): void {
     if (this.phase >= Phase.Closing) return;
     this.errorCode = err.code;
-    this.state.log.debug("connection refused", { listener: this.state.config.name, client: this.clientAddr, error: err.code, reason: err.message });
+    if (this.state.log.enabled("debug")) {
+      this.state.log.debug("connection refused", { listener: this.state.config.name, client: this.clientAddr, error: err.code, reason: err.message });
+    }
     const alert = sendAlert || this.phase === Phase.Hello || this.phase === Phase.Connecting
       ? (err as { alert?: number }).alert ?? tlsAlertFor(err.code)
       : null;
@@ -368,17 +402,36 @@ export class SniSession implements ConnHandler, RelayOwner {
 
   // ---- what the listener reads at the end --------------------------------------
 
+  private get clientAddr(): string {
+    return this.claimedAddr ?? this.client.remoteAddress;
+  }
+  private get clientPort(): number {
+    return this.claimedAddr !== null ? this.claimedPort : this.client.remotePort;
+  }
+
+  /** Seconds since accept. */
+  seconds(): number {
+    return (performance.now() - this.startedAt) / 1000;
+  }
+
+  /** The route's stats slot, or -1 before a route was chosen. */
+  get routeSlotIndex(): number {
+    return this.routeSlot;
+  }
+
+  get error(): ErrorCode | null {
+    return this.errorCode;
+  }
+
+  /** The fields of the connection log line. */
   outcome() {
     return {
       client: `${this.clientAddr}:${this.clientPort}`,
       sni: this.serverName,
       route: this.route?.route.name ?? null,
-      routeSlot: this.routeSlot,
       backend: this.backendLabel || null,
       bytesIn: this.relay?.bytesToUpstream ?? 0,
       bytesOut: this.relay?.bytesToClient ?? 0,
-      seconds: (performance.now() - this.startedAt) / 1000,
-      error: this.errorCode,
     };
   }
 }
