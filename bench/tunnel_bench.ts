@@ -2,7 +2,7 @@
  * Reverse-tunnel benchmarks (issue 4, section 5), all in one run so each
  * result is a ratio of measurements taken minutes apart on this machine:
  *
- *   bun bench/tunnel_bench.ts [--only bulk,http,fairness,memory,xworker] [--rounds 3] [--seconds 3] [--json out.json]
+ *   bun bench/tunnel_bench.ts [--only bulk,http,fairness,memory,xworker] [--rounds 3] [--seconds 3] [--json out.json] [--out DIR]
  *
  * Processes: `edgemux serve` (one worker: the machine has two cores for
  * everything), a destination agent and a source agent (`edgemux agent`), the
@@ -27,7 +27,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -440,40 +440,20 @@ roles = ["source", "destination"]
   const edge = start("edge", [process.execPath, join(root, "src/cli/main.ts"), "serve", "--config", join(dir, "edge.toml"), "--log-format", "json"]);
   const ready = await edge.json((o) => o.msg === "ready");
   const edgePort = Number(String((ready.listeners as Record<string, string>).tunnel).split(":").pop());
-  const common = ["--edge", `127.0.0.1:${edgePort}`, "--servername", "localhost", "--ca", pki.ca, "--token", "bench-secret", "--log-format", "json", "--log-level", "warn"];
+  // info: the "connected to the edge" line says when each agent is up (a handful of lines per run).
+  const common = ["--edge", `127.0.0.1:${edgePort}`, "--servername", "localhost", "--ca", pki.ca, "--token", "bench-secret", "--log-format", "json", "--log-level", "info"];
   const dest = start("dest", [process.execPath, join(root, "src/cli/main.ts"), "agent", ...common, "--name", "bench-dest", ...Object.entries(exposes).flatMap(([n, p]) => ["--expose", `${n}=127.0.0.1:${p}`])]);
   const src = start("src", [process.execPath, join(root, "src/cli/main.ts"), "agent", ...common, "--name", "bench-src", ...Object.keys(exposes).flatMap((n) => ["--forward", `127.0.0.1:0=${n}`])]);
   const [, srcReady] = await Promise.all([dest.json((o) => o.msg === "ready"), src.json((o) => o.msg === "ready")]);
   const forwards: Record<string, number> = {};
   for (const f of srcReady.forwards as { listen: string; service: string }[]) forwards[f.service] = Number(f.listen.split(":").pop());
-  // Wait until both are connected (the status line is printed at info; poll with a probe connection instead).
-  await waitConnected(forwards[Object.keys(exposes)[0]!]!);
+  // Both agents welcomed (one worker: the destination's services are then known to the source's session).
+  await Promise.all([dest.json((o) => o.msg === "connected to the edge"), src.json((o) => o.msg === "connected to the edge")]);
   return { edge, edgePort, dest, src, forwards, ca: pki.ca };
 }
 
 async function teardown(s: Setup): Promise<void> {
   await Promise.all([s.src.stop(), s.dest.stop(), s.edge.stop()]);
-}
-
-/** Retries a connection through the forward until the tunnel carries it (the agents connect asynchronously). */
-async function waitConnected(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ host: "127.0.0.1", port });
-      let got = false;
-      s.on("data", () => {
-        got = true;
-        s.destroy();
-      });
-      s.on("connect", () => s.write("\x16\x03\x01\x00\x01\x01"));
-      s.on("close", () => resolve(got));
-      s.on("error", () => resolve(false));
-      setTimeout(() => s.destroy(), 1000);
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("the tunnel did not come up");
 }
 
 function makePki(dir: string): { cert: string; key: string; ca: string } {
@@ -497,7 +477,8 @@ function runJson(name: string, argv: string[], ms: number): Promise<Record<strin
 // ---------------------------------------------------------------- bulk
 
 async function benchBulk(dir: string, rounds: number, seconds: number) {
-  const backend = start("tcp_backend", [process.execPath, join(root, "bench/tools/tcp_backend.ts"), "--mode", "bulk"]);
+  // tcp_backend exits when its stdin ends: keep a pipe open.
+  const backend = start("tcp_backend", [process.execPath, join(root, "bench/tools/tcp_backend.ts"), "--mode", "bulk"], { stdin: true });
   const b = await backend.json((o) => o.ready === true);
   const bport = Number(b.port);
   const s = await setup(dir, { bulk: bport });
@@ -585,7 +566,7 @@ async function benchFairness(dir: string, rounds: number) {
 async function benchMemory(dir: string) {
   const SESSIONS = 300;
   const STREAMS = 2000;
-  const hold = start("hold_backend", [process.execPath, join(root, "bench/tools/tcp_backend.ts"), "--mode", "hold"]);
+  const hold = start("hold_backend", [process.execPath, join(root, "bench/tools/tcp_backend.ts"), "--mode", "hold"], { stdin: true });
   const hb = await hold.json((o) => o.ready === true);
   const s = await setup(dir, { hold: Number(hb.port) });
   try {
@@ -742,20 +723,30 @@ async function driver(): Promise<void> {
   if (only.includes("fairness")) result.fairness = await benchFairness(dir, rounds);
   if (only.includes("memory")) result.memory = await benchMemory(dir);
   if (only.includes("xworker")) result.xworker = await benchXworker();
-  console.log("\n| measurement | result | target |\n|---|---:|---|");
+  const rows: string[] = ["| measurement | result | target |", "|---|---:|---|"];
   const b = result.bulk as Awaited<ReturnType<typeof benchBulk>> | undefined;
-  if (b) console.log(`| bulk, one stream through the edge relay ÷ direct TCP | ${b.ratio.toFixed(2)}× (${b.tunnelGbps.toFixed(2)} vs ${b.directGbps.toFixed(2)} Gbit/s) | ≥ 0.5× ${b.pass ? "pass" : "MISS"} |`);
+  if (b) rows.push(`| bulk, one stream through the edge relay ÷ direct TCP | ${b.ratio.toFixed(2)}× (${b.tunnelGbps.toFixed(2)} vs ${b.directGbps.toFixed(2)} Gbit/s) | ≥ 0.5× ${b.pass ? "pass" : "**miss**"} |`);
   const h = result.http as Awaited<ReturnType<typeof benchHttp>> | undefined;
-  if (h) console.log(`| keep-alive HTTP through the tunnel | ${h.tunnelRps.toFixed(0)} req/s (direct ${h.directRps.toFixed(0)}, ${h.ratio.toFixed(2)}×; p50 ${(h.tunnelP50Us / 1000).toFixed(2)} ms, p99 ${(h.tunnelP99Us / 1000).toFixed(2)} ms) | reported |`);
+  if (h) rows.push(`| keep-alive HTTP through the tunnel | ${h.tunnelRps.toFixed(0)} req/s (direct ${h.directRps.toFixed(0)}, ${h.ratio.toFixed(2)}×; p50 ${(h.tunnelP50Us / 1000).toFixed(2)} ms, p99 ${(h.tunnelP99Us / 1000).toFixed(2)} ms) | reported |`);
   const f = result.fairness as Awaited<ReturnType<typeof benchFairness>> | undefined;
-  if (f) console.log(`| 1,000 concurrent streams × 64 KiB: p99 ÷ median completion | ${f.ratio.toFixed(2)}× (p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms, failed ${f.failed}) | ≤ 3× ${f.pass ? "pass" : "MISS"} |`);
+  if (f) rows.push(`| 1,000 concurrent streams × 64 KiB: p99 ÷ median completion | ${f.ratio.toFixed(2)}× (p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms, failed ${f.failed}) | ≤ 3× ${f.pass ? "pass" : "**miss**"} |`);
   const m = result.memory as Awaited<ReturnType<typeof benchMemory>> | undefined;
-  if (m) console.log(`| edge RSS per idle session / per idle relayed stream | ${m.edgeBytesPerIdleSession} B / ${m.edgeBytesPerIdleStream} B | reported |`);
+  if (m) rows.push(`| edge RSS per idle agent session / per idle relayed stream | ${m.edgeBytesPerIdleSession} B / ${m.edgeBytesPerIdleStream} B | reported |`);
   const x = result.xworker as XworkerResult[] | undefined;
-  if (x) for (const r of x) console.log(`| cross-worker ${r.mode}, ${r.chunk} B chunks | ${r.mbps.toFixed(0)} MB/s | reported |`);
+  if (x) for (const r of x) rows.push(`| cross-worker ${r.mode}, ${r.chunk} B chunks | ${r.mbps.toFixed(0)} MB/s (${(r.chunksPerSecond / 1000).toFixed(0)}k chunks/s) | reported |`);
+  const table = rows.join("\n");
+  console.log(`\n${table}`);
   console.log(JSON.stringify(result));
   const jsonOut = arg("json", "");
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(result, null, 2) + "\n");
+  // --out DIR (bench/run.ts): <DIR>/<timestamp>.json and .md, the newest .md appended to the suite report.
+  const outDir = arg("out", "");
+  if (outDir) {
+    mkdirSync(outDir, { recursive: true });
+    const stamp = new Date().toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+    writeFileSync(join(outDir, `${stamp}.json`), JSON.stringify(result, null, 2) + "\n");
+    writeFileSync(join(outDir, `${stamp}.md`), `# Reverse tunnel (bench/tunnel_bench.ts)\n\n${rounds} rounds × ${seconds} s, ${result.cores} cores shared by every process; medians.\n\n${table}\n`);
+  }
   for (const p of procs) await p.stop();
   process.exit(0);
 }

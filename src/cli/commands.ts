@@ -11,6 +11,7 @@ import { VERSION } from "../version.ts";
 import { passedSockets } from "../supervisor/mod.ts";
 import { serve } from "./serve.ts";
 import { hashToken } from "../auth/mod.ts";
+import { AGENT_DEFAULTS, type AgentFlags, runAgent } from "../agent/mod.ts";
 import process from "node:process";
 
 const MAX_SECRET_BYTES = 4096;
@@ -61,6 +62,35 @@ const configFlags: Record<string, FlagSpec> = {
   "log-level": { type: "string", default: "config `log.level`, else info", help: "debug | info | warn | error" },
   "log-format": { type: "string", default: "config `log.format`, else text", help: "text | json" },
   "drain-timeout": { type: "string", default: "config `drain_timeout`, else 30s", help: "how long SIGTERM lets connections finish, e.g. 30s" },
+};
+
+/** `edgemux agent`: every flag also has a key in the agent's TOML file (src/agent/config.ts; README "Reverse tunnels"). */
+const agentFlags: Record<string, FlagSpec> = {
+  config: { type: "string", short: "c", default: "none", help: "agent TOML file (see examples/agent.toml); flags win, --expose/--forward add to its lists" },
+  edge: { type: "string", default: "required", help: "the edge's tunnel listener, HOST:PORT" },
+  servername: { type: "string", default: "the --edge host", help: "TLS server name (SNI and certificate check)" },
+  ca: { type: "string", default: "system roots", help: "CA bundle (PEM) that verifies the edge's certificate" },
+  cert: { type: "string", default: "none", help: "client certificate (PEM) for mTLS, with --key" },
+  key: { type: "string", default: "none", help: "private key (PEM) of --cert" },
+  token: { type: "string", default: "$EDGEMUX_TOKEN", help: "bearer token (visible in ps: prefer --token-file)" },
+  "token-file": { type: "string", default: "none", help: "file holding the bearer token" },
+  name: { type: "string", default: "the host name", help: "agent name shown in the edge's logs" },
+  transport: { type: "string", default: AGENT_DEFAULTS.transport, help: "upgrade (HTTP/1.1 upgrade to smux) | websocket (RFC 6455)" },
+  expose: {
+    type: "string",
+    multiple: true,
+    default: "none",
+    help: "destination role: NAME=TARGET[,proxy=v1|v2], TARGET host:port | unix:/path | file:./dir | udp:ip:port; repeatable",
+  },
+  forward: { type: "string", multiple: true, default: "none", help: "source role, TCP: LISTEN=NAME, e.g. 127.0.0.1:8000=web (port 0 = kernel picks); repeatable" },
+  "forward-udp": { type: "string", multiple: true, default: "none", help: "source role, UDP: LISTEN=NAME; repeatable" },
+  status: { type: "string", default: AGENT_DEFAULTS.status, help: "status endpoint address (GET /status JSON, GET /healthz), or off" },
+  "reconnect-min": { type: "string", default: AGENT_DEFAULTS.reconnectMin, help: "first reconnect delay (exponential backoff with jitter)" },
+  "reconnect-max": { type: "string", default: AGENT_DEFAULTS.reconnectMax, help: "longest reconnect delay" },
+  "connect-timeout": { type: "string", default: AGENT_DEFAULTS.connectTimeout, help: "dialing the edge: TCP, TLS, upgrade and hello" },
+  "udp-idle": { type: "string", default: AGENT_DEFAULTS.udpIdle, help: "close a UDP flow idle this long" },
+  "log-level": { type: "string", default: AGENT_DEFAULTS.logLevel, help: "debug | info | warn | error" },
+  "log-format": { type: "string", default: AGENT_DEFAULTS.logFormat, help: "text | json" },
 };
 
 const serveFlags: Record<string, FlagSpec> = {
@@ -160,6 +190,14 @@ export const commands: Record<string, Command> = {
       }
       out(hashToken(secret));
       return 0;
+    },
+  },
+  agent: {
+    summary: "reverse-tunnel agent: expose local services through an edge, or reach services behind other agents",
+    usage: "edgemux agent --edge HOST:PORT (--expose NAME=TARGET | --forward LISTEN=NAME)... [flags]",
+    flags: agentFlags,
+    async run(rt, values, _pos, _out, err) {
+      return await runAgent(rt, values as AgentFlags, err);
     },
   },
   "default-config": {

@@ -32,6 +32,15 @@ export const PROXY_CONNECT_TIMEOUT: DurationBound = { def: 10_000, min: 10, max:
 export const MAX_HEADER_BYTES: IntBound = { def: 16_384, min: 1_024, max: 65_536 };
 /** connect listeners over TLS: concurrent HTTP/2 CONNECT streams per connection. */
 export const MAX_STREAMS: IntBound = { def: 1_000, min: 1, max: 100_000 };
+/** tunnel listeners: the smux v2 window per stream (Go smux: at most the 4 MiB session buffer). */
+export const STREAM_WINDOW: IntBound = { def: 262_144, min: 16_384, max: 4_194_304 };
+/** tunnel listeners: keepalive NOP interval, and silence after which a session is dead. */
+export const KEEPALIVE_INTERVAL: DurationBound = { def: 10_000, min: 1_000, max: 300_000 };
+export const KEEPALIVE_TIMEOUT: DurationBound = { def: 30_000, min: 2_000, max: 3_600_000 };
+/** tunnel listeners: on drain, agents reconnect after this. */
+export const GOAWAY_DELAY: DurationBound = { def: 1_000, min: 0, max: 300_000 };
+/** tunnel listeners: a destination agent must answer an open within this. */
+export const OPEN_TIMEOUT: DurationBound = { def: 10_000, min: 100, max: 300_000 };
 /** [[tokens]] max_sessions (tunnel sessions at once; 0 = unlimited). */
 export const MAX_SESSIONS: IntBound = { def: 0, min: 0, max: 1_000_000 };
 /** [routes.hbone] port: 0 = the sni listener's own port. */
@@ -68,12 +77,14 @@ export const LISTENER_NAME = /^[a-z0-9_-]{1,64}$/;
 export const ROUTE_NAME = /^[A-Za-z0-9_.*:@\/-]{1,253}$/;
 /** Token names are log fields; the tunnel matches certificate identities (spiffe://...) against them. */
 export const TOKEN_NAME = /^[A-Za-z0-9_.:@\/-]{1,253}$/;
+/** A tunnel service name, in `tunnel:NAME` route targets (the grammar of proto/tunnel_control.ts SERVICE_NAME). */
+export const TUNNEL_SERVICE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 /** Tunnel service-name patterns: names with "*" globs. */
 export const SERVICE_PATTERN = /^[A-Za-z0-9_.*-]{1,253}$/;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
-export const LISTENER_KINDS = ["sni", "connect", "socks5"] as const;
+export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel"] as const;
 export const PROXY_AUTH_MODES = ["none", "token"] as const;
 export const CLIENT_CERT_MODES = ["none", "request", "require"] as const;
 export const TOKEN_ROLES = ["proxy", "source", "destination"] as const;

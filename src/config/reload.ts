@@ -42,7 +42,7 @@ export function reloadProblems(old: Config, next: Config): string[] {
       problems.push(`${at}.accept_proxy: changing accept_proxy needs a restart (${o.acceptProxy} -> ${n.l.acceptProxy})`);
     }
     // TLS settings are handed to the socket at bind time: a new certificate, key or client CA needs a restart.
-    const tlsOf = (l: typeof o) => (l.kind === "connect" && l.tls ? [l.tls.cert, l.tls.key, l.tls.clientCa ?? "", l.tls.clientCert].join("\0") : "");
+    const tlsOf = (l: typeof o) => ((l.kind === "connect" || l.kind === "tunnel") && l.tls ? [l.tls.cert, l.tls.key, l.tls.clientCa ?? "", l.tls.clientCert].join("\0") : "");
     if (tlsOf(o) !== tlsOf(n.l)) problems.push(`${at}.tls: changing a listener's certificate, key, client_ca or client_cert needs a restart`);
   }
   next.listeners.forEach((l, i) => {

@@ -15,7 +15,7 @@ export type ProxyProtocolMode = "none" | "v1" | "v2";
 /** What a listener expects in front of the client's bytes. */
 export type AcceptProxyMode = "none" | "v1" | "v2" | "any";
 export type BalanceMode = "round_robin" | "least_conn";
-export type ListenerKind = "sni" | "connect" | "socks5";
+export type ListenerKind = "sni" | "connect" | "socks5" | "tunnel";
 
 /** What every listener kind has. */
 export interface ListenerBase {
@@ -84,7 +84,25 @@ export interface Socks5ListenerConfig extends ListenerBase {
   auth: ProxyAuthMode;
 }
 
-export type ListenerConfig = SniListenerConfig | ConnectListenerConfig | Socks5ListenerConfig;
+/** `kind = "tunnel"`: reverse-tunnel agents connect here (TLS, an HTTP/1.1 upgrade, then an smux v2 session). */
+export interface TunnelListenerConfig extends ListenerBase {
+  kind: "tunnel";
+  /** Required: agents authenticate over TLS (a bearer token, or a client certificate). */
+  tls: ListenerTlsConfig;
+  /** Streams per agent session, both directions (a peer SYN past it is refused). */
+  maxStreams: number;
+  /** Bytes a peer may send on one stream before it is read (the smux v2 window). */
+  streamWindow: number;
+  keepaliveIntervalMs: number;
+  /** A session that received nothing for this long is dead. */
+  keepaliveTimeoutMs: number;
+  /** On drain, agents are told to reconnect after this (go-away). */
+  goawayDelayMs: number;
+  /** A destination agent must answer a stream's open within this. */
+  openTimeoutMs: number;
+}
+
+export type ListenerConfig = SniListenerConfig | ConnectListenerConfig | Socks5ListenerConfig | TunnelListenerConfig;
 
 export type TokenRole = "proxy" | "source" | "destination";
 
@@ -170,6 +188,8 @@ export interface RouteConfig {
   directory: string | null;
   /** Set when the targets are HBONE hops ("hbone://host:port" in the file); absent for plain TCP/unix targets. */
   hbone?: HboneRouteConfig;
+  /** Set when the target is a tunnel service ("tunnel:NAME" in the file): the route reaches that service's agent. */
+  tunnel?: string;
 }
 
 export interface Config {

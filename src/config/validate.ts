@@ -85,6 +85,12 @@ export function validate(raw: RawTable, opts: ValidateOptions): Config {
 function checkProxyListeners(is: Issues, listeners: readonly ListenerConfig[], tokens: readonly TokenConfig[], rules: readonly ConnectRuleConfig[]): void {
   listeners.forEach((l, i) => {
     if (l.kind === "sni") return;
+    if (l.kind === "tunnel") {
+      if (!tokens.some((t) => t.roles.includes("source") || t.roles.includes("destination"))) {
+        is.add(`listeners[${i}]`, `a tunnel listener needs a [[tokens]] entry with role "source" or "destination" (inline or in tokens_file); none has one, so every agent would be refused`);
+      }
+      return;
+    }
     if (l.auth === "token" && !tokens.some((t) => t.roles.includes("proxy"))) {
       is.add(`listeners[${i}].auth`, `"token" needs a [[tokens]] entry with role "proxy" (inline or in tokens_file); none has it, so every client would be refused`);
     }

@@ -1,11 +1,12 @@
 /**
  * [[listeners]]: one table per bound socket. Keys common to every kind, plus
  * each kind's own (sni: max_client_hello; connect: max_header_bytes,
- * max_streams, tls, auth; socks5: auth). A key of another kind is reported
+ * max_streams, tls, auth; socks5: auth; tunnel: tls, max_streams,
+ * stream_window, keepalive_*, goaway_delay, open_timeout). A key of another kind is reported
  * as such rather than as unknown.
  */
 
-import type { Address, ConnectListenerConfig, HostPort, ListenerBase, ListenerConfig, ListenerKind } from "./types.ts";
+import type { Address, ConnectListenerConfig, HostPort, ListenerBase, ListenerConfig, ListenerKind, TunnelListenerConfig } from "./types.ts";
 import { addressFrom, formatAddress, formatHostPort } from "./address.ts";
 import * as D from "./defaults.ts";
 import { readDuration, readEnum, readInt, readString, readTable, readTableArray } from "./fields.ts";
@@ -27,6 +28,7 @@ export const KIND_KEYS: Readonly<Record<ListenerKind, readonly string[]>> = {
   sni: ["max_client_hello"],
   connect: ["max_header_bytes", "max_streams", "connect_timeout", "tls", "auth"],
   socks5: ["connect_timeout", "auth"],
+  tunnel: ["max_streams", "stream_window", "keepalive_interval", "keepalive_timeout", "goaway_delay", "open_timeout", "tls"],
 };
 
 /** Every key any listener kind understands. */
@@ -109,6 +111,11 @@ export function readListeners(is: Issues, raw: RawTable, admin: HostPort | null,
           auth: readEnum(is, t, "auth", `${at}.auth`, D.PROXY_AUTH_MODES, "none"),
         });
         break;
+      case "tunnel": {
+        const l = readTunnel(is, t, at, base, baseDir);
+        if (l !== null) out.push(l);
+        break;
+      }
     }
   }
   return out;
@@ -133,4 +140,38 @@ function readConnect(is: Issues, t: RawTable, at: string, base: ListenerBase, ba
     tls,
     auth: readEnum(is, t, "auth", `${at}.auth`, D.PROXY_AUTH_MODES, "none"),
   };
+}
+
+/** `kind = "tunnel"`: agents dial in over TLS (required: tokens and certificates travel over it). */
+function readTunnel(is: Issues, t: RawTable, at: string, base: ListenerBase, baseDir: string): TunnelListenerConfig | null {
+  let tls = null;
+  if (t["tls"] === undefined) is.add(`${at}.tls`, "is required for a tunnel listener ([listeners.tls] with cert and key): agents authenticate over TLS");
+  else {
+    const tt = readTable(is, t, "tls", `${at}.tls`);
+    if (isTable(t["tls"])) {
+      tls = readListenerTls(is, tt, `${at}.tls`, baseDir);
+      for (const k of ["trust_domain", "namespace"]) {
+        if (tt[k] !== undefined) is.add(`${at}.tls.${k}`, "only applies to connect listeners (HBONE identity policy); tunnel agents are matched to [[tokens]] by name");
+      }
+    }
+  }
+  // The tunnel's bytes are TLS that the runtime terminates: a PROXY header would have to come before it.
+  if (base.acceptProxy !== "none") is.add(`${at}.accept_proxy`, "cannot be used on a tunnel listener: a PROXY header comes before the TLS handshake, which the runtime terminates");
+  const keepaliveIntervalMs = readDuration(is, t, "keepalive_interval", `${at}.keepalive_interval`, D.KEEPALIVE_INTERVAL);
+  const keepaliveTimeoutMs = readDuration(is, t, "keepalive_timeout", `${at}.keepalive_timeout`, D.KEEPALIVE_TIMEOUT);
+  if (keepaliveTimeoutMs < 2 * keepaliveIntervalMs) {
+    is.add(`${at}.keepalive_timeout`, `must be at least twice keepalive_interval (${keepaliveIntervalMs} ms), got ${keepaliveTimeoutMs} ms: one late keepalive must not end a session`);
+  }
+  const l: TunnelListenerConfig = {
+    ...base,
+    kind: "tunnel",
+    tls: tls!,
+    maxStreams: readInt(is, t, "max_streams", `${at}.max_streams`, D.MAX_STREAMS),
+    streamWindow: readInt(is, t, "stream_window", `${at}.stream_window`, D.STREAM_WINDOW),
+    keepaliveIntervalMs,
+    keepaliveTimeoutMs,
+    goawayDelayMs: readDuration(is, t, "goaway_delay", `${at}.goaway_delay`, D.GOAWAY_DELAY),
+    openTimeoutMs: readDuration(is, t, "open_timeout", `${at}.open_timeout`, D.OPEN_TIMEOUT),
+  };
+  return tls === null ? null : l;
 }

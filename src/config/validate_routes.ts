@@ -1,7 +1,7 @@
 /**
  * [[routes]]: which backend a TLS connection goes to, by server name (and
- * optionally ALPN and listener). Either a list of targets or a sniproxy-style
- * directory of unix sockets.
+ * optionally ALPN and listener). Either a list of targets, a tunnel service
+ * (`tunnel:NAME`) or a sniproxy-style directory of unix sockets.
  */
 
 import { isAbsolute, resolve } from "node:path";
@@ -29,6 +29,8 @@ export const ROUTE_KEYS = [
 
 export const HBONE_KEYS = ["cert", "key", "ca", "servername", "authority", "port"] as const;
 const HBONE_SCHEME = "hbone://";
+/** "tunnel:NAME": the route reaches the service NAME through the agent that exposes it. */
+const TUNNEL_SCHEME = "tunnel:";
 
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
@@ -85,14 +87,30 @@ function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly strin
 
   const targets: Entry<Address>[] = [];
   let hboneTargets = 0;
+  let tunnel: string | null = null;
+  let tunnelTargets = 0;
   const targetEntries = readStringArray(is, t, "targets", `${at}.targets`, D.MAX_TARGETS);
   for (const { value, index } of targetEntries) {
+    if (value.startsWith(TUNNEL_SCHEME)) {
+      tunnelTargets++;
+      const service = value.slice(TUNNEL_SCHEME.length);
+      if (D.TUNNEL_SERVICE.test(service)) tunnel = service;
+      else is.add(`${at}.targets[${index}]`, `a tunnel target is "tunnel:NAME" with NAME of [a-z0-9][a-z0-9_.-]{0,62}, got ${describe(value)}`);
+      continue;
+    }
     // "hbone://host:port": an HBONE hop (HTTP/2 CONNECT over mTLS) rather than the backend itself.
     const hbone = value.startsWith(HBONE_SCHEME);
     if (hbone) hboneTargets++;
     const r = addressFrom(hbone ? value.slice(HBONE_SCHEME.length) : value, { allowPortZero: false, allowHostnames: true, allowUnix: !hbone });
     if ("error" in r) is.add(`${at}.targets[${index}]`, r.error);
     else targets.push({ value: r.address, index });
+  }
+  if (tunnelTargets > 0 && targetEntries.length > 1) {
+    // The edge spreads a service's streams over every agent that exposes it: one target says it all.
+    is.add(`${at}.targets`, `a "tunnel:NAME" target must be the route's only target`);
+  }
+  if (tunnelTargets > 0 && t["balance"] !== undefined) {
+    is.add(`${at}.balance`, `does not apply to a tunnel target: streams are spread over the agents exposing the service`);
   }
   if (hboneTargets > 0 && hboneTargets < targetEntries.length) {
     is.add(`${at}.targets`, `mixes hbone:// hops with plain targets; a route's targets are all HBONE hops or none`);
@@ -137,6 +155,7 @@ function readRoute(is: Issues, t: RawTable, at: string, sniNames: readonly strin
     directory,
   };
   if (hbone !== null) route.hbone = hbone;
+  if (tunnel !== null) route.tunnel = tunnel;
   return route;
 }
 

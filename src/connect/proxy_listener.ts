@@ -101,7 +101,7 @@ export abstract class ProxyListener<C extends ConnectListenerConfig | Socks5List
    * change never reaches here (reload refuses it).
    */
   update(s: ProxyListenerSettings<ListenerConfig>): void {
-    if (s.listener.kind === "sni") throw new Error(`listener ${this.name}: cannot become an sni listener without a restart`);
+    if (s.listener.kind === "sni" || s.listener.kind === "tunnel") throw new Error(`listener ${this.name}: cannot become an ${s.listener.kind} listener without a restart`);
     this.config = s.listener as C;
     this.policy = new ProxyPolicy(s.config, s.listener, this.deps.lookup);
     this.access = s.access;

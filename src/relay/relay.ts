@@ -64,11 +64,13 @@ export class Relay implements ConnHandler {
     if (conn === this.client) {
       this.bytesToUpstream += chunk.length;
       this.owner.relayBytes(this, chunk.length, 0);
-      if (!this.upstream.write(chunk)) this.client.pause();
+      // A side that is gone takes nothing: pausing the reader for it would hold its bytes forever
+      // (a mux stream's window, a socket's buffers) until the idle timeout; drop them instead.
+      if (!this.upstream.write(chunk) && (this.closed & UPSTREAM_ENDED) === 0) this.client.pause();
     } else {
       this.bytesToClient += chunk.length;
       this.owner.relayBytes(this, 0, chunk.length);
-      if (!this.client.write(chunk)) this.upstream.pause();
+      if (!this.client.write(chunk) && (this.closed & CLIENT_ENDED) === 0) this.upstream.pause();
     }
   }
 

@@ -41,7 +41,9 @@ export type RouteBackends =
   /** Fixed targets: ask the balancer for the try order. */
   | { readonly kind: "targets"; readonly balancer: Balancer }
   /** sniproxy directory mode: resolve the server name at each connection. */
-  | { readonly kind: "directory"; readonly resolver: DirectoryResolver };
+  | { readonly kind: "directory"; readonly resolver: DirectoryResolver }
+  /** `tunnel:NAME`: a stream to the agent exposing the service (tunnel/hub.ts picks the agent). */
+  | { readonly kind: "tunnel"; readonly service: string };
 
 export interface RouteMatch {
   readonly route: RouteConfig;
@@ -65,6 +67,7 @@ export function createRouteBackends(routes: readonly RouteConfig[], options: Rou
     if (r.directory !== null) {
       return { kind: "directory", resolver: new DirectoryResolver(r.directory, options.directory) };
     }
+    if (r.tunnel !== undefined) return { kind: "tunnel", service: r.tunnel };
     if (r.targets.length === 0) {
       throw new ProxyError("CONFIG", "internal", `routes[${i}] (${r.name}): needs at least one target or a directory`);
     }

@@ -14,6 +14,7 @@ import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
 import { overflowSlot, StatsRegistry } from "../stats/mod.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "../worker/mod.ts";
 import { VERSION } from "../version.ts";
+import { createSessionCells, releaseWorkerSessions } from "../tunnel/mod.ts";
 import { adoptPassedSockets, type PassedSocket } from "./inherit.ts";
 
 /** A worker that dies sooner than this after starting counts as a crash loop: back off. */
@@ -52,6 +53,8 @@ export class Supervisor {
   /** Listener name → bound address, once worker 0 is up. */
   readonly bound: Record<string, { hostname: string; port: number }> = {};
   private slots: SlotAssignment;
+  /** Tunnel max_sessions cells (one row per worker), made once the worker count is known. */
+  private tunnelSessions: SharedArrayBuffer | null = null;
   private ports: Record<string, number> = {};
   private admin: HttpServer | null = null;
   private draining = false;
@@ -96,6 +99,7 @@ export class Supervisor {
       if (a.port !== 0) this.ports[a.listener] = a.port;
     }
     const n = this.workerCount();
+    this.tunnelSessions = createSessionCells(n);
     for (let id = 0; id < n; id++) {
       this.workers.push({
         id,
@@ -132,8 +136,24 @@ export class Supervisor {
       slab: w.slab,
       limits: this.limits.buffer as SharedArrayBuffer,
       ports: this.ports,
+      tunnelSessions: this.tunnelSessions ?? undefined,
     };
     handle.postMessage(msg);
+    this.pairTunnelHubs(w);
+  }
+
+  /**
+   * Gives worker `w` and every other live worker one MessageChannel between
+   * their tunnel hubs (tunnel/xworker.ts): an agent's session lives on one
+   * worker, its clients may arrive on any. A restarted worker gets fresh pairs.
+   */
+  private pairTunnelHubs(w: WorkerSlot): void {
+    for (const v of this.workers) {
+      if (v === w || !v.handle || !w.handle) continue;
+      const ch = new MessageChannel();
+      w.handle.postMessage({ type: "peer", workerId: v.id, port: ch.port1 } satisfies ToWorker, [ch.port1 as unknown as ArrayBuffer]);
+      v.handle.postMessage({ type: "peer", workerId: w.id, port: ch.port2 } satisfies ToWorker, [ch.port2 as unknown as ArrayBuffer]);
+    }
   }
 
   private onWorkerMessage(w: WorkerSlot, m: FromWorker): void {
@@ -189,6 +209,9 @@ export class Supervisor {
     this.log.error("worker exited; restarting", { worker: w.id, reason });
     // Its connections died with it: give back their gauges and max_connections permits.
     this.registry.resetGauges(w.slab, this.limits);
+    // And its tunnel sessions: their max_sessions counts, and the services peers routed to it.
+    if (this.tunnelSessions) releaseWorkerSessions(this.tunnelSessions, w.id);
+    for (const v of this.workers) v.handle?.postMessage({ type: "peer-gone", workerId: w.id } satisfies ToWorker);
     const lived = Date.now() - w.startedAt;
     w.backoffMs = lived > 30_000 ? RESTART_BACKOFF_MIN_MS : Math.min(RESTART_BACKOFF_MAX_MS, w.backoffMs * 2);
     setTimeout(() => {

@@ -1,6 +1,6 @@
 /**
  * The listener kinds a worker can run, behind one small interface. Each kind
- * lives in its own folder (sni/, connect/, socks5/, later tunnel/) and gets
+ * lives in its own folder (sni/, connect/, socks5/, tunnel/) and gets
  * the same settings on start and on every reload.
  */
 import type { AccessList } from "../auth/mod.ts";
@@ -11,6 +11,7 @@ import type { Listener, Runtime } from "../runtime/types.ts";
 import { SniListenerState } from "../sni/mod.ts";
 import { ConnectListenerState } from "../connect/mod.ts";
 import { Socks5ListenerState } from "../socks5/mod.ts";
+import { TunnelListenerState, type TunnelHub } from "../tunnel/mod.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import type { SlotAssignment } from "./messages.ts";
 
@@ -21,6 +22,8 @@ export interface ListenerDeps {
   /** max_connections cells, indexed by listener slot. */
   limits: Int32Array;
   log: Logger;
+  /** The worker's tunnel hub: tunnel listeners hold agent sessions in it; sni routes to `tunnel:NAME` open streams through it. */
+  tunnels: TunnelHub;
 }
 
 /** What a listener is (re)configured with: the whole config plus what the worker compiled once for all listeners. */
@@ -57,5 +60,7 @@ export function createListener(settings: ListenerSettings, deps: ListenerDeps): 
       return new ConnectListenerState({ ...settings, listener: l }, deps);
     case "socks5":
       return new Socks5ListenerState({ ...settings, listener: l }, deps);
+    case "tunnel":
+      return new TunnelListenerState({ ...settings, listener: l }, { ...deps, hub: deps.tunnels });
   }
 }

@@ -21,7 +21,13 @@ export type ToWorker =
     limits: SharedArrayBuffer;
     /** Ports already bound by worker 0 for listeners configured with port 0. */
     ports: Record<string, number>;
+    /** Tunnel max_sessions counters shared by all workers (tunnel/policy.ts createSessionCells). */
+    tunnelSessions?: SharedArrayBuffer;
   }
+  /** A MessageChannel port to another worker's tunnel hub (sent after start, and again when that worker restarts). */
+  | { type: "peer"; workerId: number; port: MessagePort }
+  /** That worker exited: its tunnel services are gone, its cross-worker streams fail. */
+  | { type: "peer-gone"; workerId: number }
   | { type: "reload"; config: Config; slots: SlotAssignment; seq: number }
   | { type: "drain"; timeoutMs: number };
 

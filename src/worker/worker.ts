@@ -12,6 +12,7 @@ import { compileAccessList } from "../auth/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { StatsWriter } from "../stats/mod.ts";
 import { tickClock } from "../relay/mod.ts";
+import { SessionCounters, TunnelHub } from "../tunnel/mod.ts";
 import { createListener, type DataPlaneListener, type ListenerDeps, type ListenerSettings } from "./listeners.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";
 
@@ -30,6 +31,8 @@ export class DataPlane {
   private workerId = -1;
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
   private draining = false;
+  /** Which tunnel services this worker and its peers hold; the cross-worker stream path. */
+  private hub: TunnelHub | null = null;
 
   constructor(private readonly runtime: Runtime, private readonly port: WorkerPort) {
     port.onMessage((msg) => this.handle(msg));
@@ -43,6 +46,10 @@ export class DataPlane {
         return this.reload(msg.config, msg.slots, msg.seq);
       case "drain":
         return this.drain(msg.timeoutMs);
+      case "peer":
+        return this.hub?.attachPeer(msg.workerId, msg.port);
+      case "peer-gone":
+        return this.hub?.detachPeer(msg.workerId);
     }
   }
 
@@ -51,7 +58,9 @@ export class DataPlane {
     this.workerId = msg.workerId;
     this.log = new Logger(config.log.level, config.log.format, { worker: msg.workerId });
     this.stats = new StatsWriter(msg.slab, msg.workerId + 1);
-    const deps: ListenerDeps = { runtime: this.runtime, stats: this.stats, limits: new Int32Array(msg.limits), log: this.log };
+    const counters = msg.tunnelSessions ? new SessionCounters(msg.tunnelSessions, msg.workerId) : null;
+    this.hub = new TunnelHub({ workerId: msg.workerId, log: this.log, counters });
+    const deps: ListenerDeps = { runtime: this.runtime, stats: this.stats, limits: new Int32Array(msg.limits), log: this.log, tunnels: this.hub };
     const bound: Record<string, { hostname: string; port: number }> = {};
     try {
       for (const settings of this.settingsFor(config, slots)) {

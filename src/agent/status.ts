@@ -1,0 +1,25 @@
+/**
+ * The agent's status endpoint (`--status 127.0.0.1:9902`): `GET /status` is
+ * JSON (connection state, session, services and forwards with their streams
+ * and bytes, the last error); `GET /healthz` is 200 while a session is up,
+ * 503 otherwise.
+ */
+import type { HttpServer, Runtime } from "../runtime/types.ts";
+import type { Agent } from "./agent.ts";
+
+export function statusHandler(agent: Agent): (req: Request) => Response {
+  return (req) => {
+    const path = new URL(req.url).pathname;
+    if (req.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+    if (path === "/status") return Response.json(agent.status());
+    if (path === "/healthz") {
+      const up = agent.state === "connected";
+      return new Response(up ? "ok\n" : `${agent.state}\n`, { status: up ? 200 : 503 });
+    }
+    return new Response("not found: try /status or /healthz\n", { status: 404 });
+  };
+}
+
+export async function startStatus(rt: Runtime, agent: Agent, address: { hostname: string; port: number }): Promise<HttpServer> {
+  return await rt.serveHttp({ hostname: address.hostname, port: address.port, fetch: statusHandler(agent) });
+}

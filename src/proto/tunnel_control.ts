@@ -1,0 +1,405 @@
+/**
+ * Tunnel control messages (DESIGN.md "Tunnel session (edge ⇄ agent)"), sans-I/O.
+ *
+ * Every message is one msgpack map (string keys, no msgpackr records, so any
+ * msgpack library can read it) behind a length prefix:
+ *
+ *   length u32 BE | msgpack map[length]
+ *
+ * `length` is bounded by the reader (64 KiB on the control stream, 4 KiB on a
+ * data stream's open exchange) before anything is buffered past it.
+ *
+ * The control stream is the first stream the agent opens. The agent sends
+ * `hello`; the edge answers `welcome` or `error` (then closes the session).
+ * Later either side may send `announce` (agent: services added or removed),
+ * the edge `goaway` (drain: reconnect after `reconnect_ms`) or `error`.
+ * Every data stream starts with one `open` from the side that opened it,
+ * answered by `ok` or `error`; raw bytes follow.
+ *
+ * Decoding checks the shape of each message: a field of the wrong type, a
+ * name outside its grammar or a list over its bound is a TUNNEL_PROTOCOL
+ * error. Keys this version does not know are ignored (a newer peer may add
+ * some); a message `type` it does not know is an error.
+ */
+import { Packr, Unpackr } from "msgpackr";
+import { ProxyError } from "../errors/mod.ts";
+
+/** Protocol version carried in hello; the edge refuses others with VERSION. */
+export const TUNNEL_VERSION = 1;
+export const TUNNEL_PREFIX_BYTES = 4;
+/** Bound for one control-stream message. */
+export const CONTROL_MAX_MESSAGE = 64 * 1024;
+/** Bound for the open / ok / error exchange that starts a data stream. */
+export const OPEN_MAX_MESSAGE = 4 * 1024;
+/** Services one hello or announce may name. */
+export const MAX_SERVICES = 256;
+export const MAX_TOKEN_BYTES = 4096;
+export const MAX_TEXT = 1024;
+
+/** `[a-z0-9]`, then up to 62 of `[a-z0-9_.-]`: what `tunnel:NAME` targets and `--expose NAME=` accept. */
+export const SERVICE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** Agent names: letters, digits and `_ . @ -`, 1..64. */
+export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
+
+export type TunnelRole = "source" | "destination";
+export type ServiceProto = "tcp" | "udp";
+export type ProxyWish = "none" | "v1" | "v2";
+
+export interface ServiceSpec {
+  name: string;
+  proto: ServiceProto;
+}
+
+export interface HelloMessage {
+  type: "hello";
+  version: number;
+  agent: string;
+  roles: TunnelRole[];
+  services: ServiceSpec[];
+  /** Bearer token, for agents that could not send an Authorization header (WebSocket clients). */
+  token?: string;
+}
+
+export interface WelcomeMessage {
+  type: "welcome";
+  /** Session id the edge logs under. */
+  session: string;
+  /** The agent's address as the edge sees it. */
+  peer: string;
+  /** Edge software and version. */
+  edge: string;
+}
+
+export interface AnnounceMessage {
+  type: "announce";
+  add: ServiceSpec[];
+  remove: string[];
+}
+
+export interface GoAwayMessage {
+  type: "goaway";
+  /** Reconnect after this long (the edge is draining or restarting). */
+  reconnectMs: number;
+  reason: string;
+}
+
+export interface ErrorMessage {
+  type: "error";
+  /** A TunnelErrorCode value. */
+  code: number;
+  message: string;
+}
+
+export interface OpenMessage {
+  type: "open";
+  service: string;
+  proto: ServiceProto;
+  /** The original client, "ip:port" ("[v6]:port"), or "" when unknown. */
+  client: string;
+  /** The address the original client connected to, same form, or "". */
+  server: string;
+  /** PROXY header the destination should put in front of the bytes to its service. */
+  proxy: ProxyWish;
+}
+
+export interface OkMessage {
+  type: "ok";
+}
+
+export type TunnelMessage = HelloMessage | WelcomeMessage | AnnounceMessage | GoAwayMessage | ErrorMessage | OpenMessage | OkMessage;
+
+/**
+ * Numbered, stable error codes carried in `error` messages and in the
+ * `Edgemux-Error` header of a refused upgrade. `exit`: the agent prints the
+ * reason and exits (retrying cannot help); otherwise it retries with backoff
+ * (session errors) or fails only that stream (stream errors).
+ */
+export const TunnelErrorCode = {
+  PROTOCOL: 1,
+  VERSION: 2,
+  HELLO_TIMEOUT: 3,
+  BAD_TOKEN: 10,
+  ROLE_DENIED: 11,
+  CIDR_DENIED: 12,
+  SERVICE_DENIED: 13,
+  SESSION_LIMIT: 14,
+  AUTH_REQUIRED: 15,
+  SERVICE_UNKNOWN: 20,
+  SERVICE_OFFLINE: 21,
+  SERVICE_UNREACHABLE: 22,
+  DRAINING: 30,
+  INTERNAL: 31,
+} as const;
+export type TunnelErrorCodeValue = (typeof TunnelErrorCode)[keyof typeof TunnelErrorCode];
+
+export interface TunnelErrorInfo {
+  name: keyof typeof TunnelErrorCode;
+  /** What the agent does: exit, retry the session, or fail the one stream. */
+  action: "exit" | "retry" | "stream";
+  meaning: string;
+}
+
+export const TUNNEL_ERRORS: Readonly<Record<TunnelErrorCodeValue, TunnelErrorInfo>> = {
+  1: { name: "PROTOCOL", action: "exit", meaning: "malformed or unexpected message" },
+  2: { name: "VERSION", action: "exit", meaning: "the edge does not speak this protocol version" },
+  3: { name: "HELLO_TIMEOUT", action: "retry", meaning: "no hello within the handshake timeout" },
+  10: { name: "BAD_TOKEN", action: "exit", meaning: "the token (or client certificate) is not known" },
+  11: { name: "ROLE_DENIED", action: "exit", meaning: "the token does not grant the role asked for" },
+  12: { name: "CIDR_DENIED", action: "exit", meaning: "the agent's address is outside the token's allow list or in its deny list" },
+  13: { name: "SERVICE_DENIED", action: "exit", meaning: "a service name is outside the token's service pattern" },
+  14: { name: "SESSION_LIMIT", action: "retry", meaning: "the token's max_sessions are in use" },
+  15: { name: "AUTH_REQUIRED", action: "exit", meaning: "neither a token nor a client certificate was presented" },
+  20: { name: "SERVICE_UNKNOWN", action: "stream", meaning: "no service of that name is exposed" },
+  21: { name: "SERVICE_OFFLINE", action: "stream", meaning: "the service's destination agent went away" },
+  22: { name: "SERVICE_UNREACHABLE", action: "stream", meaning: "the destination agent could not reach its local service" },
+  30: { name: "DRAINING", action: "retry", meaning: "the edge is shutting down" },
+  31: { name: "INTERNAL", action: "retry", meaning: "internal error on the edge" },
+};
+
+export function tunnelErrorInfo(code: number): TunnelErrorInfo {
+  return TUNNEL_ERRORS[code as TunnelErrorCodeValue] ?? { name: "INTERNAL", action: "retry", meaning: `unknown error code ${code}` };
+}
+
+// ---------------------------------------------------------------- encoding
+
+/** Plain msgpack maps: no msgpackr record extension, so other implementations read them. */
+const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+
+/** The wire form of each message (snake_case keys, absent optional fields left out). */
+function wireForm(m: TunnelMessage): Record<string, unknown> {
+  switch (m.type) {
+    case "hello": {
+      const w: Record<string, unknown> = { type: m.type, version: m.version, agent: m.agent, roles: m.roles, services: m.services };
+      if (m.token !== undefined) w.token = m.token;
+      return w;
+    }
+    case "goaway":
+      return { type: m.type, reconnect_ms: m.reconnectMs, reason: m.reason };
+    default:
+      return m as unknown as Record<string, unknown>;
+  }
+}
+
+/** One length-prefixed message in a fresh buffer. Throws when it would exceed `max`. */
+export function encodeTunnelMessage(m: TunnelMessage, max = CONTROL_MAX_MESSAGE): Uint8Array {
+  // msgpackr hands back a view of its reusable buffer: copy it behind our prefix at once.
+  const body = packr.pack(wireForm(m));
+  if (body.length > max) {
+    throw new ProxyError("TUNNEL_PROTOCOL", "internal", `tunnel ${m.type} message is ${body.length} bytes, over the ${max}-byte bound`);
+  }
+  const out = new Uint8Array(TUNNEL_PREFIX_BYTES + body.length);
+  const n = body.length;
+  out[0] = n >>> 24;
+  out[1] = (n >>> 16) & 0xff;
+  out[2] = (n >>> 8) & 0xff;
+  out[3] = n & 0xff;
+  out.set(body, TUNNEL_PREFIX_BYTES);
+  return out;
+}
+
+// ---------------------------------------------------------------- decoding
+
+export class TunnelMessageDecoder {
+  private chunks: Uint8Array[] = [];
+  private pos = 0;
+  private available = 0;
+  private dead: ProxyError | null = null;
+
+  /** `maxMessage`: the bound on one message body (CONTROL_MAX_MESSAGE or OPEN_MAX_MESSAGE). */
+  constructor(readonly maxMessage = CONTROL_MAX_MESSAGE, private readonly source: "downstream" | "upstream" = "downstream") {}
+
+  get bufferedBytes(): number {
+    return this.available;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.dead !== null || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.available += chunk.length;
+  }
+
+  /** The next whole message, or null when more bytes are needed. Throws ProxyError("TUNNEL_PROTOCOL"); then it stays dead. */
+  next(): TunnelMessage | null {
+    if (this.dead !== null) throw this.dead;
+    if (this.available < TUNNEL_PREFIX_BYTES) return null;
+    const p = this.peek(TUNNEL_PREFIX_BYTES);
+    const length = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+    if (length === 0) this.fail("empty message");
+    if (length > this.maxMessage) this.fail(`message of ${length} bytes, over the ${this.maxMessage}-byte bound`);
+    if (this.available < TUNNEL_PREFIX_BYTES + length) return null;
+    this.skip(TUNNEL_PREFIX_BYTES);
+    const body = this.take(length);
+    let value: unknown;
+    try {
+      value = unpackr.unpack(body);
+    } catch (err) {
+      this.fail(`not msgpack: ${(err as Error).message}`);
+    }
+    try {
+      return checkMessage(value);
+    } catch (err) {
+      this.fail((err as Error).message);
+    }
+  }
+
+  /** Bytes pushed after the last returned message (raw stream data), as views; the decoder is empty after. */
+  rest(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = i === 0 ? this.chunks[0]!.subarray(this.pos) : this.chunks[i]!;
+      if (c.length > 0) out.push(c);
+    }
+    this.chunks = [];
+    this.pos = 0;
+    this.available = 0;
+    return out;
+  }
+
+  private peek(n: number): Uint8Array {
+    const head = this.chunks[0]!;
+    if (head.length - this.pos >= n) return head.subarray(this.pos, this.pos + n);
+    const out = new Uint8Array(n);
+    let filled = 0;
+    for (let i = 0, p = this.pos; filled < n; i++, p = 0) {
+      const c = this.chunks[i]!;
+      const m = Math.min(n - filled, c.length - p);
+      out.set(c.subarray(p, p + m), filled);
+      filled += m;
+    }
+    return out;
+  }
+
+  private take(n: number): Uint8Array {
+    const out = this.peek(n);
+    this.skip(n);
+    return out;
+  }
+
+  private skip(n: number): void {
+    this.available -= n;
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      const m = Math.min(n, c.length - this.pos);
+      this.pos += m;
+      n -= m;
+      if (this.pos === c.length) {
+        this.chunks.shift();
+        this.pos = 0;
+      }
+    }
+  }
+
+  private fail(message: string): never {
+    this.dead = new ProxyError("TUNNEL_PROTOCOL", this.source, `tunnel message: ${message}`);
+    this.chunks = [];
+    this.available = 0;
+    throw this.dead;
+  }
+}
+
+// ---------------------------------------------------------------- shape checks
+
+class ShapeError extends Error {}
+
+function bad(msg: string): never {
+  throw new ShapeError(msg);
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function str(o: Obj, key: string, what: string, max = MAX_TEXT): string {
+  const v = o[key];
+  if (typeof v !== "string") bad(`${what}.${key} must be a string`);
+  if (v.length > max) bad(`${what}.${key} is longer than ${max} characters`);
+  return v;
+}
+
+function uint(o: Obj, key: string, what: string, max: number): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) bad(`${what}.${key} must be an integer 0..${max}`);
+  return v;
+}
+
+function oneOf<T extends string>(o: Obj, key: string, what: string, values: readonly T[]): T {
+  const v = o[key];
+  if (typeof v !== "string" || !(values as readonly string[]).includes(v)) bad(`${what}.${key} must be one of ${values.join(" | ")}`);
+  return v as T;
+}
+
+function serviceName(v: unknown, what: string): string {
+  if (typeof v !== "string" || !SERVICE_NAME.test(v)) bad(`${what} must be a service name ([a-z0-9][a-z0-9_.-]{0,62})`);
+  return v;
+}
+
+function services(v: unknown, what: string): ServiceSpec[] {
+  if (!Array.isArray(v)) bad(`${what} must be an array`);
+  if (v.length > MAX_SERVICES) bad(`${what} has ${v.length} entries, over ${MAX_SERVICES}`);
+  const seen = new Set<string>();
+  return v.map((s, i) => {
+    if (!isObj(s)) bad(`${what}[${i}] must be a map`);
+    const name = serviceName(s.name, `${what}[${i}].name`);
+    if (seen.has(name)) bad(`${what}[${i}].name ${name} is listed twice`);
+    seen.add(name);
+    return { name, proto: oneOf(s, "proto", `${what}[${i}]`, ["tcp", "udp"] as const) };
+  });
+}
+
+const ROLES = ["source", "destination"] as const;
+const PROXY_WISHES = ["none", "v1", "v2"] as const;
+
+/** Validates a decoded msgpack value into a TunnelMessage; throws a ShapeError naming the field. */
+export function checkMessage(v: unknown): TunnelMessage {
+  if (!isObj(v)) bad("a message must be a map");
+  const type = v.type;
+  switch (type) {
+    case "hello": {
+      const agent = str(v, "agent", "hello", 64);
+      if (!AGENT_NAME.test(agent)) bad("hello.agent must match [A-Za-z0-9][A-Za-z0-9_.@-]{0,63}");
+      const rolesRaw = v.roles;
+      if (!Array.isArray(rolesRaw) || rolesRaw.length === 0 || rolesRaw.length > 2) bad("hello.roles must list 1 or 2 roles");
+      const roles = rolesRaw.map((r, i) => {
+        if (typeof r !== "string" || !(ROLES as readonly string[]).includes(r)) bad(`hello.roles[${i}] must be source | destination`);
+        return r as TunnelRole;
+      });
+      if (roles.length === 2 && roles[0] === roles[1]) bad("hello.roles lists a role twice");
+      const m: HelloMessage = {
+        type,
+        version: uint(v, "version", "hello", 0xffff),
+        agent,
+        roles,
+        services: services(v.services, "hello.services"),
+      };
+      if (v.token !== undefined && v.token !== null) m.token = str(v, "token", "hello", MAX_TOKEN_BYTES);
+      return m;
+    }
+    case "welcome":
+      return { type, session: str(v, "session", "welcome", 128), peer: str(v, "peer", "welcome", 128), edge: str(v, "edge", "welcome", 128) };
+    case "announce": {
+      const remove = v.remove;
+      if (!Array.isArray(remove) || remove.length > MAX_SERVICES) bad(`announce.remove must be an array of at most ${MAX_SERVICES} names`);
+      return { type, add: services(v.add, "announce.add"), remove: remove.map((n, i) => serviceName(n, `announce.remove[${i}]`)) };
+    }
+    case "goaway":
+      return { type, reconnectMs: uint(v, "reconnect_ms", "goaway", 86_400_000), reason: str(v, "reason", "goaway") };
+    case "error":
+      return { type, code: uint(v, "code", "error", 0xffff), message: str(v, "message", "error") };
+    case "open":
+      return {
+        type,
+        service: serviceName(v.service, "open.service"),
+        proto: oneOf(v, "proto", "open", ["tcp", "udp"] as const),
+        client: str(v, "client", "open", 64),
+        server: str(v, "server", "open", 64),
+        proxy: oneOf(v, "proxy", "open", PROXY_WISHES),
+      };
+    case "ok":
+      return { type };
+    default:
+      bad(`unknown message type ${typeof type === "string" ? JSON.stringify(type.slice(0, 32)) : typeof type}`);
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The worker's tunnel hub: which destination agents hold which services (on
+ * this worker and, by the peers' announcements, on the others), and the one
+ * call every client of a service makes — `open(req)` → a Conn joined to the
+ * destination's local service.
+ *
+ * Routing: a session on this worker first (round-robin among them), else a
+ * worker that announced the service (round-robin), over its PeerLink.
+ * Several agents may expose one name: they share the load, and an agent can
+ * be replaced without a gap.
+ */
+import { ProxyError } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { TunnelErrorCode } from "../proto/tunnel_control.ts";
+import { Relay, type RelayOwner } from "../relay/mod.ts";
+import type { ErrorCode } from "../errors/mod.ts";
+import type { Conn } from "../runtime/types.ts";
+import type { SessionCounters } from "./policy.ts";
+import type { HubStats, OpenRequest } from "./types.ts";
+import { type LinkHost, PeerLink, type PortConn, type PortLike } from "./xworker.ts";
+
+/** What the hub needs from a destination session (EdgeSession implements it). */
+export interface DestinationSession {
+  readonly id: string;
+  readonly agent: string;
+  /** Opens a stream to the agent and runs the open exchange; resolves with the stream (bytes ready to relay). */
+  openService(req: OpenRequest, timeoutMs: number): Promise<Conn>;
+  /** Not accepting new streams (go-away sent or closing). */
+  readonly draining: boolean;
+}
+
+export interface HubOptions {
+  workerId: number;
+  log: Logger;
+  /** max_sessions cells shared by all workers (null: no limit is enforced across workers). */
+  counters: SessionCounters | null;
+}
+
+export function tunnelError(code: ErrorCode, tunnelCode: number, message: string, alert?: number): ProxyError {
+  const e = new ProxyError(code, "upstream", message);
+  (e as { tunnelCode?: number }).tunnelCode = tunnelCode;
+  // The SNI listener answers a failed backend with this TLS alert (internal_error).
+  (e as { alert?: number }).alert = alert ?? 80;
+  return e;
+}
+
+export class TunnelHub implements LinkHost, RelayOwner {
+  private readonly local = new Map<string, DestinationSession[]>();
+  private readonly rr = new Map<string, number>();
+  private readonly remote = new Map<string, Set<number>>();
+  private readonly peers = new Map<number, PeerLink>();
+  private announceScheduled = false;
+  /** Relays this worker runs for peers' streams (destination side). */
+  private readonly peerRelays = new Set<Relay>();
+  crossBytes = 0;
+
+  constructor(private readonly opts: HubOptions) {}
+
+  get workerId(): number {
+    return this.opts.workerId;
+  }
+  get counters(): SessionCounters | null {
+    return this.opts.counters;
+  }
+  get log(): Logger {
+    return this.opts.log;
+  }
+
+  // ---------------------------------------------------------------- registry
+
+  /** A destination session on this worker now holds `names`. */
+  addServices(s: DestinationSession, names: readonly string[]): void {
+    for (const n of names) {
+      const list = this.local.get(n);
+      if (list === undefined) this.local.set(n, [s]);
+      else if (!list.includes(s)) list.push(s);
+    }
+    this.scheduleAnnounce();
+  }
+
+  removeServices(s: DestinationSession, names: readonly string[]): void {
+    for (const n of names) {
+      const list = this.local.get(n);
+      if (!list) continue;
+      const i = list.indexOf(s);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.local.delete(n);
+    }
+    this.scheduleAnnounce();
+  }
+
+  /** Whether anyone (here or on a peer) holds the service. */
+  has(service: string): boolean {
+    return this.local.has(service) || (this.remote.get(service)?.size ?? 0) > 0;
+  }
+
+  /** Services held on this worker, with how many sessions hold each. */
+  localServices(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [n, l] of this.local) out[n] = l.length;
+    return out;
+  }
+
+  private scheduleAnnounce(): void {
+    if (this.announceScheduled) return;
+    this.announceScheduled = true;
+    queueMicrotask(() => {
+      this.announceScheduled = false;
+      const names = [...this.local.keys()];
+      for (const p of this.peers.values()) p.announce(names);
+    });
+  }
+
+  peerServices(workerId: number, names: string[]): void {
+    for (const set of this.remote.values()) set.delete(workerId);
+    for (const n of names) {
+      let set = this.remote.get(n);
+      if (!set) this.remote.set(n, (set = new Set()));
+      set.add(workerId);
+    }
+    for (const [n, set] of this.remote) if (set.size === 0) this.remote.delete(n);
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  /** The supervisor paired this worker with `workerId` (it started, or restarted). */
+  attachPeer(workerId: number, port: PortLike): void {
+    this.peers.get(workerId)?.close(`worker ${workerId} was replaced`);
+    const link = new PeerLink(this.opts.workerId, workerId, port, this);
+    this.peers.set(workerId, link);
+    link.announce([...this.local.keys()]);
+  }
+
+  /** The peer worker exited: its services are gone and its streams fail. */
+  detachPeer(workerId: number): void {
+    const link = this.peers.get(workerId);
+    this.peers.delete(workerId);
+    this.peerServices(workerId, []);
+    link?.close(`worker ${workerId} exited`);
+  }
+
+  // ---------------------------------------------------------------- opening
+
+  /**
+   * A Conn to `req.service`, after the destination agent answered ok. The
+   * Conn is ready for a relay: it starts delivering once its handler is set.
+   * Rejects with a ProxyError carrying `tunnelCode` (and a TLS `alert`).
+   */
+  async open(req: OpenRequest, timeoutMs: number): Promise<Conn> {
+    const session = this.pickLocal(req.service);
+    if (session !== null) return await session.openService(req, timeoutMs);
+    const link = this.pickPeer(req.service);
+    if (link !== null) return await link.open(req, timeoutMs);
+    throw tunnelError("SERVICE_UNKNOWN", TunnelErrorCode.SERVICE_UNKNOWN, `Cannot open tunnel service '${req.service}': no agent exposing it is connected`);
+  }
+
+  private pickLocal(service: string): DestinationSession | null {
+    const list = this.local.get(service);
+    if (!list || list.length === 0) return null;
+    const start = this.rr.get(service) ?? 0;
+    // Prefer sessions that are not draining; fall back to a draining one (it still serves).
+    for (let k = 0; k < list.length; k++) {
+      const s = list[(start + k) % list.length]!;
+      if (!s.draining) {
+        this.rr.set(service, (start + k + 1) % list.length);
+        return s;
+      }
+    }
+    this.rr.set(service, (start + 1) % list.length);
+    return list[start % list.length]!;
+  }
+
+  private pickPeer(service: string): PeerLink | null {
+    const set = this.remote.get(service);
+    if (!set || set.size === 0) return null;
+    const ids = [...set];
+    const start = this.rr.get(`\0${service}`) ?? 0;
+    this.rr.set(`\0${service}`, (start + 1) % ids.length);
+    for (let k = 0; k < ids.length; k++) {
+      const link = this.peers.get(ids[(start + k) % ids.length]!);
+      if (link && !link.isClosed) return link;
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- LinkHost
+
+  async openForPeer(req: OpenRequest, timeoutMs: number): Promise<Conn> {
+    const session = this.pickLocal(req.service);
+    if (session === null) {
+      throw tunnelError("SERVICE_OFFLINE", TunnelErrorCode.SERVICE_OFFLINE, `tunnel service '${req.service}' is no longer held by worker ${this.opts.workerId}`);
+    }
+    return await session.openService(req, timeoutMs);
+  }
+
+  relayForPeer(peerSide: PortConn, local: Conn, _req: OpenRequest): void {
+    const relay = new Relay(peerSide, local, this);
+    this.peerRelays.add(relay);
+    relay.start([]);
+  }
+
+  relayBytes(_r: Relay, toUpstream: number, toClient: number): void {
+    this.crossBytes += toUpstream + toClient;
+  }
+
+  relayClosed(r: Relay): void {
+    this.peerRelays.delete(r);
+  }
+
+  /** Idle deadline for the relays this worker runs on peers' behalf. */
+  sweep(nowMs: number, idleTimeoutMs: number): void {
+    if (idleTimeoutMs <= 0) return;
+    for (const r of this.peerRelays) if (nowMs - r.lastActiveMs >= idleTimeoutMs) r.abort("IDLE_TIMEOUT");
+  }
+
+  /** Drain deadline / shutdown. */
+  abortAll(): void {
+    for (const r of [...this.peerRelays]) r.abort("DRAINING");
+  }
+
+  /** Relays this worker runs for peers' streams. */
+  get peerStreams(): number {
+    return this.peerRelays.size;
+  }
+
+  stats(): HubStats {
+    let crossStreams = 0;
+    let out = 0;
+    let inn = 0;
+    let msgs = 0;
+    for (const l of this.peers.values()) {
+      crossStreams += l.streams;
+      out += l.bytesOut;
+      inn += l.bytesIn;
+      msgs += l.messagesOut;
+    }
+    let remoteServices = 0;
+    for (const s of this.remote.values()) remoteServices += s.size;
+    return { localServices: this.local.size, remoteServices, peers: this.peers.size, crossStreams, crossBytesOut: out, crossBytesIn: inn, crossMessages: msgs };
+  }
+}

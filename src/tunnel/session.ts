@@ -1,0 +1,639 @@
+/**
+ * One agent connection on the edge, from accept to the end of its session:
+ *
+ *   TLS → HTTP/1.1 upgrade (token in Authorization, or a client certificate)
+ *       → 101 → smux v2 session (raw, or inside WebSocket binary messages)
+ *       → control stream: hello → policy → welcome | error
+ *       → streams both ways, each starting with open → ok | error
+ *
+ * Refusals before the upgrade answer with an HTTP status and the numbered
+ * code (`Edgemux-Error`); after it, with an `error` message on the control
+ * stream. Either way the agent prints the reason, and the refusal is logged
+ * here with its reason. Only this session dies on bad input: a protocol
+ * error closes this connection and nothing else.
+ */
+import { type ErrorCode, ProxyError } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { MuxSession, type MuxStream, type MuxTicker } from "../mux/mod.ts";
+import {
+  CONTROL_MAX_MESSAGE,
+  encodeTunnelMessage,
+  type HelloMessage,
+  OPEN_MAX_MESSAGE,
+  type OpenMessage,
+  type ServiceSpec,
+  TUNNEL_VERSION,
+  TunnelErrorCode,
+  type TunnelMessage,
+  TunnelMessageDecoder,
+  type TunnelRole,
+} from "../proto/tunnel_control.ts";
+import { coarseClock, Relay, type RelayOwner } from "../relay/mod.ts";
+import type { Conn, ConnHandler } from "../runtime/types.ts";
+import type { StatsWriter } from "../stats/mod.ts";
+import { VERSION } from "../version.ts";
+import { FirstMessage, handOver } from "./first_message.ts";
+import { checkUpgradeRequest, HttpHeadParser, refusalResponse, switchingProtocols } from "./http_upgrade.ts";
+import { type DestinationSession, tunnelError, type TunnelHub } from "./hub.ts";
+import type { SessionCounters, TunnelAuthority, TunnelGrant } from "./policy.ts";
+import type { OpenRequest } from "./types.ts";
+import { WsConn } from "./websocket.ts";
+
+/** The tunnel listener's settings a session reads (see listener.ts). */
+export interface TunnelSessionConfig {
+  name: string;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxStreams: number;
+  streamWindow: number;
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+  openTimeoutMs: number;
+  goawayDelayMs: number;
+  /** "require": refuse agents without a verified client certificate (code AUTH_REQUIRED). */
+  clientCert: "none" | "request" | "require";
+}
+
+/** What a session needs from its listener. */
+export interface TunnelSessionHost {
+  readonly config: TunnelSessionConfig;
+  readonly hub: TunnelHub;
+  readonly authority: TunnelAuthority;
+  readonly counters: SessionCounters | null;
+  readonly stats: StatsWriter;
+  readonly log: Logger;
+  readonly ticker: MuxTicker;
+  readonly listenerSlot: number;
+  readonly logConnections: boolean;
+  nextSessionId(): string;
+  sessionEnded(s: EdgeSession): void;
+}
+
+const enum Phase {
+  Head,
+  Hello,
+  Ready,
+  Closing,
+  Done,
+}
+
+/**
+ * Largest PSH payload we send: the u16 maximum (Go smux reads any length up to it, whatever its
+ * own MaxFrameSize). Twice Go's default 32 KiB halves the per-frame work on bulk streams.
+ */
+export const TUNNEL_MAX_FRAME = 65535;
+
+/** How long a refused agent may keep its connection after our error (so it reads it). */
+export const REFUSAL_LINGER_MS = 1000;
+
+/** Wire code → stats code for refusals. */
+function errorCodeFor(tunnelCode: number): ErrorCode {
+  switch (tunnelCode) {
+    case TunnelErrorCode.BAD_TOKEN:
+    case TunnelErrorCode.AUTH_REQUIRED:
+      return "AUTH_DENIED";
+    case TunnelErrorCode.CIDR_DENIED:
+      return "ACCESS_DENIED";
+    case TunnelErrorCode.ROLE_DENIED:
+      return "ROLE_DENIED";
+    case TunnelErrorCode.SERVICE_DENIED:
+      return "SERVICE_DENIED";
+    case TunnelErrorCode.SESSION_LIMIT:
+      return "SESSION_LIMIT";
+    case TunnelErrorCode.HELLO_TIMEOUT:
+      return "HANDSHAKE_TIMEOUT";
+    case TunnelErrorCode.DRAINING:
+      return "DRAINING";
+    case TunnelErrorCode.SERVICE_UNKNOWN:
+      return "SERVICE_UNKNOWN";
+    case TunnelErrorCode.SERVICE_OFFLINE:
+    case TunnelErrorCode.SERVICE_UNREACHABLE:
+      return "SERVICE_OFFLINE";
+    default:
+      return "TUNNEL_PROTOCOL";
+  }
+}
+
+/** A stream relayed through this session (source agent → service), for logs and idle checks. */
+class SourceStream implements RelayOwner {
+  relay: Relay | null = null;
+  readonly startedAt = performance.now();
+  error: ErrorCode | null = null;
+  constructor(readonly session: EdgeSession, readonly service: string) {}
+  relayBytes(_r: Relay, up: number, down: number): void {
+    this.session.countBytes(up, down);
+  }
+  relayClosed(_r: Relay, code: ErrorCode | null): void {
+    this.error = code;
+    this.session.streamEnded(this);
+  }
+}
+
+export class EdgeSession implements ConnHandler, DestinationSession {
+  readonly id: string;
+  agent = "";
+  private phase = Phase.Head;
+  draining = false;
+  phaseStartedMs: number;
+  private head: HttpHeadParser | null = new HttpHeadParser("request");
+  private transport: "smux" | "websocket" | "" = "";
+  private mux: MuxSession | null = null;
+  private control: MuxStream | null = null;
+  private readonly ctl = new TunnelMessageDecoder(CONTROL_MAX_MESSAGE);
+  private grant: TunnelGrant | null = null;
+  private slotHeld = false;
+  roles: TunnelRole[] = [];
+  readonly services = new Map<string, ServiceSpec>();
+  private readonly streams = new Set<SourceStream>();
+  private readonly pendingOpens = new Set<FirstMessage>();
+  private readonly startedAt = performance.now();
+  private readonly peer: string;
+  bytesUp = 0;
+  bytesDown = 0;
+  streamsTotal = 0;
+  private errorCode: ErrorCode | null = null;
+  private reason: string | null = null;
+  /** The hub no longer routes to this session (it is leaving or ending). */
+  private servicesRemoved = false;
+
+  constructor(readonly conn: Conn, private readonly host: TunnelSessionHost, nowMs: number) {
+    this.id = host.nextSessionId();
+    this.phaseStartedMs = nowMs;
+    this.peer = formatPeer(conn.remoteAddress, conn.remotePort);
+  }
+
+  // ---------------------------------------------------------------- upgrade
+
+  onData(c: Conn, chunk: Uint8Array): void {
+    if (c === this.control) return this.onControlData(chunk);
+    if (this.phase !== Phase.Head) return; // Closing: discard while our refusal drains
+    const p = this.head!;
+    p.push(chunk);
+    let head;
+    try {
+      head = p.next();
+    } catch (err) {
+      return this.refuseHttp(TunnelErrorCode.PROTOCOL, (err as Error).message);
+    }
+    if (head === null) return;
+    let req;
+    try {
+      req = checkUpgradeRequest(head);
+    } catch (err) {
+      return this.refuseHttp(TunnelErrorCode.PROTOCOL, (err as Error).message);
+    }
+    // Authenticate now when the agent sent a token or a client certificate; else at hello.
+    const cfg = this.host.config;
+    const tls = this.conn.tls();
+    const cert = tls?.authorized && tls.peerCertificate ? tls.peerCertificate : null;
+    if (cfg.clientCert === "require" && cert === null) {
+      return this.refuseHttp(TunnelErrorCode.AUTH_REQUIRED, "this listener requires a client certificate signed by its client CA");
+    }
+    if (req.token !== null) {
+      const g = this.host.authority.byToken(req.token);
+      if (g === null) return this.refuseHttp(TunnelErrorCode.BAD_TOKEN, "the bearer token matches no [[tokens]] entry");
+      this.grant = g;
+    } else if (cert !== null) {
+      const g = this.host.authority.byCertificate(cert);
+      if (g === null) return this.refuseHttp(TunnelErrorCode.BAD_TOKEN, "the client certificate's identity matches no [[tokens]] entry");
+      this.grant = g;
+    }
+    if (this.grant !== null && !this.grant.allowsAddress(this.conn.remoteAddress)) {
+      return this.refuseHttp(TunnelErrorCode.CIDR_DENIED, `address ${this.conn.remoteAddress} is not allowed for token '${this.grant.name}'`);
+    }
+    const rest = p.rest();
+    this.head = null;
+    this.transport = req.transport;
+    this.conn.write(switchingProtocols(req));
+    const wire = req.transport === "websocket" ? new WsConn(this.conn, "server") : this.conn;
+    const mux = new MuxSession(wire, {
+      client: false,
+      version: 2,
+      ticker: this.host.ticker,
+      maxStreams: cfg.maxStreams,
+      maxStreamBuffer: cfg.streamWindow,
+      maxFrameSize: TUNNEL_MAX_FRAME,
+      keepAliveIntervalMs: cfg.keepaliveIntervalMs,
+      keepAliveTimeoutMs: cfg.keepaliveTimeoutMs,
+    });
+    this.mux = mux;
+    mux.onStream = (s) => this.onStream(s);
+    mux.onClosed = (_m, err) => this.onMuxClosed(err);
+    this.phase = Phase.Hello;
+    if (wire instanceof WsConn) wire.feed(rest);
+    else for (const r of rest) mux.onData(wire, r);
+  }
+
+  onDrain(): void {}
+
+  onEnd(c: Conn): void {
+    if (c === this.control) {
+      if (this.phase === Phase.Closing) {
+        this.mux?.close();
+        return;
+      }
+      // The agent half-closed its control stream: it leaves once its streams are done (after a
+      // go-away). Route nothing new to it, answer with our FIN; its TCP FIN ends the session cleanly.
+      this.leaveReady();
+      this.draining = true;
+      this.control.end();
+      return;
+    }
+    if (c === this.conn && this.phase === Phase.Head) this.finish("TUNNEL_PROTOCOL", "closed before the upgrade request was complete");
+    if (c === this.conn && this.phase === Phase.Closing) this.conn.close();
+  }
+
+  onClose(c: Conn, err?: Error): void {
+    if (c === this.control) {
+      // A leaving agent's control stream finished (FIN both ways): close once our side of every
+      // stream is done too (we may still be delivering what it sent); the sweeper checks.
+      if (this.phase === Phase.Ready && this.draining && this.servicesRemoved && !err) this.closeWhenIdle();
+      else if (this.phase === Phase.Ready || this.phase === Phase.Hello) this.mux?.close();
+      return;
+    }
+    if (c !== this.conn || this.mux !== null) return;
+    this.finish(this.errorCode ?? (err ? "DOWNSTREAM_RESET" : null), this.reason);
+  }
+
+  private refuseHttp(code: number, reason: string): void {
+    this.logRefusal(code, reason);
+    this.phase = Phase.Closing;
+    this.phaseStartedMs = coarseClock.now;
+    this.head = null;
+    this.conn.write(refusalResponse(code, reason));
+    this.conn.end();
+    this.conn.resume();
+  }
+
+  private logRefusal(code: number, reason: string): void {
+    this.errorCode = errorCodeFor(code);
+    this.reason = reason;
+    this.host.log.info("tunnel refused", {
+      listener: this.host.config.name,
+      session: this.id,
+      peer: this.peer,
+      agent: this.agent || null,
+      token: this.grant?.name ?? null,
+      code,
+      error: this.errorCode,
+      reason,
+    });
+  }
+
+  // ---------------------------------------------------------------- control stream
+
+  private onStream(s: MuxStream): void {
+    if (this.control === null) {
+      this.control = s;
+      s.setHandler(this);
+      return;
+    }
+    if (this.phase !== Phase.Ready) {
+      s.close(); // data streams only after welcome
+      return;
+    }
+    this.acceptSourceStream(s);
+  }
+
+  private onControlData(chunk: Uint8Array): void {
+    if (this.phase === Phase.Closing || this.phase === Phase.Done) return;
+    this.ctl.push(chunk);
+    for (;;) {
+      let m: TunnelMessage | null;
+      try {
+        m = this.ctl.next();
+      } catch (err) {
+        return this.refuseSession(TunnelErrorCode.PROTOCOL, (err as Error).message);
+      }
+      if (m === null) return;
+      if (this.phase === Phase.Hello) {
+        if (m.type !== "hello") return this.refuseSession(TunnelErrorCode.PROTOCOL, `expected hello first, got ${m.type}`);
+        this.onHello(m);
+      } else if (m.type === "announce") {
+        this.onAnnounce(m.add, m.remove);
+      } else if (m.type === "error") {
+        this.host.log.info("tunnel agent reported an error", { session: this.id, agent: this.agent, code: m.code, reason: m.message });
+      } else {
+        return this.refuseSession(TunnelErrorCode.PROTOCOL, `unexpected ${m.type} on the control stream`);
+      }
+      if (this.phase !== Phase.Ready) return;
+    }
+  }
+
+  private onHello(h: HelloMessage): void {
+    this.agent = h.agent;
+    if (h.version !== TUNNEL_VERSION) {
+      return this.refuseSession(TunnelErrorCode.VERSION, `protocol version ${h.version} is not supported (this edge speaks ${TUNNEL_VERSION})`);
+    }
+    let g = this.grant;
+    if (g === null) {
+      if (h.token !== undefined) {
+        g = this.host.authority.byToken(h.token);
+        if (g === null) return this.refuseSession(TunnelErrorCode.BAD_TOKEN, "the token matches no [[tokens]] entry");
+      } else {
+        return this.refuseSession(TunnelErrorCode.AUTH_REQUIRED, "no token (Authorization header or hello) and no client certificate");
+      }
+      if (!g.allowsAddress(this.conn.remoteAddress)) {
+        this.grant = g;
+        return this.refuseSession(TunnelErrorCode.CIDR_DENIED, `address ${this.conn.remoteAddress} is not allowed for token '${g.name}'`);
+      }
+      this.grant = g;
+    }
+    const missing = g.missingRoles(h.roles);
+    if (missing.length > 0) {
+      return this.refuseSession(TunnelErrorCode.ROLE_DENIED, `token '${g.name}' does not grant the ${missing.join(" and ")} role`);
+    }
+    if (h.services.length > 0 && !h.roles.includes("destination")) {
+      return this.refuseSession(TunnelErrorCode.ROLE_DENIED, "services can only be exposed with the destination role");
+    }
+    for (const s of h.services) {
+      if (!g.allowsService(s.name)) {
+        return this.refuseSession(TunnelErrorCode.SERVICE_DENIED, `service name '${s.name}' is not allowed for token '${g.name}' (allowed: ${g.entry.services.join(", ") || "none"})`);
+      }
+    }
+    const counters = this.host.counters;
+    if (counters !== null && !counters.tryAcquire(g.slot, g.maxSessions)) {
+      return this.refuseSession(TunnelErrorCode.SESSION_LIMIT, `token '${g.name}' already has ${g.maxSessions} session(s) (max_sessions)`);
+    }
+    this.slotHeld = counters !== null;
+    this.roles = h.roles;
+    for (const s of h.services) this.services.set(s.name, s);
+    this.phase = Phase.Ready;
+    this.host.stats.handshake(this.host.listenerSlot, (performance.now() - this.startedAt) / 1000);
+    if (this.services.size > 0) this.host.hub.addServices(this, [...this.services.keys()]);
+    this.sendControl({ type: "welcome", session: this.id, peer: this.peer, edge: `edgemux ${VERSION}` });
+    this.host.log.info("tunnel session", {
+      listener: this.host.config.name,
+      session: this.id,
+      peer: this.peer,
+      agent: this.agent,
+      token: g.name,
+      transport: this.transport,
+      roles: this.roles,
+      services: [...this.services.keys()],
+    });
+    if (this.draining) this.sendGoAway("the edge is draining");
+  }
+
+  private onAnnounce(add: ServiceSpec[], remove: string[]): void {
+    const g = this.grant!;
+    if (add.length > 0 && !this.roles.includes("destination")) {
+      return this.refuseSession(TunnelErrorCode.ROLE_DENIED, "services can only be exposed with the destination role");
+    }
+    for (const s of add) {
+      if (!g.allowsService(s.name)) return this.refuseSession(TunnelErrorCode.SERVICE_DENIED, `service name '${s.name}' is not allowed for token '${g.name}'`);
+    }
+    const removed = remove.filter((n) => this.services.delete(n));
+    for (const s of add) this.services.set(s.name, s);
+    if (removed.length > 0) this.host.hub.removeServices(this, removed);
+    if (add.length > 0) this.host.hub.addServices(this, add.map((s) => s.name));
+    this.host.log.info("tunnel services changed", { session: this.id, agent: this.agent, added: add.map((s) => s.name), removed });
+  }
+
+  private sendControl(m: TunnelMessage): void {
+    this.control?.write(encodeTunnelMessage(m));
+  }
+
+  /** Refusal after the upgrade: an error message on the control stream, then the session closes. */
+  private refuseSession(code: number, reason: string): void {
+    if (this.phase >= Phase.Closing) return;
+    this.logRefusal(code, reason);
+    this.leaveReady();
+    this.phase = Phase.Closing;
+    this.phaseStartedMs = coarseClock.now;
+    if (this.control !== null && !this.control.isClosed) {
+      this.sendControl({ type: "error", code, message: reason });
+      this.control.end();
+    } else {
+      this.mux?.close(new ProxyError(errorCodeFor(code), "downstream", reason));
+    }
+  }
+
+  /** Go-away: the agent finishes its streams and reconnects after the delay (elsewhere, or here once back). */
+  sendGoAway(reason: string): void {
+    this.draining = true;
+    if (this.phase !== Phase.Ready) return;
+    this.sendControl({ type: "goaway", reconnectMs: this.host.config.goawayDelayMs, reason });
+  }
+
+  // ---------------------------------------------------------------- streams
+
+  /** DestinationSession: a client wants one of this agent's services. */
+  openService(req: OpenRequest, timeoutMs: number): Promise<Conn> {
+    return new Promise<Conn>((resolve, reject) => {
+      if (this.phase !== Phase.Ready || this.mux === null || !this.services.has(req.service)) {
+        reject(tunnelError("SERVICE_OFFLINE", TunnelErrorCode.SERVICE_OFFLINE, `tunnel service '${req.service}': agent '${this.agent}' is not connected`));
+        return;
+      }
+      let s: MuxStream;
+      try {
+        s = this.mux.openStream();
+      } catch (err) {
+        reject(tunnelError("SERVICE_OFFLINE", TunnelErrorCode.SERVICE_OFFLINE, `tunnel service '${req.service}': ${(err as Error).message}`));
+        return;
+      }
+      const open: OpenMessage = { type: "open", service: req.service, proto: req.proto, client: req.client, server: req.server, proxy: req.proxy };
+      s.write(encodeTunnelMessage(open, OPEN_MAX_MESSAGE));
+      this.streamsTotal++;
+      const fm: FirstMessage = new FirstMessage(s, timeoutMs, (err, msg) => {
+        this.pendingOpens.delete(fm);
+        if (err !== null) {
+          s.close();
+          const timedOut = err.code === "HANDSHAKE_TIMEOUT";
+          reject(tunnelError(
+            timedOut ? "UPSTREAM_CONNECT_TIMEOUT" : "SERVICE_OFFLINE",
+            TunnelErrorCode.SERVICE_OFFLINE,
+            `tunnel service '${req.service}' on agent '${this.agent}': ${timedOut ? `no answer within ${timeoutMs} ms` : err.message}`,
+          ));
+          return;
+        }
+        if (msg!.type === "ok") {
+          resolve(handOver(fm));
+          return;
+        }
+        s.close();
+        if (msg!.type === "error") {
+          reject(tunnelError(errorCodeFor(msg!.code), msg!.code, `tunnel service '${req.service}' on agent '${this.agent}': ${msg!.message}`));
+        } else {
+          reject(tunnelError("TUNNEL_PROTOCOL", TunnelErrorCode.PROTOCOL, `tunnel service '${req.service}': agent '${this.agent}' answered ${msg!.type} to open`));
+        }
+      }, "upstream");
+      this.pendingOpens.add(fm);
+    });
+  }
+
+  /** A source agent opened a stream: read its open request, reach the service, relay. */
+  private acceptSourceStream(s: MuxStream): void {
+    this.streamsTotal++;
+    const fm: FirstMessage = new FirstMessage(s, this.host.config.handshakeTimeoutMs, (err, msg) => {
+      this.pendingOpens.delete(fm);
+      if (err !== null) {
+        this.host.log.debug("tunnel stream refused", { session: this.id, agent: this.agent, error: err.code, reason: err.message });
+        s.close();
+        return;
+      }
+      if (msg!.type !== "open") return this.refuseStream(s, TunnelErrorCode.PROTOCOL, `expected open, got ${msg!.type}`);
+      const open = msg as OpenMessage;
+      if (!this.roles.includes("source")) return this.refuseStream(s, TunnelErrorCode.ROLE_DENIED, "this session does not have the source role");
+      if (!this.grant!.allowsService(open.service)) {
+        return this.refuseStream(s, TunnelErrorCode.SERVICE_DENIED, `service '${open.service}' is not allowed for token '${this.grant!.name}'`);
+      }
+      // The client of record is the source agent as the edge sees it (what it claims is not trusted).
+      const req: OpenRequest = { service: open.service, proto: open.proto, client: this.peer, server: formatPeer(this.conn.localAddress, this.conn.localPort), proxy: "none" };
+      this.host.hub.open(req, this.host.config.openTimeoutMs).then(
+        (dest) => this.startSourceRelay(fm, s, dest, open.service),
+        (e: ProxyError) => this.refuseStream(s, (e as { tunnelCode?: number }).tunnelCode ?? TunnelErrorCode.INTERNAL, e.message),
+      );
+    });
+    this.pendingOpens.add(fm);
+  }
+
+  private startSourceRelay(fm: FirstMessage, s: MuxStream, dest: Conn, service: string): void {
+    if (s.isClosed || this.phase === Phase.Done) {
+      dest.close();
+      return;
+    }
+    s.write(encodeTunnelMessage({ type: "ok" }, OPEN_MAX_MESSAGE));
+    const src = handOver(fm);
+    const st = new SourceStream(this, service);
+    const relay = new Relay(src, dest, st);
+    st.relay = relay;
+    this.streams.add(st);
+    relay.start([]);
+    src.resume();
+  }
+
+  private refuseStream(s: MuxStream, code: number, reason: string): void {
+    this.host.log.info("tunnel stream refused", { session: this.id, agent: this.agent, code, error: errorCodeFor(code), reason });
+    this.host.stats.error(this.host.listenerSlot, errorCodeFor(code));
+    if (s.isClosed) return;
+    s.write(encodeTunnelMessage({ type: "error", code, message: reason.slice(0, 1000) }, OPEN_MAX_MESSAGE));
+    s.end();
+  }
+
+  countBytes(up: number, down: number): void {
+    this.bytesUp += up;
+    this.bytesDown += down;
+    this.host.stats.bytes(this.host.listenerSlot, up, down);
+  }
+
+  streamEnded(st: SourceStream): void {
+    this.streams.delete(st);
+    if (st.error !== null) this.host.stats.error(this.host.listenerSlot, st.error);
+    if (this.host.logConnections) {
+      this.host.log.info("tunnel stream", {
+        listener: this.host.config.name,
+        session: this.id,
+        agent: this.agent,
+        service: st.service,
+        bytes_in: st.relay?.bytesToUpstream ?? 0,
+        bytes_out: st.relay?.bytesToClient ?? 0,
+        duration_ms: Math.round(performance.now() - st.startedAt),
+        error: st.error,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- endings
+
+  private onMuxClosed(err?: ProxyError): void {
+    if (this.phase === Phase.Done) return;
+    if (err && this.errorCode === null && this.phase !== Phase.Closing) {
+      this.errorCode = err.code;
+      this.reason = err.message;
+      if (err.code === "MUX_PROTOCOL" || err.code === "TUNNEL_PROTOCOL") {
+        this.host.log.info("tunnel session protocol error", { session: this.id, peer: this.peer, agent: this.agent || null, error: err.code, reason: err.message });
+      }
+    }
+    this.finish(this.errorCode, this.reason);
+  }
+
+  private leaveReady(): void {
+    if (this.phase === Phase.Ready && this.services.size > 0 && !this.servicesRemoved) this.host.hub.removeServices(this, [...this.services.keys()]);
+    this.servicesRemoved = true;
+  }
+
+  private finish(code: ErrorCode | null, reason: string | null): void {
+    if (this.phase === Phase.Done) return;
+    this.leaveReady();
+    this.phase = Phase.Done;
+    this.errorCode = code;
+    this.reason = reason;
+    for (const fm of this.pendingOpens) fm.cancel();
+    this.pendingOpens.clear();
+    for (const st of [...this.streams]) st.relay?.abort(code ?? "DOWNSTREAM_RESET");
+    if (this.slotHeld) {
+      this.host.counters!.release(this.grant!.slot);
+      this.slotHeld = false;
+    }
+    if (this.mux !== null && !this.mux.closed) this.mux.close();
+    else this.conn.close();
+    this.host.sessionEnded(this);
+  }
+
+  private leavingIdle = false;
+
+  /** The agent left gracefully: end the session when no stream is left. */
+  private closeWhenIdle(): void {
+    this.leavingIdle = true;
+    if (this.mux !== null && this.mux.numStreams === 0) this.mux.close();
+  }
+
+  /** Sweeper: handshake deadline, refusal linger, idle streams. */
+  sweep(nowMs: number): void {
+    const cfg = this.host.config;
+    switch (this.phase) {
+      case Phase.Head:
+      case Phase.Hello:
+        if (nowMs - this.phaseStartedMs >= cfg.handshakeTimeoutMs) {
+          if (this.phase === Phase.Head) {
+            this.logRefusal(TunnelErrorCode.HELLO_TIMEOUT, `no upgrade request within ${cfg.handshakeTimeoutMs} ms`);
+            this.finish(this.errorCode, this.reason);
+          } else this.refuseSession(TunnelErrorCode.HELLO_TIMEOUT, `no hello within ${cfg.handshakeTimeoutMs} ms`);
+        }
+        return;
+      case Phase.Closing:
+        if (nowMs - this.phaseStartedMs >= REFUSAL_LINGER_MS) this.finish(this.errorCode, this.reason);
+        return;
+      case Phase.Ready:
+        if (this.leavingIdle) this.closeWhenIdle();
+        if (cfg.idleTimeoutMs > 0) {
+          for (const st of this.streams) if (st.relay && nowMs - st.relay.lastActiveMs >= cfg.idleTimeoutMs) st.relay.abort("IDLE_TIMEOUT");
+        }
+        return;
+    }
+  }
+
+  abort(code: ErrorCode): void {
+    this.finish(this.errorCode ?? code, this.reason ?? "closed by the drain deadline");
+  }
+
+  get isReady(): boolean {
+    return this.phase === Phase.Ready;
+  }
+
+  outcome() {
+    const m = this.mux?.stats();
+    return {
+      session: this.id,
+      peer: this.peer,
+      agent: this.agent || null,
+      token: this.grant?.name ?? null,
+      transport: this.transport || null,
+      roles: this.roles,
+      services: [...this.services.keys()],
+      streams: this.streamsTotal,
+      bytesIn: m?.bytesIn ?? 0,
+      bytesOut: m?.bytesOut ?? 0,
+      seconds: (performance.now() - this.startedAt) / 1000,
+      error: this.errorCode,
+      reason: this.reason,
+    };
+  }
+}
+
+export function formatPeer(addr: string, port: number): string {
+  const a = addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
+  if (a === "") return "";
+  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
+}
