@@ -63,6 +63,18 @@ sha256 = "${hex(SECRETS.go)}"
 roles = ["destination", "source"]
 
 [[tokens]]
+name = "proxy-http"
+sha256 = "${hex("proxy-http-secret")}"
+roles = ["proxy"]
+services = ["http"]
+
+[[tokens]]
+name = "proxy-echo"
+sha256 = "${hex("proxy-echo-secret")}"
+roles = ["proxy"]
+services = ["echo"]
+
+[[tokens]]
 name = "agent-cert.test"
 sha256 = "${hex("unused-" + Math.random())}"
 roles = ["destination", "source"]
@@ -93,6 +105,12 @@ ${onDeno ? "" : `client_ca = "${tls.ca}"\nclient_cert = "request"`}
 name = "public"
 kind = "sni"
 address = "127.0.0.1:${ports.sni ?? 0}"
+
+[[listeners]]
+name = "fwd"
+kind = "connect"
+address = "127.0.0.1:0"
+auth = "token"
 
 [[routes]]
 match = "app.test"
@@ -196,6 +214,19 @@ describe("tunnel end to end", () => {
       c.close();
     }
   }, 15_000);
+
+  test("CONNECT <service>.tunnel through a connect listener reaches the service, for tokens that may", async () => {
+    const { port } = edge.hostPort("fwd");
+    const via = (secret: string) =>
+      run("curl", ["-sS", "--max-time", "10", "-p", "-x", `http://127.0.0.1:${port}`, "--proxy-user", `me:${secret}`, "-o", "-", "-w", "\n%{http_connect}", "http://http.tunnel:80/via-connect"]);
+    const ok = await via("proxy-http-secret");
+    expect(ok.stdout).toBe("hello from /via-connect\n200");
+    // A token whose services do not include "http" gets 403, and nothing reaches the service.
+    const denied = await via("proxy-echo-secret");
+    expect(denied.stdout.trim().endsWith("403")).toBe(true);
+    const line = await edge.waitForLine((l) => l.msg === "tunnel" && l.identity === "proxy-echo");
+    expect(line.error).toBe("SERVICE_DENIED");
+  }, 20_000);
 
   test("curl reaches a tunnelled HTTPS server through a public SNI route (tunnel:app)", async () => {
     const { port } = edge.hostPort("public");

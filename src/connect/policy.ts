@@ -4,7 +4,17 @@
  * identity), whether it may go where it asks ([egress], [[connect_rules]]),
  * and the dial itself (resolve once, check, connect to the checked IP).
  */
-import { EgressPolicy, IdentityPolicy, type Lookup, type SpiffeId, spiffeFromUris, systemLookup, TokenStore } from "../auth/mod.ts";
+import {
+  EgressPolicy,
+  IdentityPolicy,
+  type Lookup,
+  serviceAllowed,
+  type SpiffeId,
+  spiffeFromUris,
+  systemLookup,
+  type TokenGrant,
+  TokenStore,
+} from "../auth/mod.ts";
 import type { Config, ConnectListenerConfig, Socks5ListenerConfig } from "../config/types.ts";
 import { asProxyError, ProxyError } from "../errors/mod.ts";
 import { type Authority, formatAuthority } from "../proto/mod.ts";
@@ -18,9 +28,21 @@ export interface Principal {
   user: string | null;
   /** Set when the client authenticated with a certificate carrying a SPIFFE ID. */
   spiffe: SpiffeId | null;
+  /** The token's grant, when the client authenticated with a token (tunnel services). */
+  grant?: TokenGrant | null;
 }
 
 export const ANONYMOUS: Principal = { name: null, user: null, spiffe: null };
+
+/** Authorities `<service>.tunnel:<port>` name a reverse-tunnel service (the port is ignored). */
+export const TUNNEL_AUTHORITY_SUFFIX = ".tunnel";
+
+/** The tunnel service a CONNECT authority names, or null for an ordinary destination. */
+export function tunnelServiceOf(host: string): string | null {
+  if (!host.endsWith(TUNNEL_AUTHORITY_SUFFIX)) return null;
+  const name = host.slice(0, -TUNNEL_AUTHORITY_SUFFIX.length);
+  return name.length > 0 ? name : null;
+}
 
 export class ProxyPolicy {
   readonly tokens: TokenStore;
@@ -29,7 +51,13 @@ export class ProxyPolicy {
   /** The listener asks clients for certificates (HBONE identity). */
   readonly clientCerts: boolean;
 
-  constructor(config: Config, listener: ConnectListenerConfig | Socks5ListenerConfig, readonly lookup: Lookup = systemLookup) {
+  constructor(
+    config: Config,
+    listener: ConnectListenerConfig | Socks5ListenerConfig,
+    readonly lookup: Lookup = systemLookup,
+    /** Reverse-tunnel services reachable as `<service>.tunnel` (the worker's hub). */
+    readonly tunnels: TunnelOpener | null = null,
+  ) {
     this.tokens = new TokenStore(config.tokens);
     this.egress = new EgressPolicy(config.egress);
     const tls = listener.kind === "connect" ? listener.tls : null;
@@ -52,7 +80,7 @@ export class ProxyPolicy {
     if (secret === null) throw new ProxyError("AUTH_REQUIRED", "downstream", "Proxy authentication required: a [[tokens]] secret (Bearer, or Basic with the token as password)");
     const r = this.tokens.verify(secret, "proxy", clientIp);
     if (!r.ok) throw new ProxyError(r.code, "downstream", r.reason);
-    return { name: r.grant.name, user, spiffe: null };
+    return { name: r.grant.name, user, spiffe: null, grant: r.grant };
   }
 
   /** Identity screen before resolving (saves a DNS query for a workload that may go nowhere). */
@@ -69,9 +97,9 @@ export class ProxyPolicy {
    * connection (with `handler` already attached) and the address dialled.
    */
   async dial(runtime: Runtime, dest: Authority, principal: Principal, timeoutMs: number, handler: ConnHandler): Promise<{ conn: Conn; address: string }> {
-    // Seam for reverse tunnels (not built here): a CONNECT authority that names a tunnel service
-    // ("web.tunnel:443", or a configured mapping) is to be answered by opening a stream to the agent
-    // that exposes it — a tunnel service lookup goes here, before [egress], which is for the internet.
+    // A reverse-tunnel service, before [egress] (which is for the internet).
+    const service = tunnelServiceOf(dest.host);
+    if (service !== null) return await this.dialTunnel(service, principal, timeoutMs, handler);
     const deadline = Date.now() + timeoutMs;
     let addresses: string[];
     try {
@@ -102,4 +130,28 @@ export class ProxyPolicy {
     }
     throw last ?? new ProxyError("UPSTREAM_CONNECT_TIMEOUT", "upstream", `Connecting to ${formatAuthority(dest)} timed out after ${timeoutMs} ms`);
   }
+
+  /**
+   * `CONNECT <service>.tunnel:<port>`: a stream to the agent exposing the
+   * service. Only a token whose `services` patterns allow the service may
+   * (anonymous clients and bare SPIFFE identities may not: a forward proxy
+   * must not become a way into the services agents expose).
+   */
+  private async dialTunnel(service: string, principal: Principal, timeoutMs: number, handler: ConnHandler): Promise<{ conn: Conn; address: string }> {
+    if (this.tunnels === null) {
+      throw new ProxyError("SERVICE_UNKNOWN", "downstream", `Cannot open tunnel service '${service}': this process runs no tunnel hub`);
+    }
+    const grant = principal.grant ?? null;
+    if (grant === null || !serviceAllowed(grant, service)) {
+      throw new ProxyError("SERVICE_DENIED", "downstream", `${principal.name ?? "An unauthenticated client"} may not reach tunnel service '${service}' (it needs a token whose services allow it)`);
+    }
+    const conn = await this.tunnels.open({ service, proto: "tcp", client: "", server: "", proxy: "none" }, timeoutMs);
+    conn.setHandler(handler);
+    return { conn, address: `tunnel:${service}` };
+  }
+}
+
+/** The part of the tunnel hub a forward proxy uses. */
+export interface TunnelOpener {
+  open(req: { service: string; proto: "tcp"; client: string; server: string; proxy: "none" }, timeoutMs: number): Promise<Conn>;
 }

@@ -10,6 +10,7 @@
  * request was read and authorised; `bytes` from the relay; `error` per
  * failed tunnel; `closed` + `duration` when the connection is gone.
  */
+import type { TunnelOpener } from "./policy.ts";
 import type { AccessList } from "../auth/mod.ts";
 import type { Config, ConnectListenerConfig, ListenerConfig, Socks5ListenerConfig } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
@@ -27,6 +28,8 @@ export interface ProxyListenerDeps {
   log: Logger;
   /** Name resolution for [egress]; tests inject one. Default: the system resolver. */
   lookup?: Lookup;
+  /** The worker's tunnel hub: `CONNECT <service>.tunnel:<port>` reaches a reverse-tunnel service. */
+  tunnels?: TunnelOpener;
 }
 
 export interface ProxyListenerSettings<C> {
@@ -103,7 +106,7 @@ export abstract class ProxyListener<C extends ConnectListenerConfig | Socks5List
   update(s: ProxyListenerSettings<ListenerConfig>): void {
     if (s.listener.kind === "sni" || s.listener.kind === "tunnel") throw new Error(`listener ${this.name}: cannot become an ${s.listener.kind} listener without a restart`);
     this.config = s.listener as C;
-    this.policy = new ProxyPolicy(s.config, s.listener, this.deps.lookup);
+    this.policy = new ProxyPolicy(s.config, s.listener, this.deps.lookup, this.deps.tunnels ?? null);
     this.access = s.access;
     this.logConnections = s.config.log.connections;
   }

@@ -155,8 +155,11 @@ export function httpStatusFor(code: ErrorCode): number {
       return 407;
     case "EGRESS_DENIED":
     case "IDENTITY_DENIED":
+    case "SERVICE_DENIED":
       return 403;
     case "UPSTREAM_DNS":
+    case "SERVICE_UNKNOWN":
+    case "SERVICE_OFFLINE":
       return 503;
     default:
       return 400;
