@@ -19,7 +19,7 @@
 import { asProxyError, type ErrorCode, httpStatusFor, ProxyError } from "../errors/mod.ts";
 import { type Authority, fieldCount, fieldValue, formatAuthority, Http1RequestParser, type HttpRequestHead, parseAuthority, ProxyHeaderParser } from "../proto/mod.ts";
 import { parseProxyAuthorization } from "../auth/mod.ts";
-import { Relay, type RelayOwner } from "../relay/mod.ts";
+import { readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn } from "../runtime/types.ts";
 import type { ConnectListenerConfig } from "../config/types.ts";
 import { ANONYMOUS, type Principal } from "./policy.ts";
@@ -93,26 +93,22 @@ export class Http1Tunnel implements ProxySession, RelayOwner {
   }
 
   private onProxyHeaderBytes(chunk: Uint8Array): void {
-    const p = this.proxyIn!;
-    let header;
+    let r;
     try {
-      p.push(chunk);
-      header = p.next();
+      r = readInboundProxy(this.proxyIn!, chunk, this.listener.access);
     } catch (err) {
       return this.fail(asProxyError(err, "PROXY_PROTOCOL", "downstream"), false);
     }
-    if (header === null) return;
-    if (header.addresses && header.command === "proxy") {
-      this.clientAddr = header.addresses.srcAddress;
-      this.clientPort = header.addresses.srcPort;
-      if (!this.listener.access.allows(this.clientAddr)) {
-        return this.fail(new ProxyError("ACCESS_DENIED", "downstream", `Client ${this.clientAddr} is denied by the access lists`), false);
-      }
+    if (r === null) return;
+    if (r.client !== null) {
+      this.clientAddr = r.client.address;
+      this.clientPort = r.client.port;
     }
     this.proxyIn = null;
     this.phase = Phase.Head;
-    for (const rest of p.rest()) if (rest.length > 0 && this.phase === Phase.Head) this.onHeadBytes(rest);
+    for (const rest of r.rest) if (rest.length > 0 && this.phase === Phase.Head) this.onHeadBytes(rest);
   }
+
 
   /** Bytes of the request head, or (on a TLS connection) the first bytes after the handshake. */
   onHeadBytes(chunk: Uint8Array): void {

@@ -21,7 +21,7 @@ import {
   proxyV1Length,
   proxyV2Length,
 } from "../proto/mod.ts";
-import { Relay, type RelayOwner } from "../relay/mod.ts";
+import { readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn, ConnHandler } from "../runtime/types.ts";
 import type { SniListenerState } from "./listener.ts";
 import type { Balancer, RouteMatch } from "../router/mod.ts";
@@ -102,27 +102,20 @@ export class SniSession implements ConnHandler, RelayOwner {
   }
 
   private onProxyHeaderBytes(chunk: Uint8Array): void {
-    const p = this.proxyIn!;
-    let header;
+    let r;
     try {
-      p.push(chunk);
-      header = p.next();
+      r = readInboundProxy(this.proxyIn!, chunk, this.state.access);
     } catch (err) {
       return this.fail(asProxyError(err, "PROXY_PROTOCOL", "downstream"), false);
     }
-    if (header === null) return;
-    if (header.addresses && header.command === "proxy") {
-      this.claimedAddr = header.addresses.srcAddress;
-      this.claimedPort = header.addresses.srcPort;
-      if (!this.state.access.allows(this.clientAddr)) {
-        return this.fail(new ProxyError("ACCESS_DENIED", "downstream", `Client ${this.clientAddr} is denied by the access lists`), false);
-      }
+    if (r === null) return;
+    if (r.client !== null) {
+      this.claimedAddr = r.client.address;
+      this.claimedPort = r.client.port;
     }
     this.proxyIn = null;
     this.phase = Phase.Hello;
-    for (const rest of p.rest()) {
-      if (rest.length > 0) this.onHelloBytes(rest);
-    }
+    for (const rest of r.rest) if (rest.length > 0) this.onHelloBytes(rest);
   }
 
   private onHelloBytes(chunk: Uint8Array): void {

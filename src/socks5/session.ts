@@ -25,7 +25,7 @@ import {
   SocksError,
   SocksMethod,
 } from "../proto/mod.ts";
-import { Relay, type RelayOwner } from "../relay/mod.ts";
+import { readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn } from "../runtime/types.ts";
 import { ANONYMOUS, type Principal, type ProxyListener, type ProxySession } from "../connect/mod.ts";
 
@@ -89,26 +89,22 @@ export class Socks5Session implements ProxySession, RelayOwner {
   }
 
   private onProxyHeader(chunk: Uint8Array): void {
-    const p = this.proxyIn!;
-    let header;
+    let r;
     try {
-      p.push(chunk);
-      header = p.next();
+      r = readInboundProxy(this.proxyIn!, chunk, this.listener.access);
     } catch (err) {
       return this.fail(asProxyError(err, "PROXY_PROTOCOL", "downstream"), null);
     }
-    if (header === null) return;
-    if (header.addresses && header.command === "proxy") {
-      this.clientAddr = header.addresses.srcAddress;
-      this.clientPort = header.addresses.srcPort;
-      if (!this.listener.access.allows(this.clientAddr)) {
-        return this.fail(new ProxyError("ACCESS_DENIED", "downstream", `Client ${this.clientAddr} is denied by the access lists`), null);
-      }
+    if (r === null) return;
+    if (r.client !== null) {
+      this.clientAddr = r.client.address;
+      this.clientPort = r.client.port;
     }
     this.proxyIn = null;
     this.phase = Phase.Greeting;
-    for (const rest of p.rest()) if (rest.length > 0 && this.phase <= Phase.Request) this.onData(this.client, rest);
+    for (const rest of r.rest) if (rest.length > 0 && this.phase <= Phase.Request) this.onData(this.client, rest);
   }
+
 
   /** Takes every message the buffered bytes complete, answering each. */
   private advance(): void {
