@@ -77,7 +77,6 @@ export abstract class ProxyListener<C extends ConnectListenerConfig | Socks5List
   access!: AccessList;
   private logConnections = true;
   private listener: Listener | null = null;
-  private draining = false;
 
   constructor(settings: ProxyListenerSettings<ListenerConfig>, protected readonly deps: ProxyListenerDeps) {
     this.name = settings.listener.name;
@@ -129,13 +128,14 @@ export abstract class ProxyListener<C extends ConnectListenerConfig | Socks5List
     const st = this.deps.stats;
     const slot = this.listenerSlot;
     let refusal: ErrorCode | null = null;
-    if (this.draining) refusal = "DRAINING";
-    else if (!this.access.allows(conn.remoteAddress)) refusal = "ACCESS_DENIED";
+    // Served even while draining: the runtime may complete an accept that was in
+    // flight when the listener closed (Deno); the drain deadline bounds it.
+    if (!this.access.allows(conn.remoteAddress)) refusal = "ACCESS_DENIED";
     else if (!tryAcquire(this.deps.limits, slot, this.config.maxConnections)) refusal = "LISTENER_FULL";
     if (refusal !== null) {
       st.refused(slot);
       st.error(slot, refusal);
-      if (refusal !== "DRAINING" && this.logConnections) {
+      if (this.logConnections) {
         this.deps.log.info("refused", { listener: this.name, client: `${conn.remoteAddress}:${conn.remotePort}`, error: refusal });
       }
       conn.close();
@@ -191,7 +191,6 @@ export abstract class ProxyListener<C extends ConnectListenerConfig | Socks5List
   }
 
   stopAccepting(): void {
-    this.draining = true;
     this.listener?.close();
     this.listener = null;
     for (const s of this.sessions) s.drain();

@@ -1,7 +1,7 @@
 /**
  * An SNI listener inside one worker: binds with reusePort, admits or refuses
- * each accepted connection (access lists, max_connections across workers,
- * draining) and owns the sessions it started. Reload swaps the route table,
+ * each accepted connection (access lists, max_connections across workers)
+ * and owns the sessions it started. Reload swaps the route table,
  * limits and access lists; sessions already routed keep what they chose.
  */
 import type { Config, SniListenerConfig } from "../config/types.ts";
@@ -43,7 +43,6 @@ export class SniListenerState {
   access!: AccessList;
   private logConnections = true;
   private listener: Listener | null = null;
-  private draining = false;
   private routeSlots: Record<string, number> = {};
   private hbone: HbonePool | null = null;
   private overflowRouteSlot = 0;
@@ -105,12 +104,9 @@ export class SniListenerState {
   private accept(conn: Conn): ConnHandler | null {
     const st = this.deps.stats;
     const slot = this.listenerSlot;
-    if (this.draining) {
-      st.refused(slot);
-      st.error(slot, "DRAINING");
-      conn.close();
-      return null;
-    }
+    // A connection the runtime hands over after stopAccepting() (Deno may
+    // complete an accept already in flight) is served, not dropped: the client
+    // was already accepted by the kernel, and the drain deadline bounds it.
     // No rules, no work: reading the peer address costs a call into the runtime.
     if (!this.access.empty && !this.access.allows(conn.remoteAddress)) {
       st.refused(slot);
@@ -183,7 +179,6 @@ export class SniListenerState {
 
   /** Stop accepting; existing sessions continue. */
   stopAccepting(): void {
-    this.draining = true;
     this.listener?.close();
     this.listener = null;
   }
