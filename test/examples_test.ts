@@ -20,6 +20,8 @@ const examples = readdirSync(EXAMPLES).filter((f) => f.endsWith(".toml") && f !=
 describe("examples/*.toml", () => {
   test("the SNI edge example is there (the list below is never empty)", () => {
     expect(examples).toContain("sni-edge.toml");
+    expect(examples).toContain("tunnel-edge.toml");
+    expect(examples).toContain("hbone-gateway.toml");
   });
 
   for (const file of examples) {
