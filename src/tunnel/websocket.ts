@@ -5,7 +5,7 @@
  *
  * Decision: the edge speaks WebSocket itself on the tunnel listener's own TLS
  * port (the upgrade request says `Upgrade: websocket` instead of
- * `edgemux-smux/2`), rather than through Bun.serve / Deno.upgradeWebSocket on
+ * `edgemux-smux/2`), rather than through the runtimes' own WebSocket servers (Bun's serve, Deno's upgradeWebSocket) on
  * a second address. One port and one authentication path serve both
  * transports, the listener binds with reusePort like every other one, mTLS
  * works over WebSocket too, and Bun and Deno run the same code. The agent's
