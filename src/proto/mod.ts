@@ -102,3 +102,4 @@ export {
   writeFrameHeader,
 } from "./h2_frame.ts";
 export { DEFAULT_TABLE_SIZE, encodeHeaders, type HeaderBlock, HpackDecoder } from "./hpack.ts";
+export { ChunkQueue } from "./chunk_queue.ts";

@@ -21,6 +21,7 @@
  * error. Keys this version does not know are ignored (a newer peer may add
  * some); a message `type` it does not know is an error.
  */
+import { ChunkQueue } from "./chunk_queue.ts";
 import { Packr, Unpackr } from "msgpackr";
 import { ProxyError } from "../errors/mod.ts";
 
@@ -201,35 +202,32 @@ export function encodeTunnelMessage(m: TunnelMessage, max = CONTROL_MAX_MESSAGE)
 // ---------------------------------------------------------------- decoding
 
 export class TunnelMessageDecoder {
-  private chunks: Uint8Array[] = [];
-  private pos = 0;
-  private available = 0;
+  private readonly queue = new ChunkQueue();
   private dead: ProxyError | null = null;
 
   /** `maxMessage`: the bound on one message body (CONTROL_MAX_MESSAGE or OPEN_MAX_MESSAGE). */
   constructor(readonly maxMessage = CONTROL_MAX_MESSAGE, private readonly source: "downstream" | "upstream" = "downstream") {}
 
   get bufferedBytes(): number {
-    return this.available;
+    return this.queue.length;
   }
 
   push(chunk: Uint8Array): void {
-    if (this.dead !== null || chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.available += chunk.length;
+    if (this.dead === null) this.queue.push(chunk);
   }
 
   /** The next whole message, or null when more bytes are needed. Throws ProxyError("TUNNEL_PROTOCOL"); then it stays dead. */
   next(): TunnelMessage | null {
     if (this.dead !== null) throw this.dead;
-    if (this.available < TUNNEL_PREFIX_BYTES) return null;
-    const p = this.peek(TUNNEL_PREFIX_BYTES);
+    const q = this.queue;
+    if (q.length < TUNNEL_PREFIX_BYTES) return null;
+    const p = q.peek(TUNNEL_PREFIX_BYTES);
     const length = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
     if (length === 0) this.fail("empty message");
     if (length > this.maxMessage) this.fail(`message of ${length} bytes, over the ${this.maxMessage}-byte bound`);
-    if (this.available < TUNNEL_PREFIX_BYTES + length) return null;
-    this.skip(TUNNEL_PREFIX_BYTES);
-    const body = this.take(length);
+    if (q.length < TUNNEL_PREFIX_BYTES + length) return null;
+    q.skip(TUNNEL_PREFIX_BYTES);
+    const body = q.take(length);
     let value: unknown;
     try {
       value = unpackr.unpack(body);
@@ -245,55 +243,12 @@ export class TunnelMessageDecoder {
 
   /** Bytes pushed after the last returned message (raw stream data), as views; the decoder is empty after. */
   rest(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (let i = 0; i < this.chunks.length; i++) {
-      const c = i === 0 ? this.chunks[0]!.subarray(this.pos) : this.chunks[i]!;
-      if (c.length > 0) out.push(c);
-    }
-    this.chunks = [];
-    this.pos = 0;
-    this.available = 0;
-    return out;
-  }
-
-  private peek(n: number): Uint8Array {
-    const head = this.chunks[0]!;
-    if (head.length - this.pos >= n) return head.subarray(this.pos, this.pos + n);
-    const out = new Uint8Array(n);
-    let filled = 0;
-    for (let i = 0, p = this.pos; filled < n; i++, p = 0) {
-      const c = this.chunks[i]!;
-      const m = Math.min(n - filled, c.length - p);
-      out.set(c.subarray(p, p + m), filled);
-      filled += m;
-    }
-    return out;
-  }
-
-  private take(n: number): Uint8Array {
-    const out = this.peek(n);
-    this.skip(n);
-    return out;
-  }
-
-  private skip(n: number): void {
-    this.available -= n;
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      const m = Math.min(n, c.length - this.pos);
-      this.pos += m;
-      n -= m;
-      if (this.pos === c.length) {
-        this.chunks.shift();
-        this.pos = 0;
-      }
-    }
+    return this.queue.drain();
   }
 
   private fail(message: string): never {
     this.dead = new ProxyError("TUNNEL_PROTOCOL", this.source, `tunnel message: ${message}`);
-    this.chunks = [];
-    this.available = 0;
+    this.queue.clear();
     throw this.dead;
   }
 }

@@ -12,6 +12,7 @@
  * `next()` until null. Payloads are views of the pushed chunk; a record
  * spanning chunks is copied once into a fresh buffer.
  */
+import { ChunkQueue } from "./chunk_queue.ts";
 import { ProxyError } from "../errors/mod.ts";
 
 export const UDP_FRAME_HEADER = 4;
@@ -62,11 +63,10 @@ export interface UdpFrameDecoderOptions {
 const EMPTY = new Uint8Array(0);
 
 export class UdpFrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private pos = 0;
-  private available = 0;
+  private readonly queue = new ChunkQueue();
   private readonly maxDatagram: number;
   private readonly rec: UdpRecord = { port: 0, payload: EMPTY };
+  /** Header scratch for the rare header that spans chunks. */
   private readonly hdr = new Uint8Array(UDP_FRAME_HEADER);
   private dead: ProxyError | null = null;
 
@@ -75,85 +75,35 @@ export class UdpFrameDecoder {
   }
 
   get bufferedBytes(): number {
-    return this.available;
+    return this.queue.length;
   }
 
   push(chunk: Uint8Array): void {
-    if (this.dead !== null || chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.available += chunk.length;
+    if (this.dead === null) this.queue.push(chunk);
   }
 
   /** The next record, or null when more bytes are needed. Throws ProxyError("TUNNEL_PROTOCOL"); then it stays dead. */
   next(): UdpRecord | null {
     if (this.dead !== null) throw this.dead;
-    if (this.available < UDP_FRAME_HEADER) return null;
-    const h = this.peekHeader();
+    const q = this.queue;
+    if (q.length < UDP_FRAME_HEADER) return null;
+    const h = q.peek(UDP_FRAME_HEADER, this.hdr);
     const port = (h[0]! << 8) | h[1]!;
     const length = (h[2]! << 8) | h[3]!;
     // A datagram always comes from a real port: RFC 768 makes the source port optional (0), but a reply needs one.
     if (port === 0) this.fail("record for port 0");
     if (length > this.maxDatagram) this.fail(`record of ${length} bytes, over the ${this.maxDatagram}-byte bound`);
-    if (this.available < UDP_FRAME_HEADER + length) return null;
-    this.skip(UDP_FRAME_HEADER);
+    if (q.length < UDP_FRAME_HEADER + length) return null;
+    q.skip(UDP_FRAME_HEADER);
     this.rec.port = port;
-    this.rec.payload = length === 0 ? EMPTY : this.take(length);
+    // A view of the chunk, or (spanning chunks) the one copy on this path.
+    this.rec.payload = length === 0 ? EMPTY : q.take(length);
     return this.rec;
-  }
-
-  /** The 4 header bytes without consuming them (a view of the head chunk, or the scratch copy). */
-  private peekHeader(): Uint8Array {
-    const head = this.chunks[0]!;
-    if (head.length - this.pos >= UDP_FRAME_HEADER) return head.subarray(this.pos, this.pos + UDP_FRAME_HEADER);
-    let filled = 0;
-    for (let i = 0, p = this.pos; filled < UDP_FRAME_HEADER; i++, p = 0) {
-      const c = this.chunks[i]!;
-      const m = Math.min(UDP_FRAME_HEADER - filled, c.length - p);
-      this.hdr.set(c.subarray(p, p + m), filled);
-      filled += m;
-    }
-    return this.hdr;
-  }
-
-  private take(n: number): Uint8Array {
-    const head = this.chunks[0]!;
-    const start = this.pos;
-    if (head.length - start >= n) {
-      this.skip(n);
-      return head.subarray(start, start + n);
-    }
-    // The record spans chunks: the one copy on this path.
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[0]!;
-      const m = Math.min(n - filled, c.length - this.pos);
-      out.set(c.subarray(this.pos, this.pos + m), filled);
-      filled += m;
-      this.skip(m);
-    }
-    return out;
-  }
-
-  /** Consumes `n` bytes (n <= available), crossing chunks. */
-  private skip(n: number): void {
-    this.available -= n;
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      const m = Math.min(n, c.length - this.pos);
-      this.pos += m;
-      n -= m;
-      if (this.pos === c.length) {
-        this.chunks.shift();
-        this.pos = 0;
-      }
-    }
   }
 
   private fail(message: string): never {
     this.dead = new ProxyError("TUNNEL_PROTOCOL", "downstream", `udp frame: ${message}`);
-    this.chunks.length = 0;
-    this.available = 0;
+    this.queue.clear();
     throw this.dead;
   }
 }
