@@ -17,3 +17,4 @@ function detect(): Runtime {
 }
 
 export const runtime: Runtime = detect();
+export { LayeredConn } from "./layered.ts";

@@ -9,7 +9,7 @@
  */
 import { ProxyError } from "../errors/mod.ts";
 import { OPEN_MAX_MESSAGE, type TunnelMessage, TunnelMessageDecoder } from "../proto/tunnel_control.ts";
-import type { Conn, ConnHandler } from "../runtime/types.ts";
+import { type Conn, type ConnHandler, LayeredConn } from "../runtime/mod.ts";
 
 export type FirstMessageCallback = (err: ProxyError | null, msg: TunnelMessage | null, rest: Uint8Array[]) => void;
 
@@ -118,7 +118,7 @@ export const DRAIN_ON_CLOSE_MS = 10_000;
  *   reading and discarding until the peer's FIN arrives (the far side ended
  *   too) or DRAIN_ON_CLOSE_MS pass; the owner gets onClose at once.
  */
-export class StreamConn implements Conn, ConnHandler {
+export class StreamConn extends LayeredConn implements Conn, ConnHandler {
   private handler: ConnHandler | null = null;
   private paused = false;
   private scheduled = false;
@@ -127,41 +127,21 @@ export class StreamConn implements Conn, ConnHandler {
   private gone = false;
 
   constructor(
-    readonly inner: Conn,
+    inner: Conn,
     private early: Uint8Array[],
     private pendingEnd = false,
     private pendingClose: { err?: Error } | null = null,
   ) {
+    super(inner);
     this.peerEnded = pendingEnd;
     inner.setHandler(this);
   }
 
-  get remoteAddress(): string {
-    return this.inner.remoteAddress;
-  }
-  get remotePort(): number {
-    return this.inner.remotePort;
-  }
-  get localAddress(): string {
-    return this.inner.localAddress;
-  }
-  get localPort(): number {
-    return this.inner.localPort;
-  }
-  get writableLength(): number {
-    return this.inner.writableLength;
-  }
   write(data: Uint8Array): boolean {
     return this.gone ? false : this.inner.write(data);
   }
   end(): void {
     this.inner.end();
-  }
-  setNoDelay(on: boolean): void {
-    this.inner.setNoDelay(on);
-  }
-  tls() {
-    return this.inner.tls();
   }
 
   close(): void {

@@ -20,7 +20,7 @@
  * Control frames (ping, pong, close: at most 125 bytes) are collected whole.
  */
 import { ProxyError } from "../errors/mod.ts";
-import type { Conn, ConnHandler, TlsInfo } from "../runtime/types.ts";
+import { type Conn, type ConnHandler, LayeredConn } from "../runtime/mod.ts";
 
 export const WsOpcode = { CONTINUATION: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 } as const;
 /** RFC 6455 §7.4.1 status codes we send. */
@@ -321,7 +321,7 @@ const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClos
  * the peer ends the read side (`onEnd`), is answered, and the TCP side is
  * half-closed; `end()` and `close()` send our close frame first.
  */
-export class WsConn implements Conn, ConnHandler {
+export class WsConn extends LayeredConn implements Conn, ConnHandler {
   private handler: ConnHandler = nullHandler;
   private readonly decoder: WsFrameDecoder;
   private readonly masked: boolean;
@@ -329,26 +329,11 @@ export class WsConn implements Conn, ConnHandler {
   private ended = false;
   private closed = false;
 
-  constructor(readonly inner: Conn, readonly role: "server" | "client") {
+  constructor(inner: Conn, readonly role: "server" | "client") {
+    super(inner);
     this.decoder = new WsFrameDecoder(role);
     this.masked = role === "client";
     inner.setHandler(this);
-  }
-
-  get remoteAddress(): string {
-    return this.inner.remoteAddress;
-  }
-  get remotePort(): number {
-    return this.inner.remotePort;
-  }
-  get localAddress(): string {
-    return this.inner.localAddress;
-  }
-  get localPort(): number {
-    return this.inner.localPort;
-  }
-  get writableLength(): number {
-    return this.inner.writableLength;
   }
 
   write(data: Uint8Array): boolean {
@@ -377,12 +362,6 @@ export class WsConn implements Conn, ConnHandler {
 
   setHandler(handler: ConnHandler): void {
     this.handler = handler;
-  }
-  setNoDelay(on: boolean): void {
-    this.inner.setNoDelay(on);
-  }
-  tls(): TlsInfo | null {
-    return this.inner.tls();
   }
 
   /** Feeds bytes read before this adapter took over (what followed the HTTP head). */
