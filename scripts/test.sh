@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command (README, CI): installs what is missing, then
 #   1. bun test: unit tests beside the code and end-to-end/interop tests in test/
-#   2. the SNI end-to-end suite again with edgemux running under Deno
-#   3. the single executable (bun build --compile) against the SNI end-to-end suite
+#   2. the end-to-end suites again with edgemux running under Deno
+#   3. the single executable (bun build --compile) against the end-to-end suites
 #   4. deno check over src/ and workers/ (the same code type-checks for Deno)
-# and ends with one line "N passed, M failed". Exit status is non-zero on any failure.
+# and ends with each failure's output again (so the tail of a CI log says why)
+# and one line "N passed, M failed". Exit status is non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ bun_rc=${PIPESTATUS[0]}
 count_bun "$log_dir/bun.log"
 [ "$bun_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/bun.log" && failed=$((failed + 1))
 
-echo "== SNI end-to-end suite with edgemux on Deno"
+echo "== end-to-end suites with edgemux on Deno"
 EDGEMUX_RUNTIME=deno bun test --timeout 60000 test/sni_routing_test.ts test/sni_lifecycle_test.ts test/sni_bad_input_test.ts test/cli_test.ts test/connect_proxy_test.ts test/connect_hbone_test.ts test/sni_hbone_test.ts test/tunnel_e2e_test.ts test/examples_test.ts test/socket_activation_test.ts test/upgrade_test.ts 2>&1 | tee "$log_dir/deno.log"
 deno_rc=${PIPESTATUS[0]}
 count_bun "$log_dir/deno.log"
@@ -44,7 +45,27 @@ count_bun "$log_dir/binary.log"
 [ "$bin_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/binary.log" && failed=$((failed + 1))
 
 echo "== deno check (every module under src/ and workers/)"
-if deno task check; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+if deno task check >"$log_dir/check.log" 2>&1; then
+  passed=$((passed + 1))
+  echo "ok: $(grep -c 'Check' "$log_dir/check.log") modules"
+else
+  failed=$((failed + 1))
+  cat "$log_dir/check.log"
+fi
+
+# Each failed test again with the output bun printed for it (up to 80 lines since the test before).
+if [ "$failed" -ne 0 ]; then
+  echo "== failures"
+  for log in "$log_dir"/bun.log "$log_dir"/deno.log "$log_dir"/binary.log; do
+    [ -f "$log" ] || continue
+    awk -v name="$(basename "$log" .log)" '
+      / tests? failed:$/ { exit }
+      /^\((pass|skip|todo)\) / { n = 0; next }
+      /^\(fail\) / { print "-- " name ": " $0; for (i = (n > 80 ? n - 80 : 0); i < n; i++) print buf[i % 80]; n = 0; next }
+      { buf[n++ % 80] = $0 }
+    ' "$log"
+  done
+fi
 
 rm -rf "$log_dir"
 echo "${passed} passed, ${failed} failed"
