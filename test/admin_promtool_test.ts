@@ -173,7 +173,11 @@ describe("promtool check metrics", () => {
           snapshot: reg.snapshot(slabs),
           workers: table,
         }),
-      metrics: () => renderPrometheus(reg.snapshot(slabs), PROC, table),
+      metrics: () =>
+        renderPrometheus(reg.snapshot(slabs), PROC, table, [
+          { listener: "tunnel", token: "dest", sessions: 3 },
+          { listener: "tunnel", token: 'odd"name', sessions: 0 },
+        ]),
       workers: () => source.status().workers,
     };
     const app = createAdminApp(source);
@@ -189,7 +193,7 @@ describe("promtool check metrics", () => {
     expect(status.status).toBe(200);
     const body = (await status.json()) as StatusJson;
     expect(Object.keys(body).sort()).toEqual(
-      ["listeners", "pid", "routes", "runtime", "startedAt", "totals", "uptimeSeconds", "version", "workers"],
+      ["listeners", "pid", "routes", "runtime", "startedAt", "totals", "tunnels", "uptimeSeconds", "version", "workers"],
     );
     expect(body.uptimeSeconds).toBeGreaterThanOrEqual(60);
     expect(body.workers).toHaveLength(3);

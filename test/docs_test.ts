@@ -23,7 +23,7 @@ describe("README", () => {
     w.opened(slots.listeners.sni!);
     w.error(slots.routes.r!, "NO_ROUTE");
     w.error(slots.listeners.sni!, "NO_ROUTE");
-    const text = renderPrometheus(reg.snapshot([slab]), { version: VERSION, runtime: "bun", startTimeSeconds: 1, residentMemoryBytes: 1, cpuSecondsTotal: 1 }, [{ id: 0, up: true, restarts: 0 }]);
+    const text = renderPrometheus(reg.snapshot([slab]), { version: VERSION, runtime: "bun", startTimeSeconds: 1, residentMemoryBytes: 1, cpuSecondsTotal: 1 }, [{ id: 0, up: true, restarts: 0 }], [{ listener: "t", token: "k", sessions: 1 }]);
     const families = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
     expect(families.length).toBeGreaterThan(10);
     for (const f of families) expect(readme).toContain(`\`${f}\``);

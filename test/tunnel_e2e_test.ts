@@ -409,6 +409,41 @@ describe("tunnel end to end", () => {
     expect(d.services.map((s) => s.name).sort()).toEqual(["app", "dns", "echo", "http", "pp"]);
     expect((await fetch(`http://${dest.admin}/healthz`)).status).toBe(200);
   }, 15_000);
+
+  test("the edge's /status lists agent sessions and /metrics counts them; a stopped agent leaves both", async () => {
+    const st = await edge.status();
+    const d = st.tunnels.list.find((t) => t.agent === "dest")!;
+    expect(d).toMatchObject({ listener: "tunnel", token: "dest", transport: "smux", roles: ["destination"] });
+    expect(d.services.sort()).toEqual(["app", "dns", "echo", "http", "pp"]);
+    expect(d.peer).toStartWith("127.0.0.1:");
+    expect(Date.parse(d.since)).toBeLessThanOrEqual(Date.now());
+    expect(st.tunnels.list.find((t) => t.agent === "src")).toMatchObject({ token: "src", roles: ["source"], services: [] });
+    expect(st.tunnels.sessions).toBe(st.tunnels.list.length);
+
+    const gauge = async (token: string) => {
+      const text = await (await edge.adminGet("/metrics")).text();
+      return Number(text.match(new RegExp(`^edgemux_tunnel_sessions_active\\{listener="tunnel",token="${token}"\\} (\\d+)$`, "m"))?.[1]);
+    };
+    const before = await gauge("src");
+    expect(before).toBeGreaterThanOrEqual(1);
+    expect(await gauge("narrow")).toBe(0); // every token with an agent role has a series
+
+    // Session events reach the supervisor by message, a moment after the agent's own "connected".
+    const listed = async () => (await edge.status()).tunnels.list.find((t) => t.agent === "status-probe");
+    const settle = async (want: boolean) => {
+      for (let i = 0; i < 100 && ((await listed()) !== undefined) !== want; i++) await new Promise((r) => setTimeout(r, 20));
+    };
+    const extra = await agent(SECRETS.src, ["--name", "status-probe", "--forward", "127.0.0.1:0=echo"]);
+    await connected(extra);
+    await settle(true);
+    expect((await listed())?.token).toBe("src");
+    expect(await gauge("src")).toBe(before + 1);
+    await extra.stop();
+    children.delete(extra);
+    await settle(false);
+    expect(await listed()).toBeUndefined();
+    expect(await gauge("src")).toBe(before);
+  }, 30_000);
 });
 
 describe.skipIf(!hasGo)("Go smux client (a second implementation)", () => {

@@ -16,6 +16,7 @@ const STATUS: StatusJson = {
   listeners: [],
   routes: [],
   totals: { accepted: 0, active: 0, closed: 0, refused: 0, bytesIn: 0, bytesOut: 0, errors: 0 },
+  tunnels: { sessions: 0, list: [] },
 };
 
 class FakeSource implements AdminSource {

@@ -37,6 +37,8 @@ export const DASHBOARD_HTML = `<!doctype html>
 <table id="listeners"></table>
 <h2>Routes</h2>
 <table id="routes"></table>
+<h2 id="tunnels-title">Tunnel sessions</h2>
+<table id="tunnels"></table>
 <script>
 "use strict";
 let prev = null;
@@ -87,6 +89,14 @@ function render(s, dt) {
     s.routes.map((r) => [
       r.name, { text: r.match, cls: "text" }, { text: r.targets.join(", "), cls: "text" }, r.connections,
       rate(r.connections, (pr[r.name] || {}).connections, dt), r.active, r.errors, bytes(r.bytesIn), bytes(r.bytesOut),
+    ]));
+  const tu = s.tunnels;
+  $("tunnels-title").textContent = "Tunnel sessions (" + tu.sessions + (tu.sessions > tu.list.length ? ", first " + tu.list.length + " shown" : "") + ")";
+  table($("tunnels"), ["agent", "token", "peer", "listener", "worker", "transport", "roles", "services", "since"],
+    tu.list.map((a) => [
+      a.agent, { text: a.token, cls: "text" }, { text: a.peer, cls: "text" }, { text: a.listener, cls: "text" }, a.worker,
+      { text: a.transport, cls: "text" }, { text: a.roles.join(", "), cls: "text" }, { text: a.services.join(", "), cls: "text" },
+      { text: a.since, cls: "text" },
     ]));
 }
 let last = 0;

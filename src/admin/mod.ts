@@ -6,7 +6,14 @@
  */
 
 export { type AdminOptions, createAdminApp, healthProblems } from "./app.ts";
-export { buildStatus, formatAddress, type StatusInput, type SupervisorWorker } from "./status.ts";
+export {
+  buildStatus,
+  formatAddress,
+  STATUS_MAX_TUNNEL_SESSIONS,
+  type StatusInput,
+  type SupervisorWorker,
+  type TunnelSessionFact,
+} from "./status.ts";
 export type {
   AdminSource,
   ListenerStatus,
@@ -14,5 +21,7 @@ export type {
   RouteStatus,
   StatusJson,
   TotalsStatus,
+  TunnelSessionStatus,
+  TunnelsStatus,
   WorkerStatus,
 } from "./types.ts";

@@ -6,7 +6,17 @@
 
 import type { Address, ListenerConfig, RouteConfig } from "../config/types.ts";
 import { OVERFLOW_NAME, type SlotSnapshot, type StatsSnapshot } from "../stats/mod.ts";
-import type { ListenerStatus, RouteStatus, StatusJson, WorkerStatus } from "./types.ts";
+import type { ListenerStatus, RouteStatus, StatusJson, TunnelSessionStatus, TunnelsStatus, WorkerStatus } from "./types.ts";
+
+/** /status lists at most this many tunnel sessions (the count is always whole). */
+export const STATUS_MAX_TUNNEL_SESSIONS = 1000;
+
+/** An agent session as a worker reported it: the /status record with the admission time as a number. */
+export type TunnelSessionFact = Omit<TunnelSessionStatus, "since" | "roles" | "services"> & {
+  roles: readonly string[];
+  services: readonly string[];
+  sinceMs: number;
+};
 
 /** What only the supervisor knows about a worker (the rest comes from its slab). */
 export interface SupervisorWorker {
@@ -28,6 +38,8 @@ export interface StatusInput {
   snapshot: StatsSnapshot;
   /** Indexed like the slabs given to StatsRegistry.snapshot. */
   workers: readonly SupervisorWorker[];
+  /** Agent sessions open on the tunnel listeners. */
+  tunnels?: readonly TunnelSessionFact[];
 }
 
 export function buildStatus(input: StatusInput): StatusJson {
@@ -91,7 +103,27 @@ export function buildStatus(input: StatusInput): StatusJson {
       bytesOut: t.bytesOut,
       errors: t.errorsTotal,
     },
+    tunnels: tunnelsStatus(input.tunnels ?? []),
   };
+}
+
+function tunnelsStatus(facts: readonly TunnelSessionFact[]): TunnelsStatus {
+  const list: TunnelSessionStatus[] = [...facts]
+    .sort((a, b) => a.sinceMs - b.sinceMs || a.id.localeCompare(b.id))
+    .slice(0, STATUS_MAX_TUNNEL_SESSIONS)
+    .map((f) => ({
+      id: f.id,
+      listener: f.listener,
+      worker: f.worker,
+      agent: f.agent,
+      token: f.token,
+      peer: f.peer,
+      transport: f.transport,
+      roles: [...f.roles],
+      services: [...f.services],
+      since: new Date(f.sinceMs).toISOString(),
+    }));
+  return { sessions: facts.length, list };
 }
 
 function routeStatus(name: string, match: string, targets: string[], s: SlotSnapshot | undefined): RouteStatus {

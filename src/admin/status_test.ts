@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import type { ListenerConfig, RouteConfig } from "../config/types.ts";
 import { StatsRegistry, StatsWriter } from "../stats/mod.ts";
-import { buildStatus, formatAddress } from "./status.ts";
+import { buildStatus, formatAddress, STATUS_MAX_TUNNEL_SESSIONS, type TunnelSessionFact } from "./status.ts";
 
 const LISTENER: ListenerConfig = {
   name: "tls",
@@ -96,7 +96,55 @@ test("buildStatus joins config, stats and the supervisor's worker table", () => 
   expect(status.routes[3]!.errorsByCode).toEqual({ UPSTREAM_CONNECT_REFUSED: 1 });
   expect(status.routes[0]).toMatchObject({ bytesIn: 10, bytesOut: 20, active: 1 });
   expect(status.totals).toEqual({ accepted: 2, active: 2, closed: 0, refused: 1, bytesIn: 10, bytesOut: 20, errors: 1 });
+  expect(status.tunnels).toEqual({ sessions: 0, list: [] });
   expect(JSON.parse(JSON.stringify(status))).toEqual(status); // plain data
+});
+
+test("tunnel sessions: oldest first, the list capped, the count whole", () => {
+  const fact = (i: number, sinceMs: number): TunnelSessionFact => ({
+    id: `w${i % 2}-tunnel-${i}`,
+    listener: "tunnel",
+    worker: i % 2,
+    agent: `agent-${i}`,
+    token: i % 3 === 0 ? "dest" : "src",
+    peer: `127.0.0.1:${40000 + i}`,
+    transport: i % 5 === 0 ? "websocket" : "smux",
+    roles: i % 3 === 0 ? ["destination"] : ["source"],
+    services: i % 3 === 0 ? ["web"] : [],
+    sinceMs,
+  });
+  const reg = new StatsRegistry(1);
+  const base = {
+    version: "0.1.0",
+    runtime: "bun 1.4.5",
+    pid: 1,
+    startedMs: 0,
+    listeners: [],
+    routes: [],
+    snapshot: reg.snapshot([reg.createSlab()]),
+    workers: [{ id: 0, threadId: 1, up: true, restarts: 0 }],
+  };
+  const three = buildStatus({ ...base, tunnels: [fact(2, 3000), fact(0, 1000), fact(1, 2000)] }).tunnels;
+  expect(three.sessions).toBe(3);
+  expect(three.list.map((s) => s.agent)).toEqual(["agent-0", "agent-1", "agent-2"]);
+  expect(three.list[0]).toEqual({
+    id: "w0-tunnel-0",
+    listener: "tunnel",
+    worker: 0,
+    agent: "agent-0",
+    token: "dest",
+    peer: "127.0.0.1:40000",
+    transport: "websocket",
+    roles: ["destination"],
+    services: ["web"],
+    since: "1970-01-01T00:00:01.000Z",
+  });
+
+  const many = Array.from({ length: STATUS_MAX_TUNNEL_SESSIONS + 5 }, (_, i) => fact(i, 10_000 - i));
+  const capped = buildStatus({ ...base, tunnels: many }).tunnels;
+  expect(capped.sessions).toBe(STATUS_MAX_TUNNEL_SESSIONS + 5);
+  expect(capped.list.length).toBe(STATUS_MAX_TUNNEL_SESSIONS);
+  expect(capped.list[0]!.agent).toBe(`agent-${STATUS_MAX_TUNNEL_SESSIONS + 4}`); // the oldest
 });
 
 test("formatAddress", () => {

@@ -62,6 +62,31 @@ export interface TotalsStatus {
   errors: number;
 }
 
+/** An agent session held by a tunnel listener. */
+export interface TunnelSessionStatus {
+  id: string;
+  listener: string;
+  worker: number;
+  /** The name the agent gave. */
+  agent: string;
+  /** The [[tokens]] entry that admitted it. */
+  token: string;
+  /** The agent's address as the edge sees it, "ip:port". */
+  peer: string;
+  transport: "smux" | "websocket";
+  roles: string[];
+  services: string[];
+  /** ISO 8601 time the session was admitted. */
+  since: string;
+}
+
+export interface TunnelsStatus {
+  /** Agent sessions open now, on every worker. */
+  sessions: number;
+  /** The sessions, oldest first; at most STATUS_MAX_TUNNEL_SESSIONS of them (see `sessions` for the count). */
+  list: TunnelSessionStatus[];
+}
+
 export interface StatusJson {
   version: string;
   /** e.g. "bun 1.4.5". */
@@ -74,6 +99,7 @@ export interface StatusJson {
   listeners: ListenerStatus[];
   routes: RouteStatus[];
   totals: TotalsStatus;
+  tunnels: TunnelsStatus;
 }
 
 export interface ReloadResult {

@@ -39,5 +39,6 @@ export {
   type ProcessInfo,
   PROMETHEUS_CONTENT_TYPE,
   renderPrometheus,
+  type TunnelSessionCount,
   type WorkerInfo,
 } from "./prometheus.ts";

@@ -41,15 +41,28 @@ export interface WorkerInfo {
   restarts: number;
 }
 
+/** Agent sessions open on a tunnel listener under one token. */
+export interface TunnelSessionCount {
+  listener: string;
+  token: string;
+  sessions: number;
+}
+
 type Kind = "counter" | "gauge" | "histogram";
 
 /**
  * The exposition text. `workers` overrides the liveness the snapshot infers
  * from heartbeats (the supervisor also knows which threads exited); without
  * it a worker is up when its heartbeat is fresh, and its restarts are its
- * slab generation.
+ * slab generation. `tunnels` (the supervisor's session table) adds the
+ * tunnel session gauge.
  */
-export function renderPrometheus(snap: StatsSnapshot, proc: ProcessInfo, workers?: readonly WorkerInfo[]): string {
+export function renderPrometheus(
+  snap: StatsSnapshot,
+  proc: ProcessInfo,
+  workers?: readonly WorkerInfo[],
+  tunnels?: readonly TunnelSessionCount[],
+): string {
   const out: string[] = [];
   const family = (name: string, kind: Kind, help: string): void => {
     out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${kind}`);
@@ -151,6 +164,14 @@ export function renderPrometheus(snap: StatsSnapshot, proc: ProcessInfo, workers
   for (const w of snap.workers) {
     if (w.heartbeatAgeMs !== null) {
       sample("edgemux_worker_heartbeat_age_seconds", labelPair("worker", String(w.id)), w.heartbeatAgeMs / 1000);
+    }
+  }
+
+  // ---- tunnels ----
+  if (tunnels !== undefined) {
+    family("edgemux_tunnel_sessions_active", "gauge", "Agent sessions open on the tunnel listener, by the token that admitted them.");
+    for (const t of tunnels) {
+      sample("edgemux_tunnel_sessions_active", `${labelPair("listener", t.listener)},${labelPair("token", t.token)}`, t.sessions);
     }
   }
 

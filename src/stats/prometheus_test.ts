@@ -130,4 +130,17 @@ describe("renderPrometheus", () => {
     expect(text).toContain('edgemux_worker_up{worker="0"} 0\n');
     expect(text).toContain('edgemux_worker_restarts_total{worker="0"} 4\n');
   });
+
+  test("tunnel sessions: one gauge series per listener and token, absent without a table", () => {
+    const reg = new StatsRegistry(1);
+    const snap = reg.snapshot([reg.createSlab()], { nowMs: 1000 });
+    expect(renderPrometheus(snap, PROC)).not.toContain("edgemux_tunnel_sessions_active");
+    const text = renderPrometheus(snap, PROC, undefined, [
+      { listener: "tunnel", token: "dest", sessions: 2 },
+      { listener: "tunnel", token: "src", sessions: 0 },
+    ]);
+    expect(text).toContain("# TYPE edgemux_tunnel_sessions_active gauge\n");
+    expect(text).toContain('edgemux_tunnel_sessions_active{listener="tunnel",token="dest"} 2\n');
+    expect(text).toContain('edgemux_tunnel_sessions_active{listener="tunnel",token="src"} 0\n');
+  });
 });

@@ -3,16 +3,17 @@
  * stats slabs (never calling into a worker) and the hono app served on the
  * admin address by the runtime's HTTP server.
  */
-import { type AdminSource, buildStatus, createAdminApp } from "../admin/mod.ts";
+import { type AdminSource, buildStatus, createAdminApp, type TunnelSessionFact } from "../admin/mod.ts";
 import type { HostPort } from "../config/types.ts";
 import type { HttpServer } from "../runtime/types.ts";
-import { renderPrometheus } from "../stats/mod.ts";
+import { renderPrometheus, type TunnelSessionCount } from "../stats/mod.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 export function adminSource(sup: Supervisor): AdminSource {
   const rt = sup.runtime;
   const snapshot = () => sup.registry.snapshot(sup.workers.map((w) => w.slab));
   const workerFacts = () => sup.workers.map((w) => ({ id: w.id, threadId: w.handle?.threadId ?? 0, up: w.up, restarts: w.restarts }));
+  const tunnelFacts = (): TunnelSessionFact[] => sup.workers.flatMap((w) => [...w.agents.values()].map((s) => ({ ...s, worker: w.id })));
   const status = () =>
     buildStatus({
       version: sup.version,
@@ -27,6 +28,7 @@ export function adminSource(sup: Supervisor): AdminSource {
       routes: sup.config.routes,
       snapshot: snapshot(),
       workers: workerFacts(),
+      tunnels: tunnelFacts(),
     });
   return {
     status,
@@ -42,10 +44,31 @@ export function adminSource(sup: Supervisor): AdminSource {
           cpuSecondsTotal: rt.cpuUsageMicros() / 1e6,
         },
         sup.workers.map((w) => ({ id: w.id, up: w.up, restarts: w.restarts })),
+        tunnelCounts(sup),
       ),
     restartWorker: (id) => sup.restartWorker(id),
     reload: () => sup.reload(),
   };
+}
+
+/**
+ * Sessions per tunnel listener and token, with a 0 for every pair the config allows
+ * (tunnel listeners × tokens with an agent role), so an alert on "== 0" has a series.
+ */
+function tunnelCounts(sup: Supervisor): TunnelSessionCount[] {
+  const counts = new Map<string, TunnelSessionCount>();
+  const entry = (listener: string, token: string) => {
+    const key = `${listener}\n${token}`;
+    let c = counts.get(key);
+    if (c === undefined) counts.set(key, (c = { listener, token, sessions: 0 }));
+    return c;
+  };
+  const agentTokens = sup.config.tokens.filter((t) => t.roles.includes("source") || t.roles.includes("destination"));
+  for (const l of sup.config.listeners) {
+    if (l.kind === "tunnel") for (const t of agentTokens) entry(l.name, t.name);
+  }
+  for (const w of sup.workers) for (const s of w.agents.values()) entry(s.listener, s.token).sessions++;
+  return [...counts.values()];
 }
 
 export async function startAdmin(sup: Supervisor, address: HostPort): Promise<HttpServer> {

@@ -14,7 +14,7 @@ import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
 import { overflowSlot, StatsRegistry } from "../stats/mod.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "../worker/mod.ts";
 import { VERSION } from "../version.ts";
-import { createSessionCells, releaseWorkerSessions } from "../tunnel/mod.ts";
+import { createSessionCells, releaseWorkerSessions, type TunnelSessionInfo } from "../tunnel/mod.ts";
 import { adoptPassedSockets, type PassedSocket } from "./inherit.ts";
 
 /** A worker that dies sooner than this after starting counts as a crash loop: back off. */
@@ -30,6 +30,8 @@ export interface WorkerSlot {
   startedAt: number;
   backoffMs: number;
   lastExitReason: string | null;
+  /** Agent sessions admitted on this worker, by session id (its tunnel-up/-down messages). */
+  agents: Map<string, TunnelSessionInfo>;
 }
 
 export interface SupervisorOptions {
@@ -110,6 +112,7 @@ export class Supervisor {
         startedAt: 0,
         backoffMs: RESTART_BACKOFF_MIN_MS,
         lastExitReason: null,
+        agents: new Map(),
       });
     }
     const ready = new Promise<void>((resolve, reject) => {
@@ -186,6 +189,12 @@ export class Supervisor {
       case "reload-failed":
         this.log.error("worker refused reload", { worker: w.id, reason: m.error.message });
         return;
+      case "tunnel-up":
+        w.agents.set(m.session.id, m.session);
+        return;
+      case "tunnel-down":
+        w.agents.delete(m.id);
+        return;
       case "drained":
         this.log.info("worker drained", { worker: w.id, closed_at_deadline: m.closedAtDeadline });
         w.handle?.terminate();
@@ -211,6 +220,7 @@ export class Supervisor {
     this.registry.resetGauges(w.slab, this.limits);
     // And its tunnel sessions: their max_sessions counts, and the services peers routed to it.
     if (this.tunnelSessions) releaseWorkerSessions(this.tunnelSessions, w.id);
+    w.agents.clear();
     for (const v of this.workers) v.handle?.postMessage({ type: "peer-gone", workerId: w.id } satisfies ToWorker);
     const lived = Date.now() - w.startedAt;
     w.backoffMs = lived > 30_000 ? RESTART_BACKOFF_MIN_MS : Math.min(RESTART_BACKOFF_MAX_MS, w.backoffMs * 2);

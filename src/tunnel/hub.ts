@@ -16,7 +16,7 @@ import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { ErrorCode } from "../errors/mod.ts";
 import type { Conn } from "../runtime/types.ts";
 import type { SessionCounters } from "./policy.ts";
-import type { HubStats, OpenRequest } from "./types.ts";
+import type { HubStats, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
 import { type LinkHost, PeerLink, type PortConn, type PortLike } from "./xworker.ts";
 
 /** What the hub needs from a destination session (EdgeSession implements it). */
@@ -34,6 +34,8 @@ export interface HubOptions {
   log: Logger;
   /** max_sessions cells shared by all workers (null: no limit is enforced across workers). */
   counters: SessionCounters | null;
+  /** Sessions admitted and ended on this worker (the worker tells the supervisor, for /status). */
+  onSession?: (e: TunnelSessionEvent) => void;
 }
 
 export function tunnelError(code: ErrorCode, tunnelCode: number, message: string, alert?: number): ProxyError {
@@ -67,6 +69,16 @@ export class TunnelHub implements LinkHost, RelayOwner {
   }
 
   // ---------------------------------------------------------------- registry
+
+  /** An agent session on this worker was admitted. */
+  sessionUp(info: TunnelSessionInfo): void {
+    this.opts.onSession?.({ type: "tunnel-up", session: info });
+  }
+
+  /** A session sessionUp announced has ended. */
+  sessionDown(id: string): void {
+    this.opts.onSession?.({ type: "tunnel-down", id });
+  }
 
   /** A destination session on this worker now holds `names`. */
   addServices(s: DestinationSession, names: readonly string[]): void {

@@ -38,4 +38,4 @@ export {
   wsAccept,
 } from "./http_upgrade.ts";
 export { encodeWsClose, encodeWsFrame, WsConn, WsFrameDecoder, WsOpcode, WsProtocolError } from "./websocket.ts";
-export type { HubStats, OpenRefusal, OpenRequest } from "./types.ts";
+export type { HubStats, OpenRefusal, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";

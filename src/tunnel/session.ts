@@ -155,6 +155,8 @@ export class EdgeSession implements ConnHandler, DestinationSession {
   private reason: string | null = null;
   /** The hub no longer routes to this session (it is leaving or ending). */
   private servicesRemoved = false;
+  /** hub.sessionUp was called: sessionDown is owed at the end. */
+  private listed = false;
 
   constructor(readonly conn: Conn, private readonly host: TunnelSessionHost, nowMs: number) {
     this.id = host.nextSessionId();
@@ -362,6 +364,18 @@ export class EdgeSession implements ConnHandler, DestinationSession {
     this.host.stats.handshake(this.host.listenerSlot, (performance.now() - this.startedAt) / 1000);
     if (this.services.size > 0) this.host.hub.addServices(this, [...this.services.keys()]);
     this.sendControl({ type: "welcome", session: this.id, peer: this.peer, edge: `edgemux ${VERSION}` });
+    this.listed = true;
+    this.host.hub.sessionUp({
+      id: this.id,
+      listener: this.host.config.name,
+      agent: this.agent,
+      token: g.name,
+      peer: this.peer,
+      transport: this.transport === "websocket" ? "websocket" : "smux",
+      roles: [...this.roles],
+      services: [...this.services.keys()],
+      sinceMs: Date.now(),
+    });
     this.host.log.info("tunnel session", {
       listener: this.host.config.name,
       session: this.id,
@@ -568,6 +582,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
     }
     if (this.mux !== null && !this.mux.closed) this.mux.close();
     else this.conn.close();
+    if (this.listed) this.host.hub.sessionDown(this.id);
     this.host.sessionEnded(this);
   }
 

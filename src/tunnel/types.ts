@@ -32,3 +32,24 @@ export interface HubStats {
   crossBytesIn: number;
   crossMessages: number;
 }
+
+/** An agent session the edge admitted, as /status lists it (crosses postMessage to the supervisor). */
+export interface TunnelSessionInfo {
+  id: string;
+  listener: string;
+  /** The name the agent gave in its hello. */
+  agent: string;
+  /** The [[tokens]] entry that admitted it. */
+  token: string;
+  /** The agent's "ip:port" as the edge sees it. */
+  peer: string;
+  transport: "smux" | "websocket";
+  roles: string[];
+  /** Services it exposes (destination role). */
+  services: string[];
+  /** Wall-clock ms it was admitted. */
+  sinceMs: number;
+}
+
+/** A session admitted or ended; the hub passes these to HubOptions.onSession. */
+export type TunnelSessionEvent = { type: "tunnel-up"; session: TunnelSessionInfo } | { type: "tunnel-down"; id: string };

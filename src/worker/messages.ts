@@ -5,6 +5,7 @@
 import type { Config } from "../config/types.ts";
 import type { ErrorRecord } from "../errors/mod.ts";
 import type { SlotMap } from "../stats/mod.ts";
+import type { TunnelSessionInfo } from "../tunnel/mod.ts";
 
 export interface SlotAssignment extends SlotMap {
   overflowListener: number;
@@ -36,4 +37,7 @@ export type FromWorker =
   | { type: "start-failed"; workerId: number; error: ErrorRecord }
   | { type: "reloaded"; workerId: number; seq: number }
   | { type: "reload-failed"; workerId: number; seq: number; error: ErrorRecord }
-  | { type: "drained"; workerId: number; closedAtDeadline: number };
+  | { type: "drained"; workerId: number; closedAtDeadline: number }
+  /** An agent session was admitted on this worker / has ended (for /status and /metrics). */
+  | { type: "tunnel-up"; workerId: number; session: TunnelSessionInfo }
+  | { type: "tunnel-down"; workerId: number; id: string };

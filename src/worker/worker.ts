@@ -59,7 +59,7 @@ export class DataPlane {
     this.log = new Logger(config.log.level, config.log.format, { worker: msg.workerId });
     this.stats = new StatsWriter(msg.slab, msg.workerId + 1);
     const counters = msg.tunnelSessions ? new SessionCounters(msg.tunnelSessions, msg.workerId) : null;
-    this.hub = new TunnelHub({ workerId: msg.workerId, log: this.log, counters });
+    this.hub = new TunnelHub({ workerId: msg.workerId, log: this.log, counters, onSession: (e) => this.port.post({ ...e, workerId: msg.workerId }) });
     const deps: ListenerDeps = { runtime: this.runtime, stats: this.stats, limits: new Int32Array(msg.limits), log: this.log, tunnels: this.hub };
     const bound: Record<string, { hostname: string; port: number }> = {};
     try {
