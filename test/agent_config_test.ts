@@ -39,6 +39,23 @@ describe("agent settings", () => {
       { listen: { hostname: "::1", port: 5353 }, service: "dns", proto: "udp" },
     ]);
     expect([c.reconnectMinMs, c.reconnectMaxMs, c.connectTimeoutMs, c.udpIdleMs, c.status]).toEqual([500, 30_000, 10_000, 60_000, null]);
+    expect([c.streamWindow, c.maxStreams]).toEqual([262_144, 16_384]);
+  });
+
+  test("stream window and stream limit: flags win over the file; bounds are named", () => {
+    const dir = mkdtempSync(join(tmpdir(), "agent-cfg-"));
+    const path = join(dir, "a.toml");
+    writeFileSync(path, `edge = "e:1"\nstream_window = 1048576\nmax_streams = 64\n[[forward]]\nlisten = "127.0.0.1:0"\nservice = "x"\n`);
+    const file = loadAgentConfig({ config: path });
+    expect([file.streamWindow, file.maxStreams]).toEqual([1_048_576, 64]);
+    const flag = loadAgentConfig({ config: path, "stream-window": "65536" });
+    expect([flag.streamWindow, flag.maxStreams]).toEqual([65_536, 64]);
+    expect(problems(() => loadAgentConfig({ edge: "e:1", forward: ["127.0.0.1:0=x"], "stream-window": "1k", "max-streams": "0" }))).toEqual([
+      `--stream-window: must be an integer between 16384 and 4194304, got "1k"`,
+      "--max-streams: must be an integer between 1 and 100000, got 0",
+    ]);
+    writeFileSync(path, `edge = "e:1"\nstream_window = 8388608\n[[forward]]\nlisten = "127.0.0.1:0"\nservice = "x"\n`);
+    expect(problems(() => loadAgentConfig({ config: path }))).toEqual(["stream_window: must be an integer between 16384 and 4194304, got 8388608"]);
   });
 
   test("the token comes from --token, else --token-file, else $EDGEMUX_TOKEN", () => {

@@ -197,8 +197,12 @@ export class Agent implements SessionEvents {
         },
         this,
         this.ticker,
-        this.cfg.openTimeoutMs,
-        this.cfg.connectTimeoutMs,
+        {
+          openTimeoutMs: this.cfg.openTimeoutMs,
+          helloTimeoutMs: this.cfg.connectTimeoutMs,
+          streamWindow: this.cfg.streamWindow,
+          maxStreams: this.cfg.maxStreams,
+        },
       );
       this.session = s;
       // Wait until this session is over or asked to go; then dial again (after a go-away's delay, or a backoff).

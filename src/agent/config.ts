@@ -51,6 +51,10 @@ export interface AgentConfig {
   /** How long an open may wait for the far end (source) or the local service (destination). */
   openTimeoutMs: number;
   udpIdleMs: number;
+  /** The smux v2 window this agent advertises per stream: bytes the edge may send on one stream before it is read. */
+  streamWindow: number;
+  /** Open streams on the session, both directions; the edge refuses opens past it. */
+  maxStreams: number;
   log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
 }
 
@@ -74,6 +78,8 @@ export interface AgentFlags {
   "reconnect-max"?: string;
   "connect-timeout"?: string;
   "udp-idle"?: string;
+  "stream-window"?: string;
+  "max-streams"?: string;
   "log-level"?: string;
   "log-format"?: string;
 }
@@ -86,6 +92,10 @@ export const AGENT_DEFAULTS = {
   connectTimeout: "10s",
   openTimeout: "10s",
   udpIdle: "60s",
+  // As the edge's stream_window default: a 64 KiB window caps one stream at 64 KiB per round trip,
+  // and a round trip through two relays is several event-loop turns.
+  streamWindow: 262_144,
+  maxStreams: 16_384,
   logLevel: "info",
   logFormat: "text",
 } as const;
@@ -106,6 +116,8 @@ const FILE_KEYS = new Set([
   "connect_timeout",
   "open_timeout",
   "udp_idle",
+  "stream_window",
+  "max_streams",
   "log",
   "expose",
   "forward",
@@ -355,6 +367,20 @@ export function loadAgentConfig(flags: AgentFlags, env: (name: string) => string
   const connectTimeoutMs = dur("connect-timeout", "connect_timeout", AGENT_DEFAULTS.connectTimeout, 100, 300_000);
   const openTimeoutMs = duration(str(raw, "open_timeout", p) ?? AGENT_DEFAULTS.openTimeout, "open_timeout", 100, 300_000, p);
   const udpIdleMs = dur("udp-idle", "udp_idle", AGENT_DEFAULTS.udpIdle, 1000, 86_400_000);
+  // Bounds as the edge's listener keys of the same names.
+  const int = (flag: keyof AgentFlags, key: string, def: number, min: number, max: number) => {
+    const f = flags[flag];
+    const v: unknown = typeof f === "string" ? (/^\d+$/.test(f) ? Number(f) : f) : raw[key];
+    const field = typeof f === "string" ? `--${flag}` : key;
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      p.add(field, `must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
+      return def;
+    }
+    return v;
+  };
+  const streamWindow = int("stream-window", "stream_window", AGENT_DEFAULTS.streamWindow, 16_384, 4_194_304);
+  const maxStreams = int("max-streams", "max_streams", AGENT_DEFAULTS.maxStreams, 1, 100_000);
 
   const logT = (raw["log"] ?? {}) as Record<string, unknown>;
   const level = flags["log-level"] ?? (typeof logT.level === "string" ? logT.level : AGENT_DEFAULTS.logLevel);
@@ -379,6 +405,8 @@ export function loadAgentConfig(flags: AgentFlags, env: (name: string) => string
     connectTimeoutMs,
     openTimeoutMs,
     udpIdleMs,
+    streamWindow,
+    maxStreams,
     log: { level: level as AgentConfig["log"]["level"], format: format as AgentConfig["log"]["format"] },
   };
   if (p.list.length > 0) throw new ConfigError(p.list, "invalid agent configuration");

@@ -37,11 +37,17 @@ export interface SessionEvents {
 
 let nextLocalId = 1;
 
-/** The window this agent advertises per stream (smux maxStreamBuffer), as the edge's default. */
-const AGENT_STREAM_WINDOW = 256 * 1024;
-
-/** Streams at once on one session, both directions; the edge's max_streams is the bound that matters. */
-const AGENT_MAX_STREAMS = 16_384;
+/** Per-session settings from the agent's config. */
+export interface SessionLimits {
+  /** How long an open may wait for the far end or the local service. */
+  openTimeoutMs: number;
+  /** Dial to welcome. */
+  helloTimeoutMs: number;
+  /** smux v2 window advertised per stream (maxStreamBuffer). */
+  streamWindow: number;
+  /** Streams at once, both directions. */
+  maxStreams: number;
+}
 
 /** How long a graceful leave may take before the session is just closed. */
 const LEAVE_TIMEOUT_MS = 30_000;
@@ -69,15 +75,15 @@ export class AgentSession implements ConnHandler {
     hello: Omit<HelloMessage, "type" | "version">,
     private readonly events: SessionEvents,
     ticker: MuxTicker,
-    private readonly openTimeoutMs: number,
-    helloTimeoutMs: number,
+    private readonly limits: SessionLimits,
   ) {
-    // The edge's default stream window (stream_window): a 64 KiB window caps one stream at 64 KiB per
-    // round trip, and a round trip through two relays is several event-loop turns (or a Nagle delay
-    // on Deno, whose TLS connections cannot turn Nagle off).
-    const mux = new MuxSession(dialed.conn, { client: true, version: 2, ticker, maxStreamBuffer: AGENT_STREAM_WINDOW,
+    const mux = new MuxSession(dialed.conn, {
+      client: true,
+      version: 2,
+      ticker,
+      maxStreamBuffer: limits.streamWindow,
       maxFrameSize: TUNNEL_MAX_FRAME,
-      maxStreams: AGENT_MAX_STREAMS,
+      maxStreams: limits.maxStreams,
     });
     this.mux = mux;
     mux.onStream = (s) => this.onIncoming(s);
@@ -90,9 +96,9 @@ export class AgentSession implements ConnHandler {
     this.helloTimer = setTimeout(() => {
       this.helloTimer = null;
       if (this.welcomed === null && !this.closed) {
-        this.close(new ProxyError("HANDSHAKE_TIMEOUT", "upstream", `no welcome from the edge within ${helloTimeoutMs} ms`));
+        this.close(new ProxyError("HANDSHAKE_TIMEOUT", "upstream", `no welcome from the edge within ${limits.helloTimeoutMs} ms`));
       }
-    }, helloTimeoutMs);
+    }, limits.helloTimeoutMs);
   }
 
   // ---------------------------------------------------------------- control stream
@@ -159,7 +165,7 @@ export class AgentSession implements ConnHandler {
       return;
     }
     this.streams++;
-    const fm: FirstMessage = new FirstMessage(s, this.openTimeoutMs, (err, msg) => {
+    const fm: FirstMessage = new FirstMessage(s, this.limits.openTimeoutMs, (err, msg) => {
       if (err !== null) {
         s.close();
         this.streamDone();
@@ -191,7 +197,7 @@ export class AgentSession implements ConnHandler {
       }
       this.streams++;
       s.write(encodeTunnelMessage(open, OPEN_MAX_MESSAGE));
-      const fm: FirstMessage = new FirstMessage(s, this.openTimeoutMs, (err, msg) => {
+      const fm: FirstMessage = new FirstMessage(s, this.limits.openTimeoutMs, (err, msg) => {
         if (err !== null) {
           s.close();
           this.streamDone();

@@ -89,6 +89,12 @@ const agentFlags: Record<string, FlagSpec> = {
   "reconnect-max": { type: "string", default: AGENT_DEFAULTS.reconnectMax, help: "longest reconnect delay" },
   "connect-timeout": { type: "string", default: AGENT_DEFAULTS.connectTimeout, help: "dialing the edge: TCP, TLS, upgrade and hello" },
   "udp-idle": { type: "string", default: AGENT_DEFAULTS.udpIdle, help: "close a UDP flow idle this long" },
+  "stream-window": {
+    type: "string",
+    default: String(AGENT_DEFAULTS.streamWindow),
+    help: "bytes the edge may send on one stream before it is read (smux v2 window); raise it for long round trips",
+  },
+  "max-streams": { type: "string", default: String(AGENT_DEFAULTS.maxStreams), help: "open streams on the session, both directions" },
   "log-level": { type: "string", default: AGENT_DEFAULTS.logLevel, help: "debug | info | warn | error" },
   "log-format": { type: "string", default: AGENT_DEFAULTS.logFormat, help: "text | json" },
 };

@@ -125,6 +125,8 @@ export function agentConfig(over: Partial<AgentConfig> & { exposes?: Expose[]; f
     connectTimeoutMs: 2000,
     openTimeoutMs: 2000,
     udpIdleMs: 60_000,
+    streamWindow: 262_144,
+    maxStreams: 16_384,
     log: { level: "debug", format: "json" },
     ...over,
   };
