@@ -9,11 +9,13 @@
  * (IPv4 on a dual-stack socket) and one reported as "1.2.3.4" are the same
  * value, and both match IPv4 rules without a special case on the hot path.
  *
- * Parsing is hand-written over charCodeAt: no regex, no split, and a client
- * address is parsed into a shared scratch array, so a check allocates nothing.
+ * Parsing is proto/ip_text.ts's, over charCodeAt: no regex, no split, and a
+ * client address is parsed into a shared scratch array, so a check allocates
+ * nothing.
  */
 
 import { ProxyError } from "../errors/mod.ts";
+import { parseIPv4, parseIPv6Groups } from "../proto/mod.ts";
 
 /** A parsed network: `words & mask === words` (host bits are zero). */
 export interface Cidr {
@@ -27,113 +29,16 @@ export interface Cidr {
 
 const ZERO = 0x30;
 const NINE = 0x39;
-const DOT = 0x2e;
 const COLON = 0x3a;
 const SLASH = 0x2f;
 const PERCENT = 0x25;
 
-/** Scratch for the eight 16-bit groups of an IPv6 address while "::" is expanded. */
+/** Scratch for the eight 16-bit groups of an IPv6 address. */
 const groups = new Uint16Array(8);
 
-/**
- * Parses dotted-quad IPv4 in `s[start, end)` into a uint32, or -1.
- * Strict: exactly four decimal parts 0..255, no leading zeros (an "010" is
- * octal to some parsers and decimal to others: refuse rather than guess).
- */
-function parseV4(s: string, start: number, end: number): number {
-  let value = 0;
-  let parts = 0;
-  let i = start;
-  while (true) {
-    const partStart = i;
-    let part = 0;
-    while (i < end) {
-      const c = s.charCodeAt(i);
-      if (c < ZERO || c > NINE) break;
-      part = part * 10 + (c - ZERO);
-      i++;
-    }
-    const digits = i - partStart;
-    if (digits === 0 || digits > 3 || part > 255) return -1;
-    if (digits > 1 && s.charCodeAt(partStart) === ZERO) return -1;
-    value = value * 256 + part;
-    parts++;
-    if (parts === 4) return i === end ? value : -1;
-    if (i >= end || s.charCodeAt(i) !== DOT) return -1;
-    i++;
-  }
-}
-
-function hexValue(c: number): number {
-  if (c >= ZERO && c <= NINE) return c - ZERO;
-  const l = c | 0x20; // ASCII lowercase
-  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
-  return -1;
-}
-
-/**
- * Parses IPv6 text (RFC 4291 §2.2: hex groups, one "::", an optional
- * trailing dotted quad) in `s[start, end)` into `out`. Returns false when
- * malformed.
- */
+/** IPv6 text in s[start, end) (proto/ip_text.ts rules) into four words. */
 function parseV6(s: string, start: number, end: number, out: Uint32Array): boolean {
-  let n = 0; // groups written
-  let gap = -1; // index in `groups` where "::" stands
-  let i = start;
-  if (end - start < 2) return false;
-  if (s.charCodeAt(i) === COLON) {
-    // "A ':' at the start must be part of '::'".
-    if (s.charCodeAt(i + 1) !== COLON) return false;
-    gap = 0;
-    i += 2;
-  }
-  while (i < end) {
-    const groupStart = i;
-    let value = 0;
-    let digits = 0;
-    while (i < end && digits <= 4) {
-      const h = hexValue(s.charCodeAt(i));
-      if (h < 0) break;
-      value = value * 16 + h;
-      digits++;
-      i++;
-    }
-    if (i < end && s.charCodeAt(i) === DOT) {
-      // "x:x:x:x:x:x:d.d.d.d ... the 'd's are the decimal values of the four
-      // low-order 8-bit pieces of the address" — it must be the last piece.
-      if (n > 6) return false;
-      const v4 = parseV4(s, groupStart, end);
-      if (v4 < 0) return false;
-      groups[n++] = v4 >>> 16;
-      groups[n++] = v4 & 0xffff;
-      i = end;
-      break;
-    }
-    // "one to four hexadecimal digits of the eight 16-bit pieces".
-    if (digits === 0 || digits > 4 || n === 8) return false;
-    groups[n++] = value;
-    if (i === end) break;
-    if (s.charCodeAt(i) !== COLON) return false;
-    i++;
-    if (i < end && s.charCodeAt(i) === COLON) {
-      // "The '::' can only appear once in an address."
-      if (gap >= 0) return false;
-      gap = n;
-      i++;
-      if (i === end) break;
-    } else if (i === end) {
-      return false; // a single trailing colon
-    }
-  }
-  if (gap < 0) {
-    if (n !== 8) return false;
-  } else {
-    // "::" stands for one or more groups of zeros.
-    if (n > 7) return false;
-    const tail = n - gap;
-    for (let k = 0; k < tail; k++) groups[7 - k] = groups[n - 1 - k]!;
-    for (let k = gap; k < 8 - tail; k++) groups[k] = 0;
-  }
+  if (!parseIPv6Groups(s, start, end, groups)) return false;
   for (let w = 0; w < 4; w++) out[w] = ((groups[2 * w]! << 16) | groups[2 * w + 1]!) >>> 0;
   return true;
 }
@@ -156,7 +61,7 @@ export function parseAddressInto(s: string, out: Uint32Array): boolean {
   }
   if (!colon) {
     if (end !== s.length) return false; // a zone on IPv4 text
-    const v4 = parseV4(s, 0, end);
+    const v4 = parseIPv4(s, 0, end);
     if (v4 < 0) return false;
     out[0] = 0;
     out[1] = 0;
@@ -220,7 +125,7 @@ export function parseCidrOrProblem(text: string): Cidr | string {
     else if (c === PERCENT) return `a zone ("%...") is not allowed in a rule: ${JSON.stringify(text)}`;
   }
   if (v4) {
-    const a = parseV4(text, 0, addrEnd);
+    const a = parseIPv4(text, 0, addrEnd);
     if (a < 0) return `not an IPv4 or IPv6 address or CIDR: ${JSON.stringify(text)}`;
     words[2] = 0xffff;
     words[3] = a;

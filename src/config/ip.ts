@@ -1,22 +1,16 @@
 /**
- * Strict IP literal parsing for config values. Written out rather than left to
- * `new URL()` because the WHATWG host parser accepts forms an operator never
- * means ("127.1", "0x7f.0.0.1") and silently rewrites them.
+ * Strict IP literals for config values, as arrays, and their canonical text.
+ * The parsing is proto/ip_text.ts's, rather than `new URL()`'s: the WHATWG
+ * host parser accepts forms an operator never means ("127.1", "0x7f.0.0.1")
+ * and silently rewrites them.
  */
+
+import { parseIPv4 as parseIPv4At, parseIPv6Groups } from "../proto/mod.ts";
 
 /** Dotted-quad IPv4, four decimal octets 0..255, no leading zeros. */
 export function parseIPv4(s: string): number[] | null {
-  if (s.length > 15) return null;
-  const parts = s.split(".");
-  if (parts.length !== 4) return null;
-  const out: number[] = [];
-  for (const p of parts) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    out.push(n);
-  }
-  return out;
+  const v = parseIPv4At(s, 0, s.length);
+  return v < 0 ? null : [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
 }
 
 /**
@@ -25,36 +19,8 @@ export function parseIPv4(s: string): number[] | null {
  * Zone ids ("%eth0") are not accepted. Returns the 8 pieces.
  */
 export function parseIPv6(s: string): number[] | null {
-  if (s.length < 2 || s.length > 45) return null;
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  // The dotted-quad tail may only end the whole address.
-  const side = (t: string, last: boolean): number[] | null => {
-    if (t === "") return [];
-    const out: number[] = [];
-    const groups = t.split(":");
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i]!;
-      if (last && i === groups.length - 1 && g.includes(".")) {
-        const v4 = parseIPv4(g);
-        if (v4 === null) return null;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const head = side(halves[0]!, halves.length === 1);
-  if (head === null) return null;
-  if (halves.length === 1) return head.length === 8 ? head : null;
-  const tail = side(halves[1]!, true);
-  if (tail === null) return null;
-  // "::" stands for at least one zero piece.
-  const zeros = 8 - head.length - tail.length;
-  if (zeros < 1) return null;
-  return [...head, ...new Array<number>(zeros).fill(0), ...tail];
+  const pieces = new Uint16Array(8);
+  return parseIPv6Groups(s, 0, s.length, pieces) ? [...pieces] : null;
 }
 
 /** RFC 5952 §4 canonical text: lowercase, no leading zeros, the longest run (≥2) of zero pieces as "::". */

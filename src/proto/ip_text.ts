@@ -1,12 +1,12 @@
 /**
- * IP address text for the PROXY protocol codec: strict parsers that read
- * strings by char code, and formatters that write ASCII into caller buffers
- * (RFC 5952 for IPv6).
+ * IP address text: strict parsers that read strings by char code without
+ * allocating (the PROXY codec, the CIDR matcher and the config validator all
+ * use them), and formatters that write ASCII into caller buffers (RFC 5952
+ * for IPv6).
  */
 const C_COLON = 0x3a;
 const C_DOT = 0x2e;
 const C_0 = 0x30;
-
 
 /** Strict dotted quad in s[start, end): returns the address as uint32, or -1. */
 export function parseIPv4(s: string, start: number, end: number): number {
@@ -41,54 +41,53 @@ export function hexValue(c: number): number {
   return -1;
 }
 
-const words = new Uint16Array(8); // scratch for parseIPv6; single-threaded use only
-
 /**
- * IPv6 text (1-4 hex digits per group, at most one "::", optional trailing
- * dotted quad as inet_pton accepts) into 16 bytes at dst[off]. False if invalid.
+ * IPv6 text in s[start, end) (1-4 hex digits per group, at most one "::", an
+ * optional trailing dotted quad as inet_pton accepts; no zone id) into the
+ * eight 16-bit groups of `out`. False if invalid (`out` is then undefined).
  * "The total number of decoded bits must exactly be 128."
  */
-export function parseIPv6(s: string, dst: Uint8Array, off: number): boolean {
-  const n = s.length;
-  if (n < 2 || n > 45) return false; // 45 = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
-  let i = 0;
+export function parseIPv6Groups(s: string, start: number, end: number, out: Uint16Array): boolean {
+  if (end - start < 2 || end - start > 45) return false; // 45 = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+  let i = start;
   let w = 0;
   let gap = -1;
-  if (s.charCodeAt(0) === C_COLON) {
-    if (s.charCodeAt(1) !== C_COLON) return false;
+  if (s.charCodeAt(i) === C_COLON) {
+    if (s.charCodeAt(i + 1) !== C_COLON) return false;
     gap = 0;
-    i = 2;
+    i += 2;
   }
-  while (i < n) {
+  while (i < end) {
     if (w === 8) return false;
     const first = i;
     let v = 0;
-    while (i < n && i - first < 5) {
+    while (i < end && i - first < 5) {
       const h = hexValue(s.charCodeAt(i));
       if (h < 0) break;
       v = v * 16 + h;
       i++;
     }
-    if (i < n && s.charCodeAt(i) === C_DOT) {
+    if (i < end && s.charCodeAt(i) === C_DOT) {
+      // "the 'd's are the decimal values of the four low-order 8-bit pieces": the last piece only.
       if (w > 6) return false;
-      const v4 = parseIPv4(s, first, n);
+      const v4 = parseIPv4(s, first, end);
       if (v4 < 0) return false;
-      words[w++] = v4 >>> 16;
-      words[w++] = v4 & 0xffff;
-      i = n;
+      out[w++] = v4 >>> 16;
+      out[w++] = v4 & 0xffff;
+      i = end;
       break;
     }
     if (i === first || i - first > 4) return false;
-    words[w++] = v;
-    if (i === n) break;
+    out[w++] = v;
+    if (i === end) break;
     if (s.charCodeAt(i) !== C_COLON) return false;
     i++;
-    if (i < n && s.charCodeAt(i) === C_COLON) {
+    if (i < end && s.charCodeAt(i) === C_COLON) {
       // "with the acceptance of one double colon sequence"
       if (gap >= 0) return false;
       gap = w;
       i++;
-    } else if (i === n) {
+    } else if (i === end) {
       return false; // a single trailing colon
     }
   }
@@ -97,12 +96,20 @@ export function parseIPv6(s: string, dst: Uint8Array, off: number): boolean {
   } else {
     if (w > 7) return false; // "::" stands for at least one zero group
     const tail = w - gap;
-    for (let k = 0; k < tail; k++) words[7 - k] = words[w - 1 - k]!;
-    for (let k = gap; k < 8 - tail; k++) words[k] = 0;
+    for (let k = 0; k < tail; k++) out[7 - k] = out[w - 1 - k]!;
+    for (let k = gap; k < 8 - tail; k++) out[k] = 0;
   }
+  return true;
+}
+
+const groups = new Uint16Array(8); // scratch for parseIPv6; single-threaded use only
+
+/** IPv6 text (as parseIPv6Groups) into 16 bytes at dst[off]. False if invalid. */
+export function parseIPv6(s: string, dst: Uint8Array, off: number): boolean {
+  if (!parseIPv6Groups(s, 0, s.length, groups)) return false;
   for (let k = 0; k < 8; k++) {
-    dst[off + 2 * k] = words[k]! >>> 8;
-    dst[off + 2 * k + 1] = words[k]! & 0xff;
+    dst[off + 2 * k] = groups[k]! >>> 8;
+    dst[off + 2 * k + 1] = groups[k]! & 0xff;
   }
   return true;
 }

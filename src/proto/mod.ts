@@ -35,6 +35,7 @@ export {
   PP2_TYPE,
   PP2_TYPE_EDGEMUX_IDENTITY,
 } from "./proxy_protocol.ts";
+export { parseIPv4, parseIPv6Groups } from "./ip_text.ts";
 export {
   cmdName,
   encodeSmuxHeader,
