@@ -121,10 +121,10 @@ describe("limits", () => {
     Atomics.notify(cells, 1);
     const results = await Promise.all(done);
 
-    for (const r of results) {
-      expect(r.violations).toBe(0);
-      expect(r.acquired).toBeGreaterThan(0);
-    }
+    for (const r of results) expect(r.violations).toBe(0);
+    // Not each: on a loaded machine one thread can be descheduled holding all four permits
+    // while the other runs its whole loop and is refused every time.
+    expect(results[0]!.acquired + results[1]!.acquired).toBeGreaterThan(0);
     // Each thread wants up to 8 permits of 4: it runs into the limit (alone or not).
     expect(results[0]!.refused + results[1]!.refused).toBeGreaterThan(0);
     expect(held(limits, 1)).toBe(0);
