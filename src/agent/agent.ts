@@ -37,7 +37,7 @@ import { type AgentConfig, describeTarget, type Expose, type Forward } from "./c
 import { type ConnectFn, dialEdge, EdgeRefusal } from "./dial.ts";
 import { startFileServer } from "./files.ts";
 import { AgentSession, type SessionEvents } from "./session.ts";
-import { UdpDestination, UdpSource } from "./udp.ts";
+import { UdpDestination, type UdpHost, UdpSource } from "./udp.ts";
 
 export type AgentState = "connecting" | "connected" | "backoff" | "stopped" | "refused";
 
@@ -92,7 +92,7 @@ class AgentRelay implements RelayOwner {
 
 const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
-export class Agent implements SessionEvents {
+export class Agent implements SessionEvents, UdpHost {
   state: AgentState = "connecting";
   session: AgentSession | null = null;
   /** Sessions that got a go-away and still finish their streams. */

@@ -14,13 +14,22 @@
  * opening a few datagrams wait (bounded), and while a stream is
  * backpressured new datagrams are dropped and counted.
  */
-import type { ConnHandler, Conn, UdpSocket } from "../runtime/types.ts";
+import type { ConnHandler, Conn, Runtime, UdpSocket } from "../runtime/types.ts";
 import { UdpFrameDecoder, udpFrame } from "../proto/udp_frame.ts";
 import type { OpenMessage } from "../proto/tunnel_control.ts";
 import { formatPeer } from "../tunnel/mod.ts";
-import type { Agent } from "./agent.ts";
-import type { ExposeTarget, Forward } from "./config.ts";
+import type { Logger } from "../log/mod.ts";
+import type { AgentConfig, ExposeTarget, Forward } from "./config.ts";
 import type { AgentSession } from "./session.ts";
+
+/** What the UDP pieces need from their agent (Agent implements it). */
+export interface UdpHost {
+  readonly cfg: AgentConfig;
+  readonly runtime: Runtime;
+  readonly log: Logger;
+  /** The session new streams go on, or null while (re)connecting. */
+  readySession(): AgentSession | null;
+}
 
 /** Datagrams held per flow while its stream opens. */
 const MAX_PENDING = 64;
@@ -111,9 +120,9 @@ export class UdpSource {
   private readonly flows = new Map<string, SourceFlow>();
   socket!: UdpSocket;
 
-  private constructor(private readonly agent: Agent, readonly forward: Forward, readonly counts: Counts) {}
+  private constructor(private readonly agent: UdpHost, readonly forward: Forward, readonly counts: Counts) {}
 
-  static async bind(agent: Agent, f: Forward, counts: Counts): Promise<UdpSource> {
+  static async bind(agent: UdpHost, f: Forward, counts: Counts): Promise<UdpSource> {
     const u = new UdpSource(agent, f, counts);
     u.socket = await agent.runtime.bindUdp({
       hostname: f.listen.hostname,
@@ -204,7 +213,7 @@ export class UdpDestination implements ConnHandler {
   dropped = 0;
 
   constructor(
-    private readonly agent: Agent,
+    private readonly agent: UdpHost,
     private readonly session: AgentSession,
     private readonly stream: Conn,
     private readonly target: Extract<ExposeTarget, { kind: "udp" }>,
