@@ -86,15 +86,9 @@ describe("IP literals", () => {
     }
   });
 
-  test("IPv6 text forms (RFC 4291 §2.2)", () => {
-    expect(parseIPv6("::")).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
-    expect(parseIPv6("1::")).toEqual([1, 0, 0, 0, 0, 0, 0, 0]);
-    expect(parseIPv6("1:2:3:4:5:6:7::")).toEqual([1, 2, 3, 4, 5, 6, 7, 0]);
+  test("IPv6 as eight pieces (the text rules are proto/ip_text.ts's, tested there)", () => {
     expect(parseIPv6("::ffff:1.2.3.4")).toEqual([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304]);
-    expect(parseIPv6("ABCD:ef01:2345:6789:abcd:ef01:2345:6789")).toEqual([0xabcd, 0xef01, 0x2345, 0x6789, 0xabcd, 0xef01, 0x2345, 0x6789]);
-    for (const bad of ["1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", ":1::", "1:::2", "12345::", "g::", "::1.2.3", "1:2:3:4:5:6:7:8::", "1.2.3.4::"]) {
-      expect(parseIPv6(bad)).toBeNull();
-    }
+    expect(parseIPv6("1::2::3")).toBeNull();
   });
 
   test("IPv6 canonical text (RFC 5952 §4)", () => {
