@@ -4,12 +4,14 @@
  * exit status for bad flags.
  */
 import { describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadAgentConfig } from "../src/agent/mod.ts";
 import { ConfigError } from "../src/config/mod.ts";
-import { edgemuxCommand, ROOT, run } from "./support/edgemux.ts";
+import { edgemuxCommand, EdgemuxProcess, ROOT, run } from "./support/edgemux.ts";
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -101,6 +103,34 @@ describe("agent settings", () => {
     expect(c.exposes.map((x) => x.name)).toEqual(["a", "b"]);
     expect(c.edge).toEqual({ hostname: "other", port: 2 });
   });
+
+  test("the text ready line shows each forward, not [object Object]", async () => {
+    // An "edge" that hangs up at once: the agent binds its forwards, prints ready, and keeps retrying.
+    const edge = createServer((c) => c.destroy());
+    await new Promise<void>((r) => edge.listen(0, "127.0.0.1", r));
+    const port = (edge.address() as { port: number }).port;
+    const { cmd, argv } = edgemuxCommand([
+      "agent", "--edge", `127.0.0.1:${port}`, "--token", "t0k", "--name", "a1", "--log-format", "text",
+      "--forward", "127.0.0.1:0=db", "--forward", "127.0.0.1:0=web", "--forward-udp", "127.0.0.1:0=dns",
+    ]);
+    const p = new EdgemuxProcess(spawn(cmd, argv, { cwd: mkdtempSync(join(tmpdir(), "agent-ready-")), stdio: ["ignore", "pipe", "pipe"] }), "");
+    try {
+      const ready = await Promise.race([
+        p.waitForLine((l) => / INFO ready /.test(l.msg), 30_000),
+        p.waitExit(30_000).then((code) => {
+          throw new Error(`agent exited with ${code} before ready: ${p.stderr.join("")} ${JSON.stringify(p.lines)}`);
+        }),
+      ]);
+      const line = ready.msg;
+      expect(line).not.toContain("[object Object]");
+      expect(line).toMatch(/ forwards\.0\.listen=127\.0\.0\.1:[1-9]\d* forwards\.0\.service=db forwards\.0\.proto=tcp /);
+      expect(line).toMatch(/ forwards\.1\.listen=127\.0\.0\.1:[1-9]\d* forwards\.1\.service=web forwards\.1\.proto=tcp /);
+      expect(line).toMatch(/ forwards\.2\.listen=127\.0\.0\.1:[1-9]\d* forwards\.2\.service=dns forwards\.2\.proto=udp( |$)/);
+    } finally {
+      await p.stop();
+      edge.close();
+    }
+  }, 60_000);
 
   test("edgemux agent with bad flags exits 2 and says why", async () => {
     const { cmd, argv } = edgemuxCommand(["agent", "--expose", "bad"]);

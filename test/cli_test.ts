@@ -1,12 +1,34 @@
 /** The command line, run as a real process (Bun, or Deno with EDGEMUX_RUNTIME=deno). */
 import { describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { edgemuxCommand, run, tempDir } from "./support/edgemux.ts";
+import { edgemuxCommand, EdgemuxProcess, run, tempDir } from "./support/edgemux.ts";
 
 async function edgemux(...args: string[]) {
   const { cmd, argv } = edgemuxCommand(args);
   return await run(cmd, argv, { timeoutMs: 30_000 });
+}
+
+/** A config with one sni listener named `name` on a kernel-chosen port and the admin API on one too. */
+const servable = (name: string) =>
+  `workers = 1\n[admin]\naddress = "127.0.0.1:0"\n[[listeners]]\nname = "${name}"\nkind = "sni"\naddress = "127.0.0.1:0"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:8443"]\n`;
+
+/** Runs `edgemux ARGS` until its ready line (JSON), then SIGTERM; the ready line and the exit code. */
+async function serveUntilReady(args: string[], cwd: string) {
+  const { cmd, argv } = edgemuxCommand([...args, "--log-format", "json"]);
+  const p = new EdgemuxProcess(spawn(cmd, argv, { cwd, stdio: ["ignore", "pipe", "pipe"] }), "");
+  try {
+    const ready = await Promise.race([
+      p.waitForLine((l) => l.msg === "ready", 30_000),
+      p.waitExit(30_000).then((code) => {
+        throw new Error(`edgemux exited with ${code} before ready: ${p.stderr.join("")}`);
+      }),
+    ]);
+    return { ready, code: await p.stop() };
+  } finally {
+    await p.stop();
+  }
 }
 
 describe("edgemux CLI", () => {
@@ -41,6 +63,65 @@ describe("edgemux CLI", () => {
     const flag = await edgemux("check-config", good, "--workers", "999");
     expect(flag.code).toBe(1);
     expect(flag.stderr).toContain("--workers: must be 0..256, got 999");
+  });
+
+  test("check-config checks every file named, each result under its file", async () => {
+    const dir = tempDir();
+    const good = join(dir, "good.toml");
+    writeFileSync(good, `[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:0"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:8443"]\n`);
+    const bad = join(dir, "bad.toml");
+    writeFileSync(bad, `workers = 999\n[[listeners]]\nkind = "sni"\nadress = "127.0.0.1:0"\n`);
+    const missing = join(dir, "missing.toml");
+    const r = await edgemux("check-config", good, bad, missing);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe(`${good}: ok (1 listener(s), 1 route(s))\n`);
+    const errLines = r.stderr.trimEnd().split("\n");
+    expect(errLines).toContain(`${bad}: invalid configuration (${errLines.filter((l) => l.startsWith(`${bad}: `)).length - 1} problems):`);
+    expect(errLines).toContain(`${bad}: workers: must be 0..256, got 999`);
+    expect(errLines).toContain(`${bad}: listeners[0].adress: unknown key (did you mean "address"?)`);
+    expect(errLines.find((l) => l.startsWith(`${missing}: cannot read the config file`))).toBeDefined();
+    // Every line names the file it is about.
+    for (const l of errLines) expect(l.startsWith(`${bad}: `) || l.startsWith(`${missing}: `)).toBe(true);
+    const both = await edgemux("check-config", good, "--config", good);
+    expect([both.code, both.stdout]).toEqual([0, `${good}: ok (1 listener(s), 1 route(s))\n`]);
+  });
+
+  test("serve FILE is serve --config FILE", async () => {
+    const dir = tempDir();
+    const path = join(dir, "edge.toml");
+    writeFileSync(path, servable("from-file"));
+    const { ready, code } = await serveUntilReady(["serve", path], dir);
+    expect(ready.config).toBe(path);
+    expect(Object.keys(ready.listeners as Record<string, string>)).toEqual(["from-file"]);
+    expect(code).toBe(0);
+    // The same file both ways is fine.
+    const twice = await serveUntilReady(["serve", path, "--config", path], dir);
+    expect(Object.keys(twice.ready.listeners as Record<string, string>)).toEqual(["from-file"]);
+  }, 60_000);
+
+  test("serve FILE with an invalid file refuses it; two files, or a file and a different --config, are refused", async () => {
+    const dir = tempDir();
+    const bad = join(dir, "bad.toml");
+    writeFileSync(bad, `[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:70000"\n`);
+    const other = join(dir, "other.toml");
+    writeFileSync(other, servable("other"));
+    const r = await edgemux("serve", bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("listeners[0].address");
+    const two = await edgemux("serve", other, bad);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain(`edgemux serve: runs one config file, got 2: "${other}" "${bad}"`);
+    const clash = await edgemux("serve", other, "--config", bad);
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toContain(`edgemux serve: two config files given, "${other}" (argument) and "${bad}" (--config): give one`);
+  });
+
+  test("commands that take no arguments refuse them", async () => {
+    for (const args of [["version", "extra"], ["default-config", "edge.toml"], ["agent", "agent.toml"]]) {
+      const r = await edgemux(...args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toContain(`edgemux ${args[0]}: takes no arguments, got "${args[1]}"`);
+    }
   });
 
   test("serve refuses an invalid config before starting", async () => {

@@ -77,9 +77,7 @@ export function buildStatus(input: StatusInput): StatusJson {
     };
   });
 
-  const routes: RouteStatus[] = input.routes.map((r) =>
-    routeStatus(r.name, r.match, r.directory !== null ? [`dir:${r.directory}`] : r.targets.map(formatAddress), routeStats.get(r.name)),
-  );
+  const routes: RouteStatus[] = input.routes.map((r) => routeStatus(r.name, r.match, routeTargets(r), routeStats.get(r.name)));
   // Routes beyond the stats capacity count together under "_other" (their own entries show 0).
   const other = snap.routes.find((s) => s.overflow);
   if (other) routes.push(routeStatus(OVERFLOW_NAME, "", [], other));
@@ -138,6 +136,14 @@ function routeStatus(name: string, match: string, targets: string[], s: SlotSnap
     errors: s?.errorsTotal ?? 0,
     errorsByCode: { ...s?.errors },
   };
+}
+
+/** A route's targets as the config file spells them: "host:port", "hbone://host:port", "tunnel:NAME" or "dir:/path". */
+export function routeTargets(r: RouteConfig): string[] {
+  if (r.directory !== null) return [`dir:${r.directory}`];
+  if (r.tunnel !== undefined) return [`tunnel:${r.tunnel}`];
+  if (r.hbone !== undefined) return r.targets.map((a) => `hbone://${formatAddress(a)}`);
+  return r.targets.map(formatAddress);
 }
 
 /** "host:port", "[v6]:port" or "unix:/path". */

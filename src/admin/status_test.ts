@@ -147,6 +147,32 @@ test("tunnel sessions: oldest first, the list capped, the count whole", () => {
   expect(capped.list[0]!.agent).toBe(`agent-${STATUS_MAX_TUNNEL_SESSIONS + 4}`); // the oldest
 });
 
+test("routes list their targets as the config spells them: tunnel:NAME, hbone://host:port", () => {
+  const hbone = { certPath: "c", keyPath: "k", caPath: "a", cert: "", key: "", ca: "", servername: null, authority: null, port: 0 } as unknown as NonNullable<RouteConfig["hbone"]>;
+  const routes = [
+    route("t.example", { targets: [], tunnel: "web" }),
+    route("h.example", { targets: [{ kind: "tcp", hostname: "10.0.0.2", port: 15008 }, { kind: "tcp", hostname: "fd00::2", port: 15008 }], hbone }),
+    route("p.example"),
+  ];
+  const reg = new StatsRegistry(8);
+  reg.assign([], routes.map((r) => r.name));
+  const status = buildStatus({
+    version: "0.1.0",
+    runtime: "bun 1.4.5",
+    pid: 1,
+    startedMs: 0,
+    listeners: [],
+    routes,
+    snapshot: reg.snapshot([reg.createSlab()]),
+    workers: [{ id: 0, threadId: 1, up: true, restarts: 0 }],
+  });
+  expect(status.routes.map((r) => [r.name, r.targets])).toEqual([
+    ["t.example", ["tunnel:web"]],
+    ["h.example", ["hbone://10.0.0.2:15008", "hbone://[fd00::2]:15008"]],
+    ["p.example", ["10.0.0.1:8443"]],
+  ]);
+});
+
 test("formatAddress", () => {
   expect(formatAddress({ kind: "tcp", hostname: "127.0.0.1", port: 80 })).toBe("127.0.0.1:80");
   expect(formatAddress({ kind: "tcp", hostname: "::1", port: 80 })).toBe("[::1]:80");

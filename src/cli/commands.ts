@@ -13,6 +13,7 @@ import { serve } from "./serve.ts";
 import { hashToken } from "../auth/mod.ts";
 import { AGENT_DEFAULTS, type AgentFlags, runAgent } from "../agent/mod.ts";
 import process from "node:process";
+import { resolve } from "node:path";
 
 const MAX_SECRET_BYTES = 4096;
 
@@ -52,11 +53,13 @@ interface Command {
   summary: string;
   usage: string;
   flags: Record<string, FlagSpec>;
+  /** Positional arguments reach run(); without this, any is refused before it runs. */
+  takesArgs?: true;
   run(rt: Runtime, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], out: Out, err: Out): Promise<number | null> | number | null;
 }
 
 const configFlags: Record<string, FlagSpec> = {
-  config: { type: "string", short: "c", default: "the built-in config, see `edgemux default-config`", help: "TOML config file" },
+  config: { type: "string", short: "c", default: "the built-in config, see `edgemux default-config`", help: "TOML config file (or give FILE as the argument)" },
   workers: { type: "string", short: "w", default: "config `workers`, else 0", help: "worker threads, 0 = one per CPU" },
   admin: { type: "string", default: "config `admin.address`, else 127.0.0.1:9901", help: "admin API address host:port, or off" },
   "log-level": { type: "string", default: "config `log.level`, else info", help: "debug | info | warn | error" },
@@ -109,6 +112,28 @@ const serveFlags: Record<string, FlagSpec> = {
   },
 };
 
+/**
+ * The config file of `serve`: `serve FILE` is `serve --config FILE`. Giving
+ * it both ways is accepted only when both name the same file.
+ */
+function configPathOf(values: Record<string, string | boolean | string[] | undefined>, pos: string[]): { path: string | null } | { error: string } {
+  const flag = typeof values.config === "string" ? values.config : null;
+  if (pos.length > 1) return { error: `runs one config file, got ${pos.length}: ${pos.map((p) => JSON.stringify(p)).join(" ")} (check several with \`edgemux check-config\`)` };
+  const arg = pos[0] ?? null;
+  if (arg !== null && flag !== null && resolve(arg) !== resolve(flag)) {
+    return { error: `two config files given, ${JSON.stringify(arg)} (argument) and ${JSON.stringify(flag)} (--config): give one` };
+  }
+  return { path: flag ?? arg };
+}
+
+/** check-config's report for one file: every line names the file, so several files' problems stay apart. */
+function checkFailure(path: string, e: unknown): string {
+  if (!(e instanceof ConfigError)) return `${path}: ${(e as Error).message}`;
+  const n = e.issues.length;
+  const head = `${path}: invalid configuration (${n} ${n === 1 ? "problem" : "problems"}):`;
+  return [head, ...e.issues.map((i) => (i.startsWith(`${path}: `) ? i : `${path}: ${i}`))].join("\n");
+}
+
 function flagsFrom(values: Record<string, string | boolean | string[] | undefined>): ConfigFlags {
   const f: ConfigFlags = {};
   if (typeof values.workers === "string") f.workers = values.workers;
@@ -122,11 +147,18 @@ function flagsFrom(values: Record<string, string | boolean | string[] | undefine
 export const commands: Record<string, Command> = {
   serve: {
     summary: "run the proxy: supervisor, workers, admin API",
-    usage: "edgemux serve [--config FILE] [flags]",
+    usage: "edgemux serve [FILE | --config FILE] [flags]",
     flags: serveFlags,
-    async run(rt, values, _pos, _out, err) {
+    // Every argument is a config file: configPathOf refuses more than one with its own message.
+    takesArgs: true,
+    async run(rt, values, pos, _out, err) {
       const flags = flagsFrom(values);
-      const path = typeof values.config === "string" ? values.config : null;
+      const chosen = configPathOf(values, pos);
+      if ("error" in chosen) {
+        err(`edgemux serve: ${chosen.error}`);
+        return 2;
+      }
+      const path = chosen.path;
       let config;
       let inherited;
       try {
@@ -140,29 +172,37 @@ export const commands: Record<string, Command> = {
     },
   },
   "check-config": {
-    summary: "validate a config file (and flags) without starting",
-    usage: "edgemux check-config FILE [flags]",
-    flags: { ...configFlags, config: { type: "string", short: "c", default: "none: give FILE as the argument", help: "the file to check" } },
+    summary: "validate config files (and flags) without starting",
+    usage: "edgemux check-config FILE... [flags]",
+    flags: { ...configFlags, config: { type: "string", short: "c", default: "none: give FILE as the argument", help: "a file to check, as well as any FILE arguments" } },
+    takesArgs: true,
     run(_rt, values, pos, out, err) {
-      const path = pos[0] ?? (typeof values.config === "string" ? values.config : undefined);
-      if (!path) {
-        err("edgemux check-config: name the file to check");
+      const paths = [...pos];
+      const flag = values.config;
+      if (typeof flag === "string" && !paths.some((p) => resolve(p) === resolve(flag))) paths.push(flag);
+      if (paths.length === 0) {
+        err("edgemux check-config: name the file(s) to check");
         return 2;
       }
-      try {
-        const c = loadConfigFile(path, flagsFrom(values));
-        out(`${path}: ok (${c.listeners.length} listener(s), ${c.routes.length} route(s))`);
-        return 0;
-      } catch (e) {
-        err(e instanceof ConfigError ? e.message : `${path}: ${(e as Error).message}`);
-        return 1;
+      const flags = flagsFrom(values);
+      let code = 0;
+      for (const path of paths) {
+        try {
+          const c = loadConfigFile(path, flags);
+          out(`${path}: ok (${c.listeners.length} listener(s), ${c.routes.length} route(s))`);
+        } catch (e) {
+          err(checkFailure(path, e));
+          code = 1;
+        }
       }
+      return code;
     },
   },
   hostname: {
     summary: "print the canonical form of a host name (IDNA A-label, lowercase, no trailing dot)",
     usage: "edgemux hostname NAME...",
     flags: {},
+    takesArgs: true,
     run(_rt, _values, pos, out, err) {
       if (pos.length === 0) {
         err("edgemux hostname: give at least one NAME");
@@ -184,6 +224,8 @@ export const commands: Record<string, Command> = {
     summary: "read a token secret from stdin and print its SHA-256 in hex, for [[tokens]] sha256",
     usage: "edgemux hash-token < secret.txt   (or: echo -n SECRET | edgemux hash-token)",
     flags: {},
+    // Arguments are refused by run() itself, with the reason (shell history).
+    takesArgs: true,
     async run(_rt, _values, pos, out, err) {
       if (pos.length > 0) {
         err("edgemux hash-token: the secret is read from stdin, not from arguments (they would land in shell history)");
@@ -207,7 +249,7 @@ export const commands: Record<string, Command> = {
     },
   },
   "default-config": {
-    summary: "print the built-in default config (what `edgemux serve` runs without --config)",
+    summary: "print the built-in default config (what `edgemux serve` runs without a config file)",
     usage: "edgemux default-config",
     flags: {},
     run(_rt, _values, _pos, out) {
@@ -285,6 +327,10 @@ export async function runCommand(rt: Runtime, argv: string[], out: Out, err: Out
   if (parsed.values.help) {
     out(commandHelp(cmd));
     return 0;
+  }
+  if (!cmd.takesArgs && parsed.positionals.length > 0) {
+    err(`edgemux ${first}: takes no arguments, got ${parsed.positionals.map((p) => JSON.stringify(p)).join(" ")}\n\n${commandHelp(cmd)}`);
+    return 2;
   }
   return await cmd.run(rt, parsed.values as Record<string, string | boolean | string[] | undefined>, parsed.positionals, out, err);
 }

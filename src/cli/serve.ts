@@ -57,6 +57,8 @@ export async function serve(rt: Runtime, config: Config, configPath: string | nu
     version: sup.version,
     runtime: `${rt.name} ${rt.version}`,
     pid: rt.pid,
+    // Which file is in force, so running the built-in config by mistake shows.
+    config: configPath ?? "built-in",
     workers: sup.workers.length,
     admin,
     listeners: sup.addresses(),

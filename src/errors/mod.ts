@@ -1,7 +1,8 @@
 /**
  * One error class for the whole proxy (pingora's error model, undici's stable
  * codes). `code` is stable and machine-readable; `source` says whose fault it
- * was; each code maps to what the peer sees (see `tlsAlertFor`, `httpStatusFor`).
+ * was; each code maps to what the peer sees on every wire through one table
+ * (`WIRE`: TLS alert, HTTP/1 and HTTP/2 status, SOCKS5 reply, tunnel code).
  *
  * Across postMessage send `toRecord()`, never the Error instance.
  */
@@ -97,75 +98,6 @@ export const TlsAlert = {
   unrecognized_name: 112,
 } as const;
 
-/** The alert a TLS peer receives for a code, or null when the connection just closes. */
-export function tlsAlertFor(code: ErrorCode): number | null {
-  switch (code) {
-    case "TLS_DECODE":
-      return TlsAlert.decode_error;
-    case "TLS_NOT_HANDSHAKE":
-      // RFC 8446 §5: a record of the wrong type is an unexpected_message.
-      return TlsAlert.unexpected_message;
-    case "TLS_HELLO_TOO_LARGE":
-      return TlsAlert.record_overflow;
-    case "TLS_UNSUPPORTED":
-      return TlsAlert.protocol_version;
-    case "NO_ROUTE":
-      return TlsAlert.unrecognized_name;
-    case "UPSTREAM_CONNECT_REFUSED":
-    case "UPSTREAM_CONNECT_TIMEOUT":
-    case "INTERNAL":
-    case "LISTENER_FULL":
-    case "DRAINING":
-      return TlsAlert.internal_error;
-    case "ACCESS_DENIED":
-    case "AUTH_DENIED":
-      return TlsAlert.handshake_failure;
-    default:
-      return null;
-  }
-}
-
-/** The HTTP status an HTTP peer receives for a code (CONNECT listener, admin API). */
-export function httpStatusFor(code: ErrorCode): number {
-  switch (code) {
-    case "AUTH_DENIED":
-      return 403;
-    case "ACCESS_DENIED":
-      return 403;
-    case "NO_ROUTE":
-      return 404;
-    case "HANDSHAKE_TIMEOUT":
-      return 408;
-    case "UPSTREAM_CONNECT_REFUSED":
-    case "UPSTREAM_RESET":
-      return 502;
-    case "UPSTREAM_CONNECT_TIMEOUT":
-      return 504;
-    case "LISTENER_FULL":
-    case "DRAINING":
-      return 503;
-    case "INTERNAL":
-    case "CONFIG":
-      return 500;
-    case "HTTP_HEADER_TOO_LARGE":
-      return 431;
-    case "HTTP_METHOD_NOT_ALLOWED":
-      return 405;
-    case "AUTH_REQUIRED":
-      return 407;
-    case "EGRESS_DENIED":
-    case "IDENTITY_DENIED":
-    case "SERVICE_DENIED":
-      return 403;
-    case "UPSTREAM_DNS":
-    case "SERVICE_UNKNOWN":
-    case "SERVICE_OFFLINE":
-      return 503;
-    default:
-      return 400;
-  }
-}
-
 /** RFC 1928 §6 reply codes (the REP field). */
 export const SocksReply = {
   succeeded: 0x00,
@@ -179,24 +111,151 @@ export const SocksReply = {
   address_type_not_supported: 0x08,
 } as const;
 
+/**
+ * Tunnel wire codes (DESIGN.md "Tunnel session"): the numbers carried in
+ * `error` messages and in the `Edgemux-Error` header of a refused upgrade.
+ * What each one means to the agent is in proto/tunnel_control.ts
+ * (TUNNEL_ERRORS). They live here, not there, because proto/ imports
+ * ProxyError from this module: importing them back would be an import cycle
+ * in which this table reads them before they exist.
+ */
+export const TunnelErrorCode = {
+  PROTOCOL: 1,
+  VERSION: 2,
+  HELLO_TIMEOUT: 3,
+  BAD_TOKEN: 10,
+  ROLE_DENIED: 11,
+  CIDR_DENIED: 12,
+  SERVICE_DENIED: 13,
+  SESSION_LIMIT: 14,
+  AUTH_REQUIRED: 15,
+  SERVICE_UNKNOWN: 20,
+  SERVICE_OFFLINE: 21,
+  SERVICE_UNREACHABLE: 22,
+  DRAINING: 30,
+  INTERNAL: 31,
+} as const;
+
+/** What a peer sees for one code, on each wire. */
+export interface WireRow {
+  /** The TLS alert (sni listener), or null when the connection just closes. */
+  tls: number | null;
+  /** HTTP/1 status (CONNECT listener, admin API). */
+  http: number;
+  /** HTTP/2 status (HBONE); AUTH_REQUIRED is 401 here, 407 where the listener takes tokens (see h2StatusFor). */
+  h2: number;
+  /** SOCKS5 REP field. */
+  socks: number;
+  /** Tunnel wire code the edge sends (an `error` message, a refused upgrade). */
+  tunnel: number;
+}
+
+const A = TlsAlert;
+const S = SocksReply;
+const T = TunnelErrorCode;
+
+/**
+ * The one table from error code to every wire. HTTP/2 (HBONE) answers 503
+ * for everything but a bad request or a denial, as the HBONE listener always
+ * has; HTTP/1 names the failure more finely (404, 408, 502, 504).
+ */
+export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
+  TLS_DECODE:               { tls: A.decode_error,       http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  // RFC 8446 §5: a record of the wrong type is an unexpected_message.
+  TLS_NOT_HANDSHAKE:        { tls: A.unexpected_message, http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  TLS_HELLO_TOO_LARGE:      { tls: A.record_overflow,    http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  TLS_UNSUPPORTED:          { tls: A.protocol_version,   http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  NO_ROUTE:                 { tls: A.unrecognized_name,  http: 404, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  HANDSHAKE_TIMEOUT:        { tls: null,                 http: 408, h2: 503, socks: S.general_failure,    tunnel: T.HELLO_TIMEOUT },
+  IDLE_TIMEOUT:             { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  UPSTREAM_CONNECT_REFUSED: { tls: A.internal_error,     http: 502, h2: 503, socks: S.connection_refused, tunnel: T.SERVICE_UNREACHABLE },
+  UPSTREAM_CONNECT_TIMEOUT: { tls: A.internal_error,     http: 504, h2: 503, socks: S.ttl_expired,        tunnel: T.SERVICE_UNREACHABLE },
+  UPSTREAM_RESET:           { tls: null,                 http: 502, h2: 503, socks: S.connection_refused, tunnel: T.SERVICE_UNREACHABLE },
+  DOWNSTREAM_RESET:         { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  PROXY_PROTOCOL:           { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  LISTENER_FULL:            { tls: A.internal_error,     http: 503, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  ACCESS_DENIED:            { tls: A.handshake_failure,  http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.CIDR_DENIED },
+  DRAINING:                 { tls: A.internal_error,     http: 503, h2: 503, socks: S.general_failure,    tunnel: T.DRAINING },
+  MUX_PROTOCOL:             { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  AUTH_DENIED:              { tls: A.handshake_failure,  http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.BAD_TOKEN },
+  CONFIG:                   { tls: null,                 http: 500, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  INTERNAL:                 { tls: A.internal_error,     http: 500, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  TUNNEL_PROTOCOL:          { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.PROTOCOL },
+  ROLE_DENIED:              { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.ROLE_DENIED },
+  SERVICE_DENIED:           { tls: null,                 http: 403, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_DENIED },
+  SESSION_LIMIT:            { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.SESSION_LIMIT },
+  SERVICE_UNKNOWN:          { tls: null,                 http: 503, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_UNKNOWN },
+  SERVICE_OFFLINE:          { tls: null,                 http: 503, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_OFFLINE },
+  HTTP_BAD_REQUEST:         { tls: null,                 http: 400, h2: 400, socks: S.general_failure,    tunnel: T.INTERNAL },
+  HTTP_HEADER_TOO_LARGE:    { tls: null,                 http: 431, h2: 431, socks: S.general_failure,    tunnel: T.INTERNAL },
+  HTTP_METHOD_NOT_ALLOWED:  { tls: null,                 http: 405, h2: 405, socks: S.general_failure,    tunnel: T.INTERNAL },
+  AUTH_REQUIRED:            { tls: null,                 http: 407, h2: 401, socks: S.not_allowed,        tunnel: T.AUTH_REQUIRED },
+  EGRESS_DENIED:            { tls: null,                 http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.INTERNAL },
+  IDENTITY_DENIED:          { tls: null,                 http: 403, h2: 403, socks: S.general_failure,    tunnel: T.INTERNAL },
+  UPSTREAM_DNS:             { tls: null,                 http: 503, h2: 503, socks: S.host_unreachable,   tunnel: T.SERVICE_UNREACHABLE },
+  SOCKS_PROTOCOL:           { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  H2_PROTOCOL:              { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+};
+
+/** The alert a TLS peer receives for a code, or null when the connection just closes. */
+export function tlsAlertFor(code: ErrorCode): number | null {
+  return WIRE[code].tls;
+}
+
+/** The HTTP status an HTTP/1 peer receives for a code (CONNECT listener, admin API). */
+export function httpStatusFor(code: ErrorCode): number {
+  return WIRE[code].http;
+}
+
+/**
+ * The HTTP/2 status an HBONE client receives for a code. Missing credentials
+ * are 407 (ask for Proxy-Authorization, RFC 9110 §15.5.8) when the listener
+ * takes tokens, else 401.
+ */
+export function h2StatusFor(code: ErrorCode, proxyAuth = false): number {
+  return proxyAuth && code === "AUTH_REQUIRED" ? 407 : WIRE[code].h2;
+}
+
 /** The SOCKS5 reply a client receives for a code (socks5 listener). */
 export function socksReplyFor(code: ErrorCode): number {
-  switch (code) {
-    case "EGRESS_DENIED":
-    case "ACCESS_DENIED":
-    case "AUTH_DENIED":
-    case "AUTH_REQUIRED":
-      return SocksReply.not_allowed;
-    case "UPSTREAM_DNS":
-      return SocksReply.host_unreachable;
-    case "UPSTREAM_CONNECT_REFUSED":
-    case "UPSTREAM_RESET":
-      return SocksReply.connection_refused;
-    case "UPSTREAM_CONNECT_TIMEOUT":
-      return SocksReply.ttl_expired;
-    default:
-      return SocksReply.general_failure;
-  }
+  return WIRE[code].socks;
+}
+
+/** The tunnel wire code the edge sends for a code. */
+export function tunnelCodeFor(code: ErrorCode): number {
+  return WIRE[code].tunnel;
+}
+
+/**
+ * The reverse direction, for the finer tunnel code space: per wire code, the
+ * code it is counted and logged under and the status of a refused upgrade.
+ * A wire code missing here (an unknown or newer one) is TUNNEL_PROTOCOL / 400.
+ */
+const TUNNEL_WIRE: ReadonlyMap<number, { error: ErrorCode; upgradeStatus: number }> = new Map([
+  [T.PROTOCOL,            { error: "TUNNEL_PROTOCOL",   upgradeStatus: 400 }],
+  [T.VERSION,             { error: "TUNNEL_PROTOCOL",   upgradeStatus: 400 }],
+  [T.HELLO_TIMEOUT,       { error: "HANDSHAKE_TIMEOUT", upgradeStatus: 400 }],
+  [T.BAD_TOKEN,           { error: "AUTH_DENIED",       upgradeStatus: 401 }],
+  [T.ROLE_DENIED,         { error: "ROLE_DENIED",       upgradeStatus: 403 }],
+  [T.CIDR_DENIED,         { error: "ACCESS_DENIED",     upgradeStatus: 403 }],
+  [T.SERVICE_DENIED,      { error: "SERVICE_DENIED",    upgradeStatus: 403 }],
+  [T.SESSION_LIMIT,       { error: "SESSION_LIMIT",     upgradeStatus: 429 }],
+  [T.AUTH_REQUIRED,       { error: "AUTH_DENIED",       upgradeStatus: 401 }],
+  [T.SERVICE_UNKNOWN,     { error: "SERVICE_UNKNOWN",   upgradeStatus: 400 }],
+  [T.SERVICE_OFFLINE,     { error: "SERVICE_OFFLINE",   upgradeStatus: 400 }],
+  [T.SERVICE_UNREACHABLE, { error: "SERVICE_OFFLINE",   upgradeStatus: 400 }],
+  [T.DRAINING,            { error: "DRAINING",          upgradeStatus: 503 }],
+  [T.INTERNAL,            { error: "TUNNEL_PROTOCOL",   upgradeStatus: 503 }],
+] as const);
+
+/** The code a tunnel wire code is counted and logged under (a refusal the edge sent or an agent answered). */
+export function errorCodeForTunnel(wire: number): ErrorCode {
+  return TUNNEL_WIRE.get(wire)?.error ?? "TUNNEL_PROTOCOL";
+}
+
+/** The HTTP status of an upgrade request the edge refuses with this tunnel wire code. */
+export function httpStatusForTunnel(wire: number): number {
+  return TUNNEL_WIRE.get(wire)?.upgradeStatus ?? 400;
 }
 
 /** Wraps anything thrown into a ProxyError so callers can rely on `.code`. */

@@ -61,12 +61,19 @@ export class Logger {
   }
 }
 
+/**
+ * Text form of fields: `key=value`, quoted when the value has a space, quote
+ * or `=`. An object flattens to dotted keys (`limits.max=3`); a list of
+ * plain values joins with commas (`services=web,db`); a list holding objects
+ * flattens with each index (`forwards.0.service=web forwards.0.listen=…`),
+ * the only form that neither loses a field nor prints `[object Object]`.
+ */
 function textFields(fields: LogFields, prefix: string): string {
   let out = "";
   for (const key in fields) {
     const v = fields[key];
     if (v === undefined || v === null) continue;
-    if (typeof v === "object" && !Array.isArray(v)) {
+    if (typeof v === "object" && (!Array.isArray(v) || v.some((e) => typeof e === "object" && e !== null))) {
       out += textFields(v as LogFields, `${prefix}${key}.`);
       continue;
     }

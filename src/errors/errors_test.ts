@@ -1,0 +1,125 @@
+/**
+ * Pins the error-code → wire table. The expected values were taken from the
+ * mappings as they stood before the table existed (the switch statements
+ * `tlsAlertFor`, `httpStatusFor`, `socksReplyFor` here, `h2StatusFor` in
+ * connect/hbone_server.ts, `errorCodeFor` in tunnel/session.ts and
+ * `httpStatusForTunnelError` in tunnel/http_upgrade.ts), so moving them into
+ * one table changed nothing a peer sees.
+ */
+import { expect, test } from "bun:test";
+import { TUNNEL_ERRORS, TunnelErrorCode as ProtoTunnelErrorCode } from "../proto/tunnel_control.ts";
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  errorCodeForTunnel,
+  h2StatusFor,
+  httpStatusFor,
+  httpStatusForTunnel,
+  socksReplyFor,
+  tlsAlertFor,
+  tunnelCodeFor,
+  TunnelErrorCode,
+  WIRE,
+} from "./mod.ts";
+
+// code: [TLS alert, HTTP/1 status, HTTP/2 status, HTTP/2 status with proxy (token) auth, SOCKS5 reply]
+const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]> = {
+  TLS_DECODE: [50, 400, 503, 503, 1],
+  TLS_NOT_HANDSHAKE: [10, 400, 503, 503, 1],
+  TLS_HELLO_TOO_LARGE: [22, 400, 503, 503, 1],
+  TLS_UNSUPPORTED: [70, 400, 503, 503, 1],
+  NO_ROUTE: [112, 404, 503, 503, 1],
+  HANDSHAKE_TIMEOUT: [null, 408, 503, 503, 1],
+  IDLE_TIMEOUT: [null, 400, 503, 503, 1],
+  UPSTREAM_CONNECT_REFUSED: [80, 502, 503, 503, 5],
+  UPSTREAM_CONNECT_TIMEOUT: [80, 504, 503, 503, 6],
+  UPSTREAM_RESET: [null, 502, 503, 503, 5],
+  DOWNSTREAM_RESET: [null, 400, 503, 503, 1],
+  PROXY_PROTOCOL: [null, 400, 503, 503, 1],
+  LISTENER_FULL: [80, 503, 503, 503, 1],
+  ACCESS_DENIED: [40, 403, 403, 403, 2],
+  DRAINING: [80, 503, 503, 503, 1],
+  MUX_PROTOCOL: [null, 400, 503, 503, 1],
+  AUTH_DENIED: [40, 403, 403, 403, 2],
+  CONFIG: [null, 500, 503, 503, 1],
+  INTERNAL: [80, 500, 503, 503, 1],
+  TUNNEL_PROTOCOL: [null, 400, 503, 503, 1],
+  ROLE_DENIED: [null, 400, 503, 503, 1],
+  SERVICE_DENIED: [null, 403, 503, 503, 1],
+  SESSION_LIMIT: [null, 400, 503, 503, 1],
+  SERVICE_UNKNOWN: [null, 503, 503, 503, 1],
+  SERVICE_OFFLINE: [null, 503, 503, 503, 1],
+  HTTP_BAD_REQUEST: [null, 400, 400, 400, 1],
+  HTTP_HEADER_TOO_LARGE: [null, 431, 431, 431, 1],
+  HTTP_METHOD_NOT_ALLOWED: [null, 405, 405, 405, 1],
+  AUTH_REQUIRED: [null, 407, 401, 407, 2],
+  EGRESS_DENIED: [null, 403, 403, 403, 2],
+  IDENTITY_DENIED: [null, 403, 403, 403, 1],
+  UPSTREAM_DNS: [null, 503, 503, 503, 4],
+  SOCKS_PROTOCOL: [null, 400, 503, 503, 1],
+  H2_PROTOCOL: [null, 400, 503, 503, 1],
+};
+
+test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply it had", () => {
+  for (const code of ERROR_CODES) {
+    const got = [tlsAlertFor(code), httpStatusFor(code), h2StatusFor(code), h2StatusFor(code, true), socksReplyFor(code)];
+    expect({ code, got }).toEqual({ code, got: BEFORE[code] });
+  }
+});
+
+test("the table has one row per code and nothing else", () => {
+  expect(Object.keys(WIRE).sort()).toEqual([...ERROR_CODES].sort());
+  expect(Object.keys(BEFORE).sort()).toEqual([...ERROR_CODES].sort());
+});
+
+test("tunnel wire codes are the protocol's (proto/tunnel_control.ts)", () => {
+  expect(TunnelErrorCode).toEqual(ProtoTunnelErrorCode);
+});
+
+// tunnel wire code → [ErrorCode (was errorCodeFor in tunnel/session.ts), HTTP status of a refused upgrade (was httpStatusForTunnelError)]
+const WIRE_BEFORE: Record<number, [ErrorCode, number]> = {
+  1: ["TUNNEL_PROTOCOL", 400], // PROTOCOL
+  2: ["TUNNEL_PROTOCOL", 400], // VERSION
+  3: ["HANDSHAKE_TIMEOUT", 400], // HELLO_TIMEOUT
+  10: ["AUTH_DENIED", 401], // BAD_TOKEN
+  11: ["ROLE_DENIED", 403],
+  12: ["ACCESS_DENIED", 403], // CIDR_DENIED
+  13: ["SERVICE_DENIED", 403],
+  14: ["SESSION_LIMIT", 429],
+  15: ["AUTH_DENIED", 401], // AUTH_REQUIRED
+  20: ["SERVICE_UNKNOWN", 400],
+  21: ["SERVICE_OFFLINE", 400],
+  22: ["SERVICE_OFFLINE", 400], // SERVICE_UNREACHABLE
+  30: ["DRAINING", 503],
+  31: ["TUNNEL_PROTOCOL", 503], // INTERNAL
+  // Codes the protocol does not define.
+  0: ["TUNNEL_PROTOCOL", 400],
+  4: ["TUNNEL_PROTOCOL", 400],
+  99: ["TUNNEL_PROTOCOL", 400],
+  65535: ["TUNNEL_PROTOCOL", 400],
+  [-1]: ["TUNNEL_PROTOCOL", 400],
+};
+
+test("a tunnel wire code keeps its stats code and its upgrade refusal status", () => {
+  for (const [wire, expected] of Object.entries(WIRE_BEFORE)) {
+    const w = Number(wire);
+    expect({ w, got: [errorCodeForTunnel(w), httpStatusForTunnel(w)] }).toEqual({ w, got: expected });
+  }
+  // Every code the protocol defines is pinned above.
+  for (const w of Object.keys(TUNNEL_ERRORS)) expect(WIRE_BEFORE[Number(w)]).toBeDefined();
+  expect(errorCodeForTunnel(1.5)).toBe("TUNNEL_PROTOCOL");
+  expect(errorCodeForTunnel(Number.NaN)).toBe("TUNNEL_PROTOCOL");
+});
+
+test("tunnelCodeFor: the code the edge sends reads back as the same stats code", () => {
+  for (const w of Object.values(TunnelErrorCode)) {
+    const code = errorCodeForTunnel(w);
+    expect({ w, back: errorCodeForTunnel(tunnelCodeFor(code)) }).toEqual({ w, back: code });
+  }
+  expect(tunnelCodeFor("AUTH_DENIED")).toBe(TunnelErrorCode.BAD_TOKEN);
+  expect(tunnelCodeFor("AUTH_REQUIRED")).toBe(TunnelErrorCode.AUTH_REQUIRED);
+  expect(tunnelCodeFor("UPSTREAM_CONNECT_REFUSED")).toBe(TunnelErrorCode.SERVICE_UNREACHABLE);
+  // A code with no meaning of its own on the tunnel wire is the edge's internal error (retried by the agent).
+  expect(tunnelCodeFor("TLS_DECODE")).toBe(TunnelErrorCode.INTERNAL);
+  for (const code of ERROR_CODES) expect(TUNNEL_ERRORS[tunnelCodeFor(code) as keyof typeof TUNNEL_ERRORS]).toBeDefined();
+});
