@@ -687,7 +687,7 @@ async function roleSessions(): Promise<void> {
   for (let i = 0; i < count; i += 20) {
     await Promise.all(Array.from({ length: Math.min(20, count - i) }, async (_, k) => {
       const d = await dialEdge(cfg, (o) => runtime.connect(o));
-      keep.push(new AgentSession(d, { agent: `idle-${i + k}`, roles: ["source"], services: [] }, events as never, ticker, 10_000, 10_000));
+      keep.push(new AgentSession(d, { agent: `idle-${i + k}`, roles: ["source"], services: [] }, events as never, ticker, { openTimeoutMs: 10_000, helloTimeoutMs: 10_000, streamWindow: 262_144, maxStreams: 1_000 }));
     }));
   }
   for (let i = 0; i < 2000 && welcomed < count; i++) await new Promise((r) => setTimeout(r, 10));

@@ -27,3 +27,4 @@ export {
 } from "./tokens.ts";
 export { type Destination, EgressPolicy, type Lookup, SPECIAL_PURPOSE_CIDRS, systemLookup } from "./egress.ts";
 export { type IdentityDecision, IdentityPolicy, parseSpiffeId, type SpiffeId, spiffeFromUris } from "./identity.ts";
+export { ANONYMOUS, type Principal, ProxyPolicy, TUNNEL_AUTHORITY_SUFFIX, tunnelServiceOf } from "./proxy_policy.ts";

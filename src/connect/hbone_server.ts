@@ -15,16 +15,16 @@
  * is reset (RST_STREAM CANCEL). Drain sends GOAWAY; streams already open
  * finish. `forwarded`, `baggage` and `traceparent` are logged with the tunnel.
  */
-import { asProxyError, type ErrorCode, ProxyError } from "../errors/mod.ts";
-import type { ConnectListenerConfig } from "../config/types.ts";
+import { asProxyError, type ErrorCode, h2StatusFor, ProxyError } from "../errors/mod.ts";
 import { parseProxyAuthorization } from "../auth/mod.ts";
-import { type Authority, formatAuthority, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
+import { type Authority, formatAuthority, formatPeer, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
 import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn } from "../runtime/types.ts";
-import { H2Connection, type H2ConnectionOwner } from "./h2_connection.ts";
-import type { H2Stream } from "./h2_stream.ts";
-import { ANONYMOUS, type Principal } from "./policy.ts";
-import type { ProxyListener, ProxySession } from "./proxy_listener.ts";
+import { H2Connection, type H2ConnectionOwner, type H2Stream } from "../mux/mod.ts";
+import { ANONYMOUS, type Principal } from "../auth/mod.ts";
+import { dialDestination } from "../upstream/mod.ts";
+import type { ConnectListener } from "./listener.ts";
+import type { FrontConnection } from "../frontdoor/mod.ts";
 
 /** After our GOAWAY (or a connection error) the peer gets this long to close before we do. */
 const CLOSE_LINGER_MS = 1000;
@@ -32,7 +32,7 @@ const CLOSE_LINGER_MS = 1000;
 /** Connection-specific fields that make an HTTP/2 request malformed (RFC 9113 §8.2.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade"]);
 
-export class HboneSession implements ProxySession, H2ConnectionOwner {
+export class HboneSession implements FrontConnection, H2ConnectionOwner {
   readonly h2: H2Connection;
   readonly tunnels = new Set<HboneTunnel>();
   private readonly startedAt = performance.now();
@@ -41,9 +41,9 @@ export class HboneSession implements ProxySession, H2ConnectionOwner {
   private finished = false;
   readonly client: string;
 
-  constructor(readonly conn: Conn, readonly listener: ProxyListener<ConnectListenerConfig>, nowMs: number) {
+  constructor(readonly conn: Conn, readonly listener: ConnectListener, nowMs: number) {
     this.startedMs = nowMs;
-    this.client = `${conn.remoteAddress}:${conn.remotePort}`;
+    this.client = formatPeer(conn.remoteAddress, conn.remotePort);
     const cfg = listener.config;
     this.h2 = new H2Connection(conn, this, { role: "server", maxConcurrentStreams: cfg.maxStreams, maxHeaderListBytes: cfg.maxHeaderBytes });
   }
@@ -53,7 +53,7 @@ export class HboneSession implements ProxySession, H2ConnectionOwner {
     this.h2.start(first);
   }
 
-  // The H2Connection owns the socket's events; these satisfy ProxySession for the listener's set.
+  // The H2Connection owns the socket's events; these satisfy FrontConnection for the listener's set.
   onData(): void {}
   onDrain(): void {}
   onEnd(): void {}
@@ -92,7 +92,7 @@ export class HboneSession implements ProxySession, H2ConnectionOwner {
     if (this.finished) return;
     this.finished = true;
     this.conn.close();
-    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000);
+    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000, null);
   }
 
   sweep(nowMs: number): void {
@@ -256,7 +256,7 @@ export class HboneTunnel implements RelayOwner {
     const l = this.session.listener;
     let up;
     try {
-      up = await l.policy.dial(l.runtime, dest, this.principal!, l.config.connectTimeoutMs, this.nullHandler);
+      up = await dialDestination(l.upstream, l.policy, dest, this.principal!, l.config.connectTimeoutMs, this.nullHandler);
     } catch (err) {
       return this.refuse(asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream"));
     }
@@ -265,7 +265,7 @@ export class HboneTunnel implements RelayOwner {
       this.errorCode ??= "DOWNSTREAM_RESET";
       return this.finish();
     }
-    this.address = up.address;
+    this.address = up.label;
     this.upstream = up.conn;
     this.status = 200;
     this.session.h2.respond(this.stream, [[":status", "200"]], false);
@@ -325,7 +325,6 @@ export class HboneTunnel implements RelayOwner {
     this.done = true;
     const l = this.session.listener;
     l.tunnelEnded({
-      proto: "h2",
       client: this.session.client,
       principal: this.principal,
       destination: this.destination,
@@ -340,26 +339,5 @@ export class HboneTunnel implements RelayOwner {
       traceparent: this.traceparent,
     });
     this.session.tunnelDone(this);
-  }
-}
-
-/** HTTP/2 statuses (DESIGN.md): 503 for every upstream failure; 401 (or 407 with token auth) for missing credentials. */
-export function h2StatusFor(code: ErrorCode, tokenAuth: boolean): number {
-  switch (code) {
-    case "HTTP_BAD_REQUEST":
-      return 400;
-    case "AUTH_REQUIRED":
-      return tokenAuth ? 407 : 401;
-    case "AUTH_DENIED":
-    case "ACCESS_DENIED":
-    case "EGRESS_DENIED":
-    case "IDENTITY_DENIED":
-      return 403;
-    case "HTTP_METHOD_NOT_ALLOWED":
-      return 405;
-    case "HTTP_HEADER_TOO_LARGE":
-      return 431;
-    default:
-      return 503;
   }
 }

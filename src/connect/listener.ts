@@ -1,31 +1,87 @@
 /**
- * A connect listener inside one worker: HTTP/1.1 CONNECT on plain TCP; over
- * TLS it offers ALPN "h2" and "http/1.1" and hands each connection to
- * HTTP/2 (HBONE) or HTTP/1.1 by what the client chose.
+ * `kind = "connect"`: HTTP/1.1 CONNECT on plain TCP; over TLS it offers ALPN
+ * "h2" and "http/1.1" and hands each connection to HTTP/2 (HBONE,
+ * hbone_server.ts) or HTTP/1.1 (http1_preamble.ts on the front session) by
+ * what the client chose.
  */
+import { type Principal, ProxyPolicy } from "../auth/mod.ts";
 import type { ConnectListenerConfig } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
-import type { Conn, ListenOptions } from "../runtime/types.ts";
+import { FrontListener, type FrontConnection, type ListenerSettings, type Preamble } from "../frontdoor/mod.ts";
+import type { Conn, TlsServerOptions } from "../runtime/types.ts";
 import { HboneSession } from "./hbone_server.ts";
-import { Http1Tunnel } from "./http1_tunnel.ts";
-import { ProxyListener, type ProxySession } from "./proxy_listener.ts";
+import { Http1Preamble } from "./http1_preamble.ts";
 
-export class ConnectListenerState extends ProxyListener<ConnectListenerConfig> {
-  protected listenTls(): ListenOptions["tls"] {
+/** What one HTTP/2 CONNECT stream did, for its log line and error counter. */
+export interface TunnelRecord {
+  client: string;
+  principal: Principal | null;
+  destination: string | null;
+  address: string | null;
+  status: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  seconds: number;
+  error: ErrorCode | null;
+  forwarded?: string | null;
+  baggage?: string | null;
+  traceparent?: string | null;
+}
+
+export class ConnectListener extends FrontListener<ConnectListenerConfig> {
+  declare policy: ProxyPolicy;
+
+  protected configure(s: ListenerSettings): void {
+    this.policy = new ProxyPolicy(s.config, s.listener as ConnectListenerConfig);
+  }
+
+  protected override listenTls(): TlsServerOptions | undefined {
     const t = this.config.tls;
     if (t === null) return undefined;
     return {
       cert: t.cert,
       key: t.key,
-      ca: t.clientCa ?? undefined,
+      ...(t.clientCa !== null ? { ca: t.clientCa } : {}),
       requestCert: t.clientCert !== "none",
       rejectUnauthorized: t.clientCert === "require",
       alpn: ["h2", "http/1.1"],
     };
   }
 
-  protected createSession(conn: Conn, nowMs: number): ProxySession {
-    return this.config.tls === null ? new Http1Tunnel(conn, this, nowMs) : new AlpnDispatch(conn, this, nowMs);
+  protected override createSession(conn: Conn, nowMs: number): FrontConnection {
+    return this.config.tls === null ? super.createSession(conn, nowMs) : new AlpnDispatch(conn, this, nowMs);
+  }
+
+  protected override preamble(): Preamble {
+    return new Http1Preamble(this);
+  }
+
+  /** An HTTP/1.1 connection after TLS chose it (ALPN). */
+  http1(conn: Conn, nowMs: number): FrontConnection {
+    return super.createSession(conn, nowMs);
+  }
+
+  /** Called once per HTTP/2 stream. */
+  tunnelEnded(r: TunnelRecord): void {
+    if (r.error !== null) this.stats.error(this.listenerSlot, r.error);
+    if (!this.logConnections) return;
+    this.log.info("tunnel", {
+      listener: this.name,
+      proto: "h2",
+      client: r.client,
+      identity: r.principal?.name ?? null,
+      user: r.principal?.user ?? null,
+      destination: r.destination,
+      address: r.address,
+      status: r.status,
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      duration_ms: Math.round(r.seconds * 1000),
+      error: r.error,
+      forwarded: r.forwarded ?? null,
+      baggage: r.baggage ?? null,
+      traceparent: r.traceparent ?? null,
+    });
   }
 }
 
@@ -33,11 +89,11 @@ export class ConnectListenerState extends ProxyListener<ConnectListenerConfig> {
  * A TLS connection until its first bytes: the handshake is done by then, so
  * the negotiated ALPN says which protocol the client speaks.
  */
-class AlpnDispatch implements ProxySession {
+class AlpnDispatch implements FrontConnection {
   private ended = false;
   private readonly startedAt = performance.now();
 
-  constructor(readonly conn: Conn, private readonly listener: ConnectListenerState, private readonly startedMs: number) {}
+  constructor(readonly conn: Conn, private readonly listener: ConnectListener, private readonly startedMs: number) {}
 
   onData(conn: Conn, chunk: Uint8Array): void {
     if (conn.tls()?.alpn === "h2") {
@@ -46,7 +102,7 @@ class AlpnDispatch implements ProxySession {
       h2.start(chunk);
       return;
     }
-    const h1 = new Http1Tunnel(conn, this.listener, this.startedMs);
+    const h1 = this.listener.http1(conn, this.startedMs);
     this.listener.replaceSession(this, h1);
     conn.setHandler(h1);
     h1.onData(conn, chunk);
@@ -59,7 +115,7 @@ class AlpnDispatch implements ProxySession {
   }
 
   onClose(): void {
-    this.finish();
+    this.finish(null);
   }
 
   sweep(nowMs: number): void {
@@ -74,10 +130,9 @@ class AlpnDispatch implements ProxySession {
     this.finish(code);
   }
 
-  private finish(code: ErrorCode | null = null): void {
+  private finish(code: ErrorCode | null): void {
     if (this.ended) return;
     this.ended = true;
-    if (code !== null) this.listener.stats.error(this.listener.listenerSlot, code);
-    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000);
+    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000, code);
   }
 }

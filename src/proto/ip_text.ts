@@ -202,3 +202,15 @@ export function isIPv6Text(s: string): boolean {
   return s.indexOf(":") >= 0;
 }
 
+
+/** Bun reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; logs and PROXY headers want the IPv4 form. */
+export function unmapV4(addr: string): string {
+  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
+}
+
+/** "ip:port", "[v6]:port" (RFC 3986 §3.2.2 brackets); "" when the address is unknown. */
+export function formatPeer(addr: string, port: number): string {
+  const a = unmapV4(addr);
+  if (a === "") return "";
+  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
+}

@@ -32,8 +32,13 @@ export const SocksMethod = {
 export const SocksCommand = { connect: 0x01, bind: 0x02, udpAssociate: 0x03 } as const;
 export const SocksAddressType = { ipv4: 0x01, domain: 0x03, ipv6: 0x04 } as const;
 
-/** Largest amount a client may pipeline behind its request before we answer it. */
-export const MAX_SOCKS_BUFFER = 4096;
+/**
+ * The largest message (auth: 1 + 1 + 255 + 1 + 255). Every length field is one
+ * byte, so an incomplete message never holds more than this: the parser's
+ * buffer is bounded by one message plus the chunk that completed it, and what
+ * a client pipelines behind its request is the caller's to bound (rest()).
+ */
+export const MAX_SOCKS_MESSAGE = 513;
 
 export interface SocksGreeting {
   kind: "greeting";
@@ -67,11 +72,12 @@ export class Socks5Parser {
   private buf: Uint8Array = new Uint8Array(0);
   private error: SocksError | null = null;
 
-  /** Copies: messages are tiny and arrive once per connection. */
+  /** Copies when bytes are already buffered: messages are tiny and arrive once per connection. */
   push(chunk: Uint8Array): void {
     if (this.error !== null || chunk.length === 0) return;
-    if (this.buf.length + chunk.length > MAX_SOCKS_BUFFER) {
-      this.fail(new SocksError(`More than ${MAX_SOCKS_BUFFER} bytes before the request was answered`, 0x01));
+    if (this.buf.length === 0) {
+      this.buf = chunk;
+      return;
     }
     const n = new Uint8Array(this.buf.length + chunk.length);
     n.set(this.buf, 0);

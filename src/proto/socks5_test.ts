@@ -1,6 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ProxyError } from "../errors/mod.ts";
-import { encodeAuthStatus, encodeMethodChoice, encodeReply, Socks5Parser, SocksError, type SocksPhase } from "./socks5.ts";
+import { encodeAuthStatus, encodeMethodChoice, encodeReply, MAX_SOCKS_MESSAGE, Socks5Parser, SocksError, type SocksPhase } from "./socks5.ts";
 
 const enc = new TextEncoder();
 
@@ -106,9 +105,22 @@ describe("refusals carry the reply code", () => {
     expect(p.bufferedBytes).toBe(0);
   });
 
-  test("the buffer is bounded", () => {
+  test("an incomplete message is at most MAX_SOCKS_MESSAGE bytes; data pipelined behind the request is the caller's (any size)", () => {
+    // Every length field is one byte: the longest message (auth) is 513 bytes.
+    const auth = Uint8Array.from([1, 255, ...new Uint8Array(255).fill(97), 255, ...new Uint8Array(255).fill(98)]);
+    expect(auth.length).toBe(MAX_SOCKS_MESSAGE);
     const p = new Socks5Parser();
-    expect(() => p.push(new Uint8Array(5000))).toThrow(ProxyError);
+    p.push(Uint8Array.from([5, 1, 2]));
+    expect(p.next("greeting")).not.toBeNull();
+    p.push(auth.subarray(0, MAX_SOCKS_MESSAGE - 1));
+    expect(p.next("auth")).toBeNull();
+    p.push(auth.subarray(MAX_SOCKS_MESSAGE - 1));
+    expect(p.next("auth")?.password).toBe("b".repeat(255));
+    const pipelined = new Uint8Array(100_000).fill(7);
+    p.push(Uint8Array.from([5, 1, 0, 1, 127, 0, 0, 1, 0, 80, ...pipelined.subarray(0, 10)]));
+    p.push(pipelined.subarray(10));
+    expect(p.next("request")?.port).toBe(80);
+    expect(p.rest().length).toBe(pipelined.length);
   });
 });
 

@@ -41,22 +41,42 @@ export class Relay implements ConnHandler {
   ) {}
 
   /**
-   * Take over both connections. `preamble` holds client bytes read before the
-   * upstream existed (the ClientHello); they go out first, untouched.
+   * Take over both connections. `toUpstream` holds client bytes read before
+   * the upstream existed (a PROXY header, the ClientHello, pipelined data);
+   * `toClient` upstream bytes read before the relay owned it (a server that
+   * speaks first). Both go out first, untouched. `clientEnded` /
+   * `upstreamEnded`: that side's FIN already arrived; it is passed on now.
    */
-  start(preamble: readonly Uint8Array[]): void {
+  start(toUpstream: readonly Uint8Array[], toClient: readonly Uint8Array[] | null = null, clientEnded = false, upstreamEnded = false): void {
     this.client.setHandler(this);
     this.upstream.setHandler(this);
-    let ok = true;
+    let upOk = true;
     let n = 0;
-    for (const chunk of preamble) {
+    for (const chunk of toUpstream) {
       n += chunk.length;
-      ok = this.upstream.write(chunk);
+      upOk = this.upstream.write(chunk);
+    }
+    let downOk = true;
+    let m = 0;
+    if (toClient !== null) {
+      for (const chunk of toClient) {
+        m += chunk.length;
+        downOk = this.client.write(chunk);
+      }
     }
     this.bytesToUpstream += n;
-    if (n > 0) this.owner.relayBytes(this, n, 0);
-    if (ok) this.client.resume();
+    this.bytesToClient += m;
+    if (n > 0 || m > 0) this.owner.relayBytes(this, n, m);
+    if (clientEnded) this.onEnd(this.client);
+    if (upstreamEnded) this.onEnd(this.upstream);
+    if (this.finished) return;
+    if (upOk) this.client.resume();
     else this.client.pause();
+    // The upstream was paused only if it spoke first (resume costs a syscall on some runtimes).
+    if (toClient !== null) {
+      if (downOk) this.upstream.resume();
+      else this.upstream.pause();
+    }
   }
 
   onData(conn: Conn, chunk: Uint8Array): void {

@@ -320,6 +320,8 @@ export function compileRouteTable(
   routes: readonly RouteConfig[],
   listenerName: string,
   backends: readonly RouteBackends[] = createRouteBackends(routes),
+  /** tcp and udp listeners: only routes that name the listener (a route naming none is for every sni listener). */
+  opts: { namedOnly?: boolean } = {},
 ): RouteTable {
   if (backends.length !== routes.length) {
     throw new RangeError(`compileRouteTable: ${backends.length} backends for ${routes.length} routes`);
@@ -327,7 +329,7 @@ export function compileRouteTable(
   const matches: RouteMatch[] = [];
   for (let i = 0; i < routes.length; i++) {
     const route = routes[i]!;
-    if (route.listeners.length > 0 && !route.listeners.includes(listenerName)) continue;
+    if (route.listeners.length > 0 ? !route.listeners.includes(listenerName) : opts.namedOnly === true) continue;
     matches.push({ route, index: i, backends: backends[i]! });
   }
   return new RouteTable(listenerName, matches);

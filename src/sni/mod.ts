@@ -1,2 +1,1 @@
-export { SniListenerState, type SniListenerDeps, type SniListenerSettings } from "./listener.ts";
-export { LINGER_MS, SniSession } from "./session.ts";
+export { SniListener } from "./listener.ts";

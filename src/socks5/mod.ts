@@ -1,2 +1,1 @@
-export { Socks5ListenerState } from "./listener.ts";
-export { Socks5Session } from "./session.ts";
+export { Socks5Listener } from "./listener.ts";

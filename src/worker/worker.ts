@@ -13,6 +13,7 @@ import type { Runtime } from "../runtime/types.ts";
 import { StatsWriter } from "../stats/mod.ts";
 import { tickClock } from "../relay/mod.ts";
 import { SessionCounters, TunnelHub } from "../tunnel/mod.ts";
+import { createUpstream } from "../upstream/mod.ts";
 import { createListener, type DataPlaneListener, type ListenerDeps, type ListenerSettings } from "./listeners.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";
 
@@ -41,7 +42,7 @@ export class DataPlane {
   private handle(msg: ToWorker): void {
     switch (msg.type) {
       case "start":
-        return this.start(msg);
+        return void this.start(msg);
       case "reload":
         return this.reload(msg.config, msg.slots, msg.seq);
       case "drain":
@@ -53,14 +54,15 @@ export class DataPlane {
     }
   }
 
-  private start(msg: Extract<ToWorker, { type: "start" }>): void {
+  private async start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
     const { config, slots } = msg;
     this.workerId = msg.workerId;
     this.log = new Logger(config.log.level, config.log.format, { worker: msg.workerId });
     this.stats = new StatsWriter(msg.slab, msg.workerId + 1);
     const counters = msg.tunnelSessions ? new SessionCounters(msg.tunnelSessions, msg.workerId) : null;
     this.hub = new TunnelHub({ workerId: msg.workerId, log: this.log, counters, onSession: (e) => this.port.post({ ...e, workerId: msg.workerId }) });
-    const deps: ListenerDeps = { runtime: this.runtime, stats: this.stats, limits: new Int32Array(msg.limits), log: this.log, tunnels: this.hub };
+    const upstream = createUpstream(this.runtime, this.hub);
+    const deps: ListenerDeps = { runtime: this.runtime, stats: this.stats, limits: new Int32Array(msg.limits), log: this.log, upstream, tunnels: this.hub };
     const bound: Record<string, { hostname: string; port: number }> = {};
     try {
       for (const settings of this.settingsFor(config, slots)) {
@@ -68,7 +70,7 @@ export class DataPlane {
         this.listeners.push(l);
         const a = settings.listener.address;
         const port = a.kind === "tcp" ? (msg.ports[l.name] ?? a.port) : 0;
-        const bind = l.start(a.kind === "tcp" ? a.hostname : "", port);
+        const bind = await l.start(a.kind === "tcp" ? a.hostname : "", port);
         bound[l.name] = { hostname: bind.hostname, port: bind.port };
       }
     } catch (err) {

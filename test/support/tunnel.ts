@@ -47,7 +47,7 @@ export class TestEdge implements TunnelSessionHost {
   readonly listenerSlot = 0;
   readonly logConnections = true;
   readonly sessions = new Set<EdgeSession>();
-  config: TunnelSessionConfig = {
+  sessionConfig: TunnelSessionConfig = {
     name: "tunnel",
     handshakeTimeoutMs: 2000,
     idleTimeoutMs: 0,
@@ -71,7 +71,7 @@ export class TestEdge implements TunnelSessionHost {
   nextSessionId(): string {
     return `t-${++this.seq}`;
   }
-  sessionEnded(s: EdgeSession): void {
+  agentSessionEnded(s: EdgeSession): void {
     this.sessions.delete(s);
   }
 

@@ -10,8 +10,7 @@
 import type { HboneRouteConfig } from "../config/types.ts";
 import { ProxyError } from "../errors/mod.ts";
 import type { Conn, ConnHandler, Runtime } from "../runtime/types.ts";
-import { H2Connection, type H2ConnectionOwner } from "./h2_connection.ts";
-import type { H2Stream } from "./h2_stream.ts";
+import { H2Connection, type H2ConnectionOwner, type H2Stream } from "../mux/mod.ts";
 
 /** A pooled connection with no streams is closed after this long. */
 export const POOL_IDLE_MS = 30_000;

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { HboneRouteConfig } from "../config/types.ts";
 import { ProxyError } from "../errors/mod.ts";
-import { forwardedFor, hboneAuthority } from "./hbone_client.ts";
-import { h2StatusFor } from "./hbone_server.ts";
+import { forwardedFor, hboneAuthority } from "./hbone_pool.ts";
+import { h2StatusFor } from "../errors/mod.ts";
 
 const cfg = (o: Partial<HboneRouteConfig> = {}): HboneRouteConfig => ({
   certPath: "",

@@ -1,0 +1,327 @@
+/**
+ * One client connection on a single-tunnel listener (sni, tcp, HTTP/1.1
+ * CONNECT, SOCKS5), from accept to its one outcome record:
+ *
+ *   [inbound PROXY header] → preamble (the kind's parser + policy) → dial
+ *     (upstream/) → [what the client is told] → Relay → linger → done
+ *
+ * A FIN, a reset or a deadline is handled here in every phase, once:
+ * - a client that half-closes before its preamble is complete is refused
+ *   with the kind's `incomplete` code and no answer;
+ * - a client FIN while dialing (hello + data + FIN in one write, a health
+ *   check) is remembered and passed on to the upstream once it is up;
+ * - upstream bytes or FIN that arrive before the relay owns the connection
+ *   (a server that speaks first) are held and passed on in order;
+ * - a refusal is answered with the kind's encoder (TLS alert, HTTP status,
+ *   SOCKS reply), then the session half-closes and lingers, reading and
+ *   discarding, so the answer is not lost to a TCP reset.
+ */
+import type { AccessList } from "../auth/mod.ts";
+import type { ListenerBase } from "../config/types.ts";
+import { asProxyError, type ErrorCode, ProxyError } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { formatPeer, ProxyHeaderParser } from "../proto/mod.ts";
+import { readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
+import type { Conn } from "../runtime/types.ts";
+import type { StatsWriter } from "../stats/mod.ts";
+import { type Dialed, type Endpoints, proxyHeader } from "../upstream/mod.ts";
+import type { FrontConnection, Preamble } from "./types.ts";
+
+export enum Phase {
+  ProxyHeader,
+  Preamble,
+  Dialing,
+  Relaying,
+  Closing,
+  Done,
+}
+
+/** How long a refused client may keep its half of the connection after our answer. */
+export const LINGER_MS = 1000;
+
+/**
+ * Client bytes held while the upstream is being reached (bytes pipelined
+ * behind a ClientHello, a CONNECT head or a SOCKS5 request); past this the
+ * client is paused (not refused) until the relay starts.
+ */
+export const EARLY_BYTES = 65_536;
+
+/** What a session needs from its listener. */
+export interface FrontHost {
+  readonly config: ListenerBase;
+  readonly access: AccessList;
+  readonly stats: StatsWriter;
+  readonly listenerSlot: number;
+  readonly log: Logger;
+  now(): number;
+  sessionEnded(s: FrontSession): void;
+}
+
+export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
+  phase: Phase;
+  /** Coarse ms when the current phase's deadline started (sweeper). */
+  phaseStartedMs: number;
+  /** The client: the socket's peer, or who the inbound PROXY header named. Read at accept: after a close some runtimes report "". */
+  clientAddress: string;
+  clientPort: number;
+  /** The route's stats slot, set by the preamble once it chose one; -1 before. */
+  routeSlot = -1;
+  relay: Relay | null = null;
+  upstream: Dialed | null = null;
+  errorCode: ErrorCode | null = null;
+  readonly startedAt = performance.now();
+  private firstByteAt = 0;
+  private proxyIn: ProxyHeaderParser | null = null;
+  /** Client bytes read while dialing (allocated on use). */
+  private early: Uint8Array[] | null = null;
+  private earlyBytes = 0;
+  private clientEnded = false;
+  /** Upstream events before the relay owns it. */
+  private upstreamEarly: Uint8Array[] | null = null;
+  private upstreamEnded = false;
+  private upstreamClosed: { err: Error | undefined } | null = null;
+
+  constructor(readonly client: Conn, readonly host: FrontHost, readonly preamble: Preamble, nowMs: number) {
+    this.clientAddress = client.remoteAddress;
+    this.clientPort = client.remotePort;
+    this.phaseStartedMs = nowMs;
+    const accept = host.config.acceptProxy;
+    if (accept !== "none") {
+      this.proxyIn = new ProxyHeaderParser({ accept });
+      this.phase = Phase.ProxyHeader;
+    } else this.phase = Phase.Preamble;
+    if (this.phase === Phase.Preamble && preamble.immediate) this.startDial();
+  }
+
+  get localAddress(): string {
+    return this.client.localAddress;
+  }
+  get localPort(): number {
+    return this.client.localPort;
+  }
+
+  /** An answer during the preamble (SOCKS5 method choice, auth status). */
+  reply(bytes: Uint8Array): void {
+    this.client.write(bytes);
+  }
+
+  // ---- events of the client, and of the upstream before the relay owns it ----
+
+  onData(conn: Conn, chunk: Uint8Array): void {
+    if (conn !== this.client) return this.holdUpstream(conn, chunk);
+    switch (this.phase) {
+      case Phase.ProxyHeader:
+        this.firstByteAt ||= performance.now();
+        return this.onProxyHeader(chunk);
+      case Phase.Preamble:
+        this.firstByteAt ||= performance.now();
+        return this.onPreamble(chunk);
+      case Phase.Dialing:
+        return this.holdEarly(chunk);
+      default:
+        return; // Closing: discard while the answer drains
+    }
+  }
+
+  private onProxyHeader(chunk: Uint8Array): void {
+    let r;
+    try {
+      r = readInboundProxy(this.proxyIn!, chunk, this.host.access);
+    } catch (err) {
+      // The sender is a load balancer, not the client: no answer in the client's protocol.
+      return this.fail(asProxyError(err, "PROXY_PROTOCOL", "downstream"), false);
+    }
+    if (r === null) return;
+    if (r.client !== null) {
+      this.clientAddress = r.client.address;
+      this.clientPort = r.client.port;
+    }
+    this.proxyIn = null;
+    this.phase = Phase.Preamble;
+    this.phaseStartedMs = this.host.now();
+    if (this.preamble.immediate) this.startDial();
+    for (const rest of r.rest) if (rest.length > 0) this.onData(this.client, rest);
+  }
+
+  private onPreamble(chunk: Uint8Array): void {
+    let done;
+    try {
+      done = this.preamble.push(chunk, this);
+    } catch (err) {
+      return this.fail(asProxyError(err, "INTERNAL"), true);
+    }
+    if (!done || this.phase !== Phase.Preamble) return;
+    this.host.stats.handshake(this.host.listenerSlot, (performance.now() - this.firstByteAt) / 1000);
+    this.startDial();
+  }
+
+  private startDial(): void {
+    this.phase = Phase.Dialing;
+    this.phaseStartedMs = this.host.now();
+    for (const c of this.preamble.takeRest()) if (c.length > 0) this.holdEarly(c);
+    this.preamble.dial(this).then((up) => this.dialed(up), (err) => this.dialFailed(err));
+  }
+
+  /** Client bytes before the upstream is up: kept in order, the client paused past EARLY_BYTES. */
+  private holdEarly(chunk: Uint8Array): void {
+    (this.early ??= []).push(chunk);
+    this.earlyBytes += chunk.length;
+    if (this.earlyBytes >= EARLY_BYTES) this.client.pause();
+  }
+
+  /** A server that speaks first may do so before the relay owns its connection. */
+  private holdUpstream(conn: Conn, chunk: Uint8Array): void {
+    (this.upstreamEarly ??= []).push(chunk);
+    conn.pause();
+  }
+
+  onDrain(): void {}
+
+  onEnd(conn: Conn): void {
+    if (conn !== this.client) {
+      this.upstreamEnded = true;
+      return;
+    }
+    switch (this.phase) {
+      case Phase.ProxyHeader:
+      case Phase.Preamble:
+        // It will never finish its preamble.
+        return this.fail(new ProxyError(this.preamble.incomplete, "downstream", "The client closed before its preamble was complete"), false);
+      case Phase.Dialing:
+        this.clientEnded = true; // passed on once the upstream is up
+        return;
+      case Phase.Closing:
+        return this.client.close();
+    }
+  }
+
+  onClose(conn: Conn, err?: Error): void {
+    if (conn !== this.client) {
+      this.upstreamClosed = { err };
+      return;
+    }
+    if (this.phase === Phase.Done) return;
+    if (this.phase !== Phase.Closing && this.errorCode === null && err) this.errorCode = "DOWNSTREAM_RESET";
+    this.done();
+  }
+
+  // ---- the upstream --------------------------------------------------------------
+
+  private dialed(up: Dialed): void {
+    if (this.phase !== Phase.Dialing) {
+      // The client went away (or a deadline ended it) meanwhile.
+      up.conn.close();
+      up.release();
+      return;
+    }
+    this.upstream = up;
+    const toUpstream: Uint8Array[] = [];
+    const header = proxyHeader(up.proxyProtocol, this);
+    if (header !== null) toUpstream.push(header);
+    if (this.early !== null) for (const c of this.early) toUpstream.push(c);
+    this.early = null;
+    const answer = this.preamble.accepted(up, this);
+    if (answer !== null) this.client.write(answer);
+    this.phase = Phase.Relaying;
+    // Small records (handshakes, request/response turns) must not wait for Nagle.
+    up.conn.setNoDelay(true);
+    const relay = (this.relay = new Relay(this.client, up.conn, this));
+    relay.start(toUpstream, this.upstreamEarly, this.clientEnded, this.upstreamEnded);
+    this.upstreamEarly = null;
+    if (this.upstreamClosed !== null && !relay.isFinished) relay.onClose(up.conn, this.upstreamClosed.err);
+  }
+
+  private dialFailed(err: unknown): void {
+    const e = asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream");
+    if (this.host.log.enabled("debug")) {
+      this.host.log.debug("upstream failed", { listener: this.host.config.name, client: this.clientText, error: e.code, reason: e.message });
+    }
+    this.fail(e, true);
+  }
+
+  // ---- relay callbacks -------------------------------------------------------------
+
+  relayBytes(_r: Relay, toUpstream: number, toClient: number): void {
+    const st = this.host.stats;
+    st.bytes(this.host.listenerSlot, toUpstream, toClient);
+    if (this.routeSlot >= 0) st.bytes(this.routeSlot, toUpstream, toClient);
+  }
+
+  relayClosed(_r: Relay, code: ErrorCode | null): void {
+    if (code !== null && this.errorCode === null) this.errorCode = code;
+    this.done();
+  }
+
+  // ---- endings ------------------------------------------------------------------------
+
+  /** Sweeper: the handshake, idle and linger deadlines. */
+  sweep(nowMs: number): void {
+    const cfg = this.host.config;
+    switch (this.phase) {
+      case Phase.ProxyHeader:
+      case Phase.Preamble:
+        if (nowMs - this.phaseStartedMs >= cfg.handshakeTimeoutMs) {
+          this.fail(new ProxyError("HANDSHAKE_TIMEOUT", "downstream", `No complete preamble within ${cfg.handshakeTimeoutMs} ms`), true, nowMs);
+        }
+        return; // Dialing is bounded by the dial's own timeout.
+      case Phase.Relaying:
+        if (cfg.idleTimeoutMs > 0 && nowMs - this.relay!.lastActiveMs >= cfg.idleTimeoutMs) this.relay!.abort("IDLE_TIMEOUT");
+        return;
+      case Phase.Closing:
+        if (nowMs - this.phaseStartedMs >= LINGER_MS) {
+          this.client.close();
+          this.done();
+        }
+        return;
+    }
+  }
+
+  /** One connection carries one tunnel: nothing to refuse later. */
+  drain(): void {}
+
+  /** Drain deadline: close whatever is still open. */
+  abort(code: ErrorCode): void {
+    if (this.relay !== null && !this.relay.isFinished) return this.relay.abort(code);
+    if (this.phase === Phase.Done) return;
+    this.errorCode ??= code;
+    this.client.close();
+    this.done();
+  }
+
+  /**
+   * Refuse the client: the kind's answer (when `answer` and the client got as
+   * far as its preamble), then half-close and linger.
+   */
+  fail(err: ProxyError, answer: boolean, nowMs = this.host.now()): void {
+    if (this.phase >= Phase.Closing) return;
+    this.errorCode = err.code;
+    if (this.host.log.enabled("debug")) {
+      this.host.log.debug("connection refused", { listener: this.host.config.name, client: this.clientText, error: err.code, reason: err.message });
+    }
+    const answerable = answer && (this.phase === Phase.Preamble || this.phase === Phase.Dialing);
+    this.early = null;
+    this.phase = Phase.Closing;
+    this.phaseStartedMs = nowMs;
+    const bytes = answerable ? this.preamble.refusal(err, this) : null;
+    if (bytes !== null) this.client.write(bytes);
+    this.client.end();
+    this.client.resume(); // read and discard until the client closes or the linger ends
+  }
+
+  private done(): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    this.upstream?.release();
+    this.host.sessionEnded(this);
+  }
+
+  /** "ip:port" of the client, for logs. */
+  get clientText(): string {
+    return formatPeer(this.clientAddress, this.clientPort);
+  }
+
+  /** Seconds since accept. */
+  seconds(): number {
+    return (performance.now() - this.startedAt) / 1000;
+  }
+}
