@@ -137,15 +137,15 @@ describe("refusals close only themselves", () => {
 
     const cases: [string, (string | Uint8Array)[], number, string][] = [
       ["malformed request line", ["CONNECT  a:1 HTTP/1.1\r\n\r\n"], 400, "HTTP_BAD_REQUEST"],
-      ["bare LF", [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\n\n`], 400, "HTTP_BAD_REQUEST"],
+      ["bare LF", [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\nHost: 127.0.0.1:${echo.port}\n\n`], 400, "HTTP_BAD_REQUEST"],
       ["binary junk (a TLS ClientHello on a plain port)", [Uint8Array.of(0x16, 3, 1, 2, 0, 1, 0, 1, 0xfc)], 400, "HTTP_BAD_REQUEST"],
-      ["oversized head", [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nX-Big: ${"a".repeat(3000)}\r\n\r\n`], 431, "HTTP_HEADER_TOO_LARGE"],
+      ["oversized head", [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\nX-Big: ${"a".repeat(3000)}\r\n\r\n`], 431, "HTTP_HEADER_TOO_LARGE"],
       ["not CONNECT", ["GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n"], 405, "HTTP_METHOD_NOT_ALLOWED"],
-      ["CONNECT with content", [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello`], 400, "HTTP_BAD_REQUEST"],
-      ["authority without a port", ["CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n"], 400, "HTTP_BAD_REQUEST"],
-      ["refused upstream", [`CONNECT 127.0.0.1:${dead} HTTP/1.1\r\n\r\n`], 502, "UPSTREAM_CONNECT_REFUSED"],
-      ["private address outside allow_cidrs", [`CONNECT 127.0.0.2:${echo.port} HTTP/1.1\r\n\r\n`], 403, "EGRESS_DENIED"],
-      ["a name that does not resolve", ["CONNECT nonexistent.invalid:443 HTTP/1.1\r\n\r\n"], 503, "UPSTREAM_DNS"],
+      ["CONNECT with content", [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\nContent-Length: 5\r\n\r\nhello`], 400, "HTTP_BAD_REQUEST"],
+      ["authority without a port", ["CONNECT 127.0.0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"], 400, "HTTP_BAD_REQUEST"],
+      ["refused upstream", [`CONNECT 127.0.0.1:${dead} HTTP/1.1\r\nHost: 127.0.0.1:${dead}\r\n\r\n`], 502, "UPSTREAM_CONNECT_REFUSED"],
+      ["private address outside allow_cidrs", [`CONNECT 127.0.0.2:${echo.port} HTTP/1.1\r\nHost: 127.0.0.2:${echo.port}\r\n\r\n`], 403, "EGRESS_DENIED"],
+      ["a name that does not resolve", ["CONNECT nonexistent.invalid:443 HTTP/1.1\r\nHost: nonexistent.invalid:443\r\n\r\n"], 503, "UPSTREAM_DNS"],
     ];
     const results = await Promise.all(cases.map(([, req]) => rawRequest(port, req)));
     results.forEach((t, i) => {
@@ -161,7 +161,7 @@ describe("refusals close only themselves", () => {
 
   test("slowloris: a head not complete within handshake_timeout gets 408 and is closed", async () => {
     const started = Date.now();
-    const t = await rawRequest(em.hostPort("open").port, ["CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-Slow: "], 10_000);
+    const t = await rawRequest(em.hostPort("open").port, ["CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Slow: "], 10_000);
     expect(t.status).toBe(408);
     expect(t.head).toContain("Edgemux-Error: HANDSHAKE_TIMEOUT");
     await within(t.closed, 5000, "close after 408");
@@ -172,7 +172,7 @@ describe("refusals close only themselves", () => {
 
   test("bytes sent right behind the CONNECT head reach the upstream; POST with x-tun is a tunnel too", async () => {
     const port = em.hostPort("open").port;
-    const early = await rawRequest(port, [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\nearly-bytes`]);
+    const early = await rawRequest(port, [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: 127.0.0.1:${echo.port}\r\n\r\nearly-bytes`]);
     expect(early.status).toBe(200);
     expect((await early.roundTrip("", 11)).toString()).toBe("early-bytes");
     early.socket.destroy();
@@ -253,7 +253,7 @@ describe("SOCKS5 with curl", () => {
 describe("SSRF: default egress refuses loopback by address and by name", () => {
   test("HTTP/1.1 CONNECT to 127.0.0.1 and to localhost: 403", async () => {
     for (const target of [`127.0.0.1:${echo.port}`, `localhost:${echo.port}`, `[::1]:${echo.port}`]) {
-      const t = await rawRequest(strict.hostPort("open").port, [`CONNECT ${target} HTTP/1.1\r\n\r\n`]);
+      const t = await rawRequest(strict.hostPort("open").port, [`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`]);
       expect(`${target} ${t.status}`).toBe(`${target} 403`);
       expect(t.head).toContain("Edgemux-Error: EGRESS_DENIED");
     }

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { ProxyError } from "../errors/mod.ts";
 import { type TunnelErrorInfo, tunnelErrorInfo } from "../proto/tunnel_control.ts";
 import type { Conn, ConnectOptions, ConnHandler } from "../runtime/types.ts";
-import { checkUpgradeResponse, HttpHeadParser, upgradeRequest, type UpgradeTransport } from "../tunnel/mod.ts";
+import { checkUpgradeResponse, upgradeRequest, upgradeResponseParser, type UpgradeTransport } from "../tunnel/mod.ts";
 import { WsConn } from "../tunnel/mod.ts";
 import { VERSION } from "../version.ts";
 import type { AgentConfig } from "./config.ts";
@@ -36,7 +36,7 @@ const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClos
 
 /** Reads the upgrade answer; settles once. */
 class UpgradeReader implements ConnHandler {
-  readonly parser = new HttpHeadParser("response");
+  readonly parser = upgradeResponseParser();
   conn: Conn | null = null;
   settled = false;
   constructor(

@@ -35,7 +35,7 @@ export {
   PP2_TYPE,
   PP2_TYPE_EDGEMUX_IDENTITY,
 } from "./proxy_protocol.ts";
-export { parseIPv4, parseIPv6Groups } from "./ip_text.ts";
+export { formatPeer, parseIPv4, parseIPv6Groups, unmapV4 } from "./ip_text.ts";
 export {
   cmdName,
   encodeSmuxHeader,
@@ -61,12 +61,28 @@ export {
   type Authority,
   type HostKind,
 } from "./authority.ts";
-export { fieldCount, fieldValue, Http1RequestParser, type Http1RequestParserOptions, type HttpRequestHead } from "./http1_request.ts";
+export {
+  encodeClosingResponse,
+  fieldCount,
+  fieldList,
+  fieldValue,
+  type HttpFields,
+  Http1RequestParser,
+  type Http1RequestParserOptions,
+  Http1ResponseParser,
+  type Http1ResponseParserOptions,
+  type HttpRequestHead,
+  type HttpResponseHead,
+  listHasToken,
+  printable,
+  REASON_PHRASES,
+  reasonPhrase,
+} from "./http1_head.ts";
 export {
   encodeAuthStatus,
   encodeMethodChoice,
   encodeReply,
-  MAX_SOCKS_BUFFER,
+  MAX_SOCKS_MESSAGE,
   Socks5Parser,
   SocksAddressType,
   SocksCommand,
@@ -104,3 +120,4 @@ export {
 } from "./h2_frame.ts";
 export { DEFAULT_TABLE_SIZE, encodeHeaders, type HeaderBlock, HpackDecoder } from "./hpack.ts";
 export { ChunkQueue } from "./chunk_queue.ts";
+export { encodeWsClose, encodeWsFrame, unmask, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, WsProtocolError } from "./websocket.ts";

@@ -287,10 +287,15 @@ function listen(opts: ListenOptions): Listener {
   };
 }
 
-/** socket.data of an outgoing socket until it opens; then the BunConn replaces it. */
+/**
+ * socket.data of an outgoing socket until it is usable: until it opens (TCP),
+ * or until its handshake is done (TLS); then the BunConn replaces it.
+ */
 class PendingConnect {
   settled = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** TLS: the connection, opened and waiting for its handshake. */
+  conn: BunConn | null = null;
   constructor(
     readonly opts: ConnectOptions,
     readonly resolve: (c: Conn) => void,
@@ -302,6 +307,21 @@ class PendingConnect {
     this.settled = true;
     if (this.timer) clearTimeout(this.timer);
     this.reject(err);
+    // A socket still in its TLS handshake: nobody will use it.
+    const c = this.conn;
+    if (c !== null && c.markClosed()) c.socket.end();
+  }
+
+  succeed(socket: BunSocket, c: BunConn): void {
+    socket.data = c;
+    if (this.settled) {
+      // Timed out already: nobody wants this connection any more.
+      if (c.markClosed()) socket.end();
+      return;
+    }
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.resolve(c);
   }
 }
 
@@ -311,31 +331,47 @@ function connectTimedOut(p: PendingConnect): void {
 
 /**
  * One handler object for every outgoing socket (not one per connect): the
- * per-connection state rides in socket.data.
+ * per-connection state rides in socket.data. Until the connection is usable
+ * socket.data is the PendingConnect, and its events settle the connect
+ * instead of reaching the caller's handler.
  */
 const connectEvents = {
   ...socketEvents,
   open(socket: BunSocket) {
     const p: PendingConnect = socket.data;
     const c = new BunConn(socket, p.opts.handler, p.opts.tls !== undefined);
-    socket.data = c;
-    if (p.settled) {
-      // Timed out already: nobody wants this connection any more.
-      c.markClosed();
-      socket.end();
-      return;
-    }
-    p.settled = true;
-    if (p.timer) clearTimeout(p.timer);
-    p.resolve(c);
+    // Bun opens a TLS socket before its handshake, and a failed certificate check then only closes it: a
+    // caller handed the socket here would see a plain close and never the reason. Wait for `handshake`.
+    if (p.opts.tls !== undefined && !p.settled) p.conn = c;
+    else p.succeed(socket, c);
+  },
+  handshake(socket: BunSocket, success: boolean, authorizationError: Error | null) {
+    const p = socket.data;
+    if (!(p instanceof PendingConnect) || p.conn === null) return;
+    // With rejectUnauthorized (the default) a failed verification is success=false; without it, the error is
+    // only informative and the connection goes on.
+    if (!success) return p.fail(tlsErrorFor(authorizationError, p.opts));
+    p.succeed(socket, p.conn);
   },
   connectError(socket: BunSocket, err: Error) {
     const p = socket.data;
     if (p instanceof PendingConnect) p.fail(connectErrorFor(err, p.opts));
   },
+  data(socket: BunSocket, chunk: Uint8Array) {
+    if (socket.data instanceof BunConn) socketEvents.data(socket, chunk);
+  },
+  drain(socket: BunSocket) {
+    if (socket.data instanceof BunConn) socketEvents.drain(socket);
+  },
+  end(socket: BunSocket) {
+    if (socket.data instanceof BunConn) socketEvents.end(socket);
+  },
   close(socket: BunSocket, err?: Error) {
     const c = socket.data;
     if (c instanceof BunConn) socketEvents.close(socket, err);
+    else if (c instanceof PendingConnect) {
+      c.fail(err ? connectErrorFor(err, c.opts) : new ProxyError("UPSTREAM_CONNECT_REFUSED", "upstream", `Cannot connect to ${describe(c.opts)}: closed during the TLS handshake`));
+    }
   },
   error(socket: BunSocket, err: Error) {
     const c = socket.data;
@@ -382,6 +418,14 @@ function connectErrorFor(err: Error, opts: ConnectOptions): ProxyError {
     `Cannot connect to ${describe(opts)}: ${code || err?.message || "refused"}`,
     { cause: err },
   );
+}
+
+/** A failed TLS handshake of ours: the certificate error as the TLS library words it, with its code. */
+function tlsErrorFor(err: Error | null, opts: ConnectOptions): ProxyError {
+  // deno-lint-ignore no-explicit-any
+  const code = (err as any)?.code;
+  const why = err ? `certificate verify failed: ${err.message}${code ? ` (${code})` : ""}` : "handshake failed";
+  return new ProxyError("UPSTREAM_CONNECT_REFUSED", "upstream", `TLS handshake with ${describe(opts)} failed: ${why}`, err ? { cause: err } : undefined);
 }
 
 async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {

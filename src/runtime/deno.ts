@@ -64,8 +64,11 @@ class DenoConnAdapter implements Conn {
     this.localPort = l.port ?? 0;
   }
 
-  /** Finishes the TLS handshake (if any) and starts reading; returns the handshake error, if it failed. */
-  async start(): Promise<Error | null> {
+  /**
+   * Finishes the TLS handshake (if any) and starts reading; returns the handshake error, if it failed.
+   * `handler`, when given, takes over once the handshake succeeded (a failed one is the caller's return value only).
+   */
+  async start(handler?: ConnHandler): Promise<Error | null> {
     if (this.isTls) {
       try {
         const hs = await this.conn.handshake();
@@ -75,6 +78,7 @@ class DenoConnAdapter implements Conn {
         return err as Error;
       }
     }
+    if (handler) this.handler = handler;
     void this.readLoop();
     return null;
   }
@@ -302,9 +306,10 @@ async function connect(opts: ConnectOptions): Promise<Conn> {
     if (timer) clearTimeout(timer);
   }
   const c = new DenoConnAdapter(raw, t !== undefined);
-  c.handler = opts.handler;
-  const failed = await c.start();
-  // A TLS handshake that failed (bad certificate, no common ALPN) is a failed connect, not a connection.
+  // A TLS handshake that failed (bad certificate, no common ALPN) is a failed connect, not a connection: the
+  // caller hears of it once, as this rejection naming the certificate error; its handler (which would otherwise
+  // see the close of a connection it never got) takes over only once the connection is usable.
+  const failed = await c.start(opts.handler);
   if (failed) throw new ProxyError("UPSTREAM_CONNECT_REFUSED", "upstream", `TLS handshake with ${where} failed: ${failed.message}`, { cause: failed });
   return c;
 }

@@ -1,23 +1,42 @@
 import { describe, expect, test } from "bun:test";
 import { ProxyError } from "../errors/mod.ts";
 import { TunnelErrorCode } from "../proto/tunnel_control.ts";
+import { fieldValue, type HttpRequestHead, type HttpResponseHead } from "../proto/mod.ts";
 import {
   checkUpgradeRequest,
   checkUpgradeResponse,
-  HttpHeadParser,
   MAX_HEAD_BYTES,
   refusalResponse,
   switchingProtocols,
   upgradeRequest,
+  upgradeRequestParser,
+  upgradeResponseParser,
   wsAccept,
 } from "./http_upgrade.ts";
 
 const enc = new TextEncoder();
 
-function parse(kind: "request" | "response", text: string | Uint8Array) {
-  const p = new HttpHeadParser(kind);
+function request(text: string | Uint8Array): HttpRequestHead {
+  const p = upgradeRequestParser();
   p.push(typeof text === "string" ? enc.encode(text) : text);
-  return { head: p.next(), rest: p.rest() };
+  return p.next()!;
+}
+
+function response(text: string | Uint8Array): HttpResponseHead {
+  const p = upgradeResponseParser();
+  p.push(typeof text === "string" ? enc.encode(text) : text);
+  return p.next()!;
+}
+
+/** The error a request gets, from the parser or from the upgrade check. */
+function refusalOf(text: string): ProxyError | null {
+  try {
+    checkUpgradeRequest(request(text));
+  } catch (e) {
+    expect(e).toBeInstanceOf(ProxyError);
+    return e as ProxyError;
+  }
+  return null;
 }
 
 describe("HTTP upgrade", () => {
@@ -31,7 +50,7 @@ describe("HTTP upgrade", () => {
     bytes.set(req);
     bytes.set([2, 0, 0], req.length);
     for (let a = 0; a <= bytes.length; a++) {
-      const p = new HttpHeadParser("request");
+      const p = upgradeRequestParser();
       p.push(bytes.slice(0, a));
       let head = p.next();
       p.push(bytes.slice(a));
@@ -45,58 +64,70 @@ describe("HTTP upgrade", () => {
 
   test("websocket request and the 101 that accepts it", () => {
     const key = "dGhlIHNhbXBsZSBub25jZQ==";
-    const { head } = parse("request", upgradeRequest({ host: "e", transport: "websocket", token: null, wsKey: key }));
-    const r = checkUpgradeRequest(head!);
+    const r = checkUpgradeRequest(request(upgradeRequest({ host: "e", transport: "websocket", token: null, wsKey: key })));
     expect(r.transport).toBe("websocket");
     expect(r.wsSubprotocol).toBe(true);
     expect(r.token).toBeNull();
-    const res = parse("response", switchingProtocols(r)).head!;
-    expect(res.headers.get("sec-websocket-accept")).toBe("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    const res = response(switchingProtocols(r));
+    expect(fieldValue(res, "sec-websocket-accept")).toBe("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     expect(checkUpgradeResponse(res, "websocket", key)).toEqual({ ok: true });
     expect(checkUpgradeResponse(res, "websocket", "AAAAAAAAAAAAAAAAAAAAAA==").ok).toBe(false);
   });
 
   test("refusals carry the numbered code and the reason", () => {
-    const res = parse("response", refusalResponse(TunnelErrorCode.BAD_TOKEN, "token not known")).head!;
-    expect(res.line[1]).toBe("401");
+    const res = response(refusalResponse(TunnelErrorCode.BAD_TOKEN, "token not known"));
+    expect(res.status).toBe(401);
     expect(checkUpgradeResponse(res, "smux")).toEqual({ ok: false, status: 401, code: 10, reason: "token not known" });
-    const other = parse("response", "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n").head!;
+    const other = response("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
     expect(checkUpgradeResponse(other, "smux")).toEqual({ ok: false, status: 502, code: TunnelErrorCode.INTERNAL, reason: "HTTP 502 Bad Gateway" });
   });
 
-  test("malformed requests are TUNNEL_PROTOCOL errors naming the problem", () => {
-    const bad: [string, RegExp][] = [
-      ["POST / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: edgemux-smux/2\r\n\r\n", /must be GET/],
-      ["GET / HTTP/1.1\r\nUpgrade: edgemux-smux/2\r\n\r\n", /Connection: Upgrade/],
-      ["GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n", /Upgrade must be/],
-      ["GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n", /16 bytes/],
-      ["GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: edgemux-smux/2\r\nAuthorization: Basic abc\r\n\r\n", /Bearer/],
-      ["GET / HTTP/1.0\r\n\r\n", /HTTP\/1.1/],
-      ["GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", /malformed header/],
-      ["GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", /folding/],
+  test("malformed requests are refused naming the problem: by the strict parser (400) or by the upgrade check", () => {
+    const H = "Host: e\r\n";
+    const UP = "Connection: upgrade\r\nUpgrade: edgemux-smux/2\r\n";
+    const bad: [string, string, RegExp][] = [
+      [`POST / HTTP/1.1\r\n${H}${UP}\r\n`, "TUNNEL_PROTOCOL", /must be GET/],
+      [`GET / HTTP/1.1\r\n${H}Upgrade: edgemux-smux/2\r\n\r\n`, "TUNNEL_PROTOCOL", /Connection: Upgrade/],
+      [`GET / HTTP/1.1\r\n${H}Connection: upgrade\r\nUpgrade: h2c\r\n\r\n`, "TUNNEL_PROTOCOL", /Upgrade must be/],
+      [`GET / HTTP/1.1\r\n${H}Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n`, "TUNNEL_PROTOCOL", /16 bytes/],
+      [`GET / HTTP/1.1\r\n${H}Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n`, "TUNNEL_PROTOCOL", /more than one Sec-WebSocket-Key/],
+      [`GET / HTTP/1.1\r\n${H}${UP}Authorization: Basic abc\r\n\r\n`, "TUNNEL_PROTOCOL", /Bearer/],
+      [`GET / HTTP/1.0\r\n${UP}\r\n`, "TUNNEL_PROTOCOL", /HTTP\/1.1/],
+      [`GET / HTTP/1.1\r\n${H}${UP}Content-Length: 3\r\n\r\n`, "TUNNEL_PROTOCOL", /no body: Content-Length/],
+      [`GET / HTTP/1.1\r\n${H}${UP}Transfer-Encoding: chunked\r\n\r\n`, "TUNNEL_PROTOCOL", /no body: Transfer-Encoding/],
+      // The strict parser's refusals (the session answers them with 400 too).
+      [`GET / HTTP/1.1\r\n${H}Bad Header: x\r\n\r\n`, "HTTP_BAD_REQUEST", /not a token/],
+      [`GET / HTTP/1.1\r\n${H}A: b\r\n folded\r\n\r\n`, "HTTP_BAD_REQUEST", /obs-fold/],
+      [`GET / HTTP/1.1\n${H.replace("\r", "")}${UP.replaceAll("\r", "")}\n`, "HTTP_BAD_REQUEST", /Bare LF/],
+      [`GET / HTTP/1.1\r\n${H}${UP}X: a\x00b\r\n\r\n`, "HTTP_BAD_REQUEST", /0x00/],
+      [`GET / HTTP/1.1\r\n${UP}\r\n`, "HTTP_BAD_REQUEST", /without a Host/],
+      [`GET / HTTP/1.1\r\n${H}${H}${UP}\r\n`, "HTTP_BAD_REQUEST", /more than one Host/i],
+      [`GET / HTTP/1.1\r\n${H}${UP}Content-Length: 0\r\nContent-Length: 0\r\n\r\n`, "HTTP_BAD_REQUEST", /Content-Length/],
+      [`GET / HTTP/1.1\r\n${H}${UP}Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n`, "HTTP_BAD_REQUEST", /Both/],
+      [`GET / HTTP/1.1\r\n${H}${UP}Authorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n`, "HTTP_BAD_REQUEST", /Authorization/],
     ];
-    for (const [text, re] of bad) {
-      let err: unknown;
-      try {
-        checkUpgradeRequest(parse("request", text).head!);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ProxyError);
-      expect((err as ProxyError).code).toBe("TUNNEL_PROTOCOL");
-      expect((err as Error).message).toMatch(re);
+    for (const [text, code, re] of bad) {
+      const err = refusalOf(text);
+      expect(`${JSON.stringify(text)} ${err?.code}`).toBe(`${JSON.stringify(text)} ${code}`);
+      expect(err!.message).toMatch(re);
     }
+    // Content-Length: 0 is no body: allowed.
+    expect(refusalOf(`GET / HTTP/1.1\r\n${H}${UP}Content-Length: 0\r\n\r\n`)).toBeNull();
   });
 
   test("a head over the bound is refused without waiting for its end", () => {
-    const p = new HttpHeadParser("request");
+    const p = upgradeRequestParser();
     p.push(enc.encode(`GET / HTTP/1.1\r\nX: ${"a".repeat(MAX_HEAD_BYTES)}`));
     expect(() => p.next()).toThrow(/over 8192 bytes/);
   });
 
-  test("repeated headers are joined; LF-only line ends are accepted", () => {
-    const { head } = parse("request", "GET / HTTP/1.1\nConnection: keep-alive\nConnection: Upgrade\nUpgrade: edgemux-smux/2\n\n");
-    expect(head!.headers.get("connection")).toBe("keep-alive, Upgrade");
-    expect(checkUpgradeRequest(head!).transport).toBe("smux");
+  test("list fields may repeat (Connection, Upgrade); the agent's answer parser is as strict as the edge's", () => {
+    const head = request("GET / HTTP/1.1\r\nHost: e\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nUpgrade: edgemux-smux/2\r\n\r\n");
+    expect(checkUpgradeRequest(head).transport).toBe("smux");
+    const p = upgradeResponseParser();
+    p.push(enc.encode("HTTP/1.1 101 Switching Protocols\nUpgrade: edgemux-smux/2\n\n"));
+    expect(() => p.next()).toThrow(expect.objectContaining({ code: "TUNNEL_PROTOCOL" }));
+    const ws = response("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    expect(checkUpgradeResponse(ws, "websocket", "dGhlIHNhbXBsZSBub25jZQ==").ok).toBe(false);
   });
 });

@@ -5,7 +5,7 @@
  * and the transports (HTTP/1.1 upgrade to raw smux, or WebSocket) that the
  * agent (src/agent/) shares.
  */
-export { TunnelListenerState, type TunnelListenerDeps, type TunnelListenerSettings } from "./listener.ts";
+export { TunnelListenerState, type TunnelListenerDeps } from "./listener.ts";
 export { EdgeSession, formatPeer, REFUSAL_LINGER_MS, TUNNEL_MAX_FRAME, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
 export { type DestinationSession, type HubOptions, TunnelHub, tunnelError } from "./hub.ts";
 export {
@@ -25,17 +25,20 @@ export { DRAIN_ON_CLOSE_MS, FirstMessage, handOver, StreamConn } from "./first_m
 export {
   checkUpgradeRequest,
   checkUpgradeResponse,
-  HttpHeadParser,
   httpStatusForTunnelError,
   refusalResponse,
   SMUX_UPGRADE,
   switchingProtocols,
   TUNNEL_PATH,
   upgradeRequest,
+  upgradeRequestParser,
+  upgradeResponseParser,
   type UpgradeOutcome,
   type UpgradeTransport,
   WS_SUBPROTOCOL,
   wsAccept,
 } from "./http_upgrade.ts";
-export { encodeWsClose, encodeWsFrame, WsConn, WsFrameDecoder, WsOpcode, WsProtocolError } from "./websocket.ts";
+export { WsConn } from "./websocket.ts";
+/** The frame codec lives in proto/; re-exported so importers of tunnel/ keep working. */
+export { encodeWsClose, encodeWsFrame, WsFrameDecoder, WsOpcode, WsProtocolError } from "../proto/mod.ts";
 export type { HubStats, OpenRefusal, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";

@@ -12,9 +12,10 @@
  * here with its reason. Only this session dies on bad input: a protocol
  * error closes this connection and nothing else.
  */
-import { type ErrorCode, ProxyError } from "../errors/mod.ts";
+import { type ErrorCode, errorCodeForTunnel, ProxyError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { MuxSession, type MuxStream, type MuxTicker } from "../mux/mod.ts";
+import type { Http1RequestParser } from "../proto/mod.ts";
 import {
   CONTROL_MAX_MESSAGE,
   encodeTunnelMessage,
@@ -29,11 +30,12 @@ import {
   type TunnelRole,
 } from "../proto/tunnel_control.ts";
 import { coarseClock, Relay, type RelayOwner } from "../relay/mod.ts";
-import type { Conn, ConnHandler } from "../runtime/types.ts";
+import type { Conn } from "../runtime/types.ts";
+import type { FrontConnection } from "../frontdoor/mod.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import { VERSION } from "../version.ts";
 import { FirstMessage, handOver } from "./first_message.ts";
-import { checkUpgradeRequest, HttpHeadParser, refusalResponse, switchingProtocols } from "./http_upgrade.ts";
+import { checkUpgradeRequest, refusalResponse, switchingProtocols, upgradeRequestParser } from "./http_upgrade.ts";
 import { type DestinationSession, tunnelError, type TunnelHub } from "./hub.ts";
 import type { SessionCounters, TunnelAuthority, TunnelGrant } from "./policy.ts";
 import type { OpenRequest } from "./types.ts";
@@ -56,7 +58,7 @@ export interface TunnelSessionConfig {
 
 /** What a session needs from its listener. */
 export interface TunnelSessionHost {
-  readonly config: TunnelSessionConfig;
+  readonly sessionConfig: TunnelSessionConfig;
   readonly hub: TunnelHub;
   readonly authority: TunnelAuthority;
   readonly counters: SessionCounters | null;
@@ -66,7 +68,7 @@ export interface TunnelSessionHost {
   readonly listenerSlot: number;
   readonly logConnections: boolean;
   nextSessionId(): string;
-  sessionEnded(s: EdgeSession): void;
+  agentSessionEnded(s: EdgeSession): void;
 }
 
 const enum Phase {
@@ -86,34 +88,6 @@ export const TUNNEL_MAX_FRAME = 65535;
 /** How long a refused agent may keep its connection after our error (so it reads it). */
 export const REFUSAL_LINGER_MS = 1000;
 
-/** Wire code → stats code for refusals. */
-function errorCodeFor(tunnelCode: number): ErrorCode {
-  switch (tunnelCode) {
-    case TunnelErrorCode.BAD_TOKEN:
-    case TunnelErrorCode.AUTH_REQUIRED:
-      return "AUTH_DENIED";
-    case TunnelErrorCode.CIDR_DENIED:
-      return "ACCESS_DENIED";
-    case TunnelErrorCode.ROLE_DENIED:
-      return "ROLE_DENIED";
-    case TunnelErrorCode.SERVICE_DENIED:
-      return "SERVICE_DENIED";
-    case TunnelErrorCode.SESSION_LIMIT:
-      return "SESSION_LIMIT";
-    case TunnelErrorCode.HELLO_TIMEOUT:
-      return "HANDSHAKE_TIMEOUT";
-    case TunnelErrorCode.DRAINING:
-      return "DRAINING";
-    case TunnelErrorCode.SERVICE_UNKNOWN:
-      return "SERVICE_UNKNOWN";
-    case TunnelErrorCode.SERVICE_OFFLINE:
-    case TunnelErrorCode.SERVICE_UNREACHABLE:
-      return "SERVICE_OFFLINE";
-    default:
-      return "TUNNEL_PROTOCOL";
-  }
-}
-
 /** A stream relayed through this session (source agent → service), for logs and idle checks. */
 class SourceStream implements RelayOwner {
   relay: Relay | null = null;
@@ -129,13 +103,13 @@ class SourceStream implements RelayOwner {
   }
 }
 
-export class EdgeSession implements ConnHandler, DestinationSession {
+export class EdgeSession implements FrontConnection, DestinationSession {
   readonly id: string;
   agent = "";
   private phase = Phase.Head;
   draining = false;
   phaseStartedMs: number;
-  private head: HttpHeadParser | null = new HttpHeadParser("request");
+  private head: Http1RequestParser | null = upgradeRequestParser();
   private transport: "smux" | "websocket" | "" = "";
   private mux: MuxSession | null = null;
   private control: MuxStream | null = null;
@@ -185,7 +159,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
       return this.refuseHttp(TunnelErrorCode.PROTOCOL, (err as Error).message);
     }
     // Authenticate now when the agent sent a token or a client certificate; else at hello.
-    const cfg = this.host.config;
+    const cfg = this.host.sessionConfig;
     const tls = this.conn.tls();
     const cert = tls?.authorized && tls.peerCertificate ? tls.peerCertificate : null;
     if (cfg.clientCert === "require" && cert === null) {
@@ -268,10 +242,10 @@ export class EdgeSession implements ConnHandler, DestinationSession {
   }
 
   private logRefusal(code: number, reason: string): void {
-    this.errorCode = errorCodeFor(code);
+    this.errorCode = errorCodeForTunnel(code);
     this.reason = reason;
     this.host.log.info("tunnel refused", {
-      listener: this.host.config.name,
+      listener: this.host.sessionConfig.name,
       session: this.id,
       peer: this.peer,
       agent: this.agent || null,
@@ -367,7 +341,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
     this.listed = true;
     this.host.hub.sessionUp({
       id: this.id,
-      listener: this.host.config.name,
+      listener: this.host.sessionConfig.name,
       agent: this.agent,
       token: g.name,
       peer: this.peer,
@@ -377,7 +351,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
       sinceMs: Date.now(),
     });
     this.host.log.info("tunnel session", {
-      listener: this.host.config.name,
+      listener: this.host.sessionConfig.name,
       session: this.id,
       peer: this.peer,
       agent: this.agent,
@@ -419,15 +393,20 @@ export class EdgeSession implements ConnHandler, DestinationSession {
       this.sendControl({ type: "error", code, message: reason });
       this.control.end();
     } else {
-      this.mux?.close(new ProxyError(errorCodeFor(code), "downstream", reason));
+      this.mux?.close(new ProxyError(errorCodeForTunnel(code), "downstream", reason));
     }
   }
 
   /** Go-away: the agent finishes its streams and reconnects after the delay (elsewhere, or here once back). */
+  /** The edge is draining: the agent is told to reconnect elsewhere (go-away); its streams finish. */
+  drain(): void {
+    this.sendGoAway("the edge is draining");
+  }
+
   sendGoAway(reason: string): void {
     this.draining = true;
     if (this.phase !== Phase.Ready) return;
-    this.sendControl({ type: "goaway", reconnectMs: this.host.config.goawayDelayMs, reason });
+    this.sendControl({ type: "goaway", reconnectMs: this.host.sessionConfig.goawayDelayMs, reason });
   }
 
   // ---------------------------------------------------------------- streams
@@ -467,7 +446,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
         }
         s.close();
         if (msg!.type === "error") {
-          reject(tunnelError(errorCodeFor(msg!.code), msg!.code, `tunnel service '${req.service}' on agent '${this.agent}': ${msg!.message}`));
+          reject(tunnelError(errorCodeForTunnel(msg!.code), msg!.code, `tunnel service '${req.service}' on agent '${this.agent}': ${msg!.message}`));
         } else {
           reject(tunnelError("TUNNEL_PROTOCOL", TunnelErrorCode.PROTOCOL, `tunnel service '${req.service}': agent '${this.agent}' answered ${msg!.type} to open`));
         }
@@ -479,7 +458,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
   /** A source agent opened a stream: read its open request, reach the service, relay. */
   private acceptSourceStream(s: MuxStream): void {
     this.streamsTotal++;
-    const fm: FirstMessage = new FirstMessage(s, this.host.config.handshakeTimeoutMs, (err, msg) => {
+    const fm: FirstMessage = new FirstMessage(s, this.host.sessionConfig.handshakeTimeoutMs, (err, msg) => {
       this.pendingOpens.delete(fm);
       if (err !== null) {
         this.host.log.debug("tunnel stream refused", { session: this.id, agent: this.agent, error: err.code, reason: err.message });
@@ -494,7 +473,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
       }
       // The client of record is the source agent as the edge sees it (what it claims is not trusted).
       const req: OpenRequest = { service: open.service, proto: open.proto, client: this.peer, server: formatPeer(this.conn.localAddress, this.conn.localPort), proxy: "none" };
-      this.host.hub.open(req, this.host.config.openTimeoutMs).then(
+      this.host.hub.open(req, this.host.sessionConfig.openTimeoutMs).then(
         (dest) => this.startSourceRelay(fm, s, dest, open.service),
         (e: ProxyError) => this.refuseStream(s, (e as { tunnelCode?: number }).tunnelCode ?? TunnelErrorCode.INTERNAL, e.message),
       );
@@ -518,8 +497,8 @@ export class EdgeSession implements ConnHandler, DestinationSession {
   }
 
   private refuseStream(s: MuxStream, code: number, reason: string): void {
-    this.host.log.info("tunnel stream refused", { session: this.id, agent: this.agent, code, error: errorCodeFor(code), reason });
-    this.host.stats.error(this.host.listenerSlot, errorCodeFor(code));
+    this.host.log.info("tunnel stream refused", { session: this.id, agent: this.agent, code, error: errorCodeForTunnel(code), reason });
+    this.host.stats.error(this.host.listenerSlot, errorCodeForTunnel(code));
     if (s.isClosed) return;
     s.write(encodeTunnelMessage({ type: "error", code, message: reason.slice(0, 1000) }, OPEN_MAX_MESSAGE));
     s.end();
@@ -536,7 +515,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
     if (st.error !== null) this.host.stats.error(this.host.listenerSlot, st.error);
     if (this.host.logConnections) {
       this.host.log.info("tunnel stream", {
-        listener: this.host.config.name,
+        listener: this.host.sessionConfig.name,
         session: this.id,
         agent: this.agent,
         service: st.service,
@@ -583,7 +562,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
     if (this.mux !== null && !this.mux.closed) this.mux.close();
     else this.conn.close();
     if (this.listed) this.host.hub.sessionDown(this.id);
-    this.host.sessionEnded(this);
+    this.host.agentSessionEnded(this);
   }
 
   private leavingIdle = false;
@@ -596,7 +575,7 @@ export class EdgeSession implements ConnHandler, DestinationSession {
 
   /** Sweeper: handshake deadline, refusal linger, idle streams. */
   sweep(nowMs: number): void {
-    const cfg = this.host.config;
+    const cfg = this.host.sessionConfig;
     switch (this.phase) {
       case Phase.Head:
       case Phase.Hello:
