@@ -26,6 +26,7 @@ command -v go >/dev/null || need+=(golang-go)
 command -v ip >/dev/null || need+=(iproute2)          # upgrade test: its own network namespace
 command -v unshare >/dev/null || need+=(util-linux)
 command -v perl >/dev/null || need+=(perl-base)
+command -v iperf3 >/dev/null || need+=(iperf3)   # tcp listener test
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

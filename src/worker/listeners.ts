@@ -31,7 +31,5 @@ export function createListener(settings: ListenerSettings, deps: ListenerDeps): 
       return new Socks5Listener(settings, deps);
     case "tunnel":
       return new TunnelListenerState({ ...settings, listener: l }, { ...deps, hub: deps.tunnels });
-    case "udp":
-      throw new Error(`listener ${l.name}: udp listeners are not built yet`);
   }
 }
