@@ -9,10 +9,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { rmSync } from "node:fs";
 import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { upgradeRequest } from "../src/tunnel/mod.ts";
-import { type EdgemuxProcess, ROOT, startEdgemux } from "./support/edgemux.ts";
+import { type EdgemuxProcess, ROOT, startEdgemux, tempDir } from "./support/edgemux.ts";
 import { echoServer, type EchoServer, rawRequest, within } from "./support/proxy.ts";
 import { testPki } from "./support/tls.ts";
 import { edgeTls, startAgentProcess } from "./support/tunnel.ts";
@@ -25,6 +26,7 @@ const basic = (user: string, secret: string) => `Basic ${Buffer.from(`${user}:${
 let em: EdgemuxProcess;
 let echo: EchoServer;
 const children = new Set<EdgemuxProcess>();
+const dir = tempDir("edgemux-strict-");
 
 beforeAll(async () => {
   const tls = edgeTls();
@@ -70,13 +72,14 @@ sha256 = "${hex(PROXY_TOKEN)}"
 [egress]
 allow_cidrs = ["127.0.0.1/32"]
 allow_ports = ["*"]
-`);
+`, { dir });
   children.add(em);
 }, 60_000);
 
 afterAll(async () => {
   await Promise.all([...children].map((c) => c.stop()));
   await echo?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Writes `request` raw over TLS to the tunnel listener; resolves with everything read until the edge closed. */

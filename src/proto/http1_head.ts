@@ -193,7 +193,7 @@ abstract class Http1HeadParser<H extends { fields: HttpFields; headBytes: number
         const c = chunk[i]!;
         const at = off + i;
         // Leading empty lines count too, so an endless run of CRLFs is bounded like anything else.
-        if (at >= this.maxHead) throw this.tooLarge(`Head over ${this.maxHead} bytes`);
+        if (at >= this.maxHead) throw this.tooLarge(`head over ${this.maxHead} bytes`);
         let st = this.state;
         if (st === S.Lead) {
           // RFC 9112 §2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to the request-line".
@@ -208,7 +208,7 @@ abstract class Http1HeadParser<H extends { fields: HttpFields; headBytes: number
           } else {
             // RFC 9112 §5.2: obs-fold = OWS CRLF RWS; we reject it (see the file comment).
             if (c === SP || c === HTAB) throw this.bad("Field line starts with whitespace (obs-fold is not accepted)");
-            if (++this.fields > this.maxFields) throw this.tooLarge(`More than ${this.maxFields} header fields`);
+            if (++this.fields > this.maxFields) throw this.tooLarge(`more than ${this.maxFields} header fields`);
             st = this.state = S.Field;
           }
         } else if (st === S.Cr) {
@@ -351,7 +351,7 @@ export class Http1RequestParser extends Http1HeadParser<HttpRequestHead> {
   }
 
   protected tooLarge(message: string): ProxyError {
-    return new ProxyError("HTTP_HEADER_TOO_LARGE", "downstream", `Request h${message.slice(1)}`);
+    return new ProxyError("HTTP_HEADER_TOO_LARGE", "downstream", `Request: ${message}`);
   }
 
   protected build(requestLine: string, fields: HttpFields): HttpRequestHead {
@@ -385,7 +385,7 @@ export class Http1RequestParser extends Http1HeadParser<HttpRequestHead> {
         if (++hosts > 1) throw this.bad("More than one Host field");
         if (!HOST_VALUE.test(v)) throw this.bad(`Host is not host[:port]: ${JSON.stringify(v.slice(0, 80))}`);
       } else if (n === "authorization") {
-        // Not a list (RFC 9110 §11.6.2: Authorization = credentials): see the RFC 9110 §5.3 sentence below.
+        // Not a list (RFC 9110 §11.6.2: Authorization = credentials): see the RFC 9110 §5.3 sentence above this class.
         if (++auths > 1) throw this.bad("More than one Authorization field");
       } else if (n === "proxy-authorization") {
         // RFC 9110 §11.7.2: Proxy-Authorization = credentials; not a list either.
@@ -411,7 +411,7 @@ export class Http1ResponseParser extends Http1HeadParser<HttpResponseHead> {
   }
 
   protected tooLarge(message: string): ProxyError {
-    return new ProxyError(this.code, "upstream", `HTTP response h${message.slice(1)}`);
+    return new ProxyError(this.code, "upstream", `HTTP response: ${message}`);
   }
 
   protected build(statusLine: string, fields: HttpFields): HttpResponseHead {

@@ -127,6 +127,7 @@ describe("refusals", () => {
   test("too many fields is 431", () => {
     const p = new Http1RequestParser({ maxHeadBytes: 65536, maxFields: 3 });
     p.push(bytes("CONNECT a:1 HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n"));
+    expect(() => p.next()).toThrow("Request: more than 3 header fields");
     expect(codeOf(() => p.next())).toBe("HTTP_HEADER_TOO_LARGE");
   });
 
