@@ -72,8 +72,13 @@ test("the table has one row per code and nothing else", () => {
   expect(Object.keys(BEFORE).sort()).toEqual([...ERROR_CODES].sort());
 });
 
-test("tunnel wire codes are the protocol's (proto/tunnel_control.ts)", () => {
-  expect(TunnelErrorCode).toEqual(ProtoTunnelErrorCode);
+test("tunnel wire codes keep their numbers (agents of other versions read them)", () => {
+  expect(ProtoTunnelErrorCode).toBe(TunnelErrorCode);
+  expect(Object.entries(TunnelErrorCode)).toEqual([
+    ["PROTOCOL", 1], ["VERSION", 2], ["HELLO_TIMEOUT", 3], ["BAD_TOKEN", 10], ["ROLE_DENIED", 11], ["CIDR_DENIED", 12],
+    ["SERVICE_DENIED", 13], ["SESSION_LIMIT", 14], ["AUTH_REQUIRED", 15], ["SERVICE_UNKNOWN", 20], ["SERVICE_OFFLINE", 21],
+    ["SERVICE_UNREACHABLE", 22], ["DRAINING", 30], ["INTERNAL", 31],
+  ]);
 });
 
 // tunnel wire code → [ErrorCode (was errorCodeFor in tunnel/session.ts), HTTP status of a refused upgrade (was httpStatusForTunnelError)]

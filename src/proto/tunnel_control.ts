@@ -23,7 +23,7 @@
  */
 import { ChunkQueue } from "./chunk_queue.ts";
 import { Packr, Unpackr } from "msgpackr";
-import { ProxyError } from "../errors/mod.ts";
+import { ProxyError, TunnelErrorCode } from "../errors/mod.ts";
 
 /** Protocol version carried in hello; the edge refuses others with VERSION. */
 export const TUNNEL_VERSION = 1;
@@ -115,22 +115,8 @@ export type TunnelMessage = HelloMessage | WelcomeMessage | AnnounceMessage | Go
  * reason and exits (retrying cannot help); otherwise it retries with backoff
  * (session errors) or fails only that stream (stream errors).
  */
-export const TunnelErrorCode = {
-  PROTOCOL: 1,
-  VERSION: 2,
-  HELLO_TIMEOUT: 3,
-  BAD_TOKEN: 10,
-  ROLE_DENIED: 11,
-  CIDR_DENIED: 12,
-  SERVICE_DENIED: 13,
-  SESSION_LIMIT: 14,
-  AUTH_REQUIRED: 15,
-  SERVICE_UNKNOWN: 20,
-  SERVICE_OFFLINE: 21,
-  SERVICE_UNREACHABLE: 22,
-  DRAINING: 30,
-  INTERNAL: 31,
-} as const;
+// The numbers live in errors/ (its wire table reads them; importing them from here would be a cycle).
+export { TunnelErrorCode };
 export type TunnelErrorCodeValue = (typeof TunnelErrorCode)[keyof typeof TunnelErrorCode];
 
 export interface TunnelErrorInfo {
