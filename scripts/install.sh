@@ -27,6 +27,8 @@ command -v ip >/dev/null || need+=(iproute2)          # upgrade test: its own ne
 command -v unshare >/dev/null || need+=(util-linux)
 command -v perl >/dev/null || need+=(perl-base)
 command -v iperf3 >/dev/null || need+=(iperf3)   # tcp listener test
+command -v dig >/dev/null || need+=(bind9-dnsutils)   # udp listener test: the DNS client
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)   # udp listener test: the DNS server (the binary alone, no system service)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

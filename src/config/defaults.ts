@@ -41,6 +41,12 @@ export const KEEPALIVE_TIMEOUT: DurationBound = { def: 30_000, min: 2_000, max: 
 export const GOAWAY_DELAY: DurationBound = { def: 1_000, min: 0, max: 300_000 };
 /** tunnel listeners: a destination agent must answer an open within this. */
 export const OPEN_TIMEOUT: DurationBound = { def: 10_000, min: 100, max: 300_000 };
+/** udp listeners: a flow with no datagram either way for this long ends (DNS, NTP and game traffic are short). */
+export const UDP_IDLE_TIMEOUT: DurationBound = { def: 30_000, min: 1_000, max: 86_400_000 };
+/** udp listeners: flows (client addresses) at once per worker. */
+export const MAX_FLOWS: IntBound = { def: 10_000, min: 1, max: 1_000_000 };
+/** udp listeners: largest datagram relayed. 65,507 is the IPv4 UDP payload maximum; the tunnel's UDP record carries at most 65,535. */
+export const MAX_DATAGRAM: IntBound = { def: 65_507, min: 512, max: 65_507 };
 /** [[tokens]] max_sessions (tunnel sessions at once; 0 = unlimited). */
 export const MAX_SESSIONS: IntBound = { def: 0, min: 0, max: 1_000_000 };
 /** [routes.hbone] port: 0 = the sni listener's own port. */
@@ -84,7 +90,7 @@ export const SERVICE_PATTERN = /^[A-Za-z0-9_.*-]{1,253}$/;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
-export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel", "tcp"] as const;
+export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel", "tcp", "udp"] as const;
 export const PROXY_AUTH_MODES = ["none", "token"] as const;
 export const CLIENT_CERT_MODES = ["none", "request", "require"] as const;
 export const TOKEN_ROLES = ["proxy", "source", "destination"] as const;

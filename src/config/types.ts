@@ -15,7 +15,7 @@ export type ProxyProtocolMode = "none" | "v1" | "v2";
 /** What a listener expects in front of the client's bytes. */
 export type AcceptProxyMode = "none" | "v1" | "v2" | "any";
 export type BalanceMode = "round_robin" | "least_conn";
-export type ListenerKind = "sni" | "connect" | "socks5" | "tunnel" | "tcp";
+export type ListenerKind = "sni" | "connect" | "socks5" | "tunnel" | "tcp" | "udp";
 
 /** What every listener kind has. */
 export interface ListenerBase {
@@ -113,12 +113,28 @@ export interface TcpListenerConfig extends ListenerBase {
   kind: "tcp";
 }
 
+/**
+ * `kind = "udp"`: datagram forwarding to the host:port or `tunnel:NAME` targets
+ * of the route that names it, one flow (one upstream socket or tunnel stream)
+ * per client address, ended after `idle_timeout` without a datagram either way.
+ * accept_proxy, handshake_timeout and max_connections do not apply: the bound is
+ * `max_flows` per worker.
+ */
+export interface UdpListenerConfig extends ListenerBase {
+  kind: "udp";
+  /** Flows (client addresses) at once, per worker; a datagram from a new client past it is dropped and counted. */
+  maxFlows: number;
+  /** Largest datagram relayed either way, in bytes; a larger one is dropped and counted. */
+  maxDatagram: number;
+}
+
 export type ListenerConfig =
   | SniListenerConfig
   | ConnectListenerConfig
   | Socks5ListenerConfig
   | TunnelListenerConfig
-  | TcpListenerConfig;
+  | TcpListenerConfig
+  | UdpListenerConfig;
 
 export type TokenRole = "proxy" | "source" | "destination";
 
@@ -193,7 +209,7 @@ export interface RouteConfig {
   match: string;
   /** Only when the client offers one of these ALPN ids; empty = any. */
   alpn: string[];
-  /** Listener names this route applies to; empty = every sni listener (tcp listeners use only routes that name them). */
+  /** Listener names this route applies to; empty = every sni listener (tcp and udp listeners use only routes that name them). */
   listeners: string[];
   /** Backends (tried in balance order, failing over to the next). Empty when `directory` is set. */
   targets: Address[];

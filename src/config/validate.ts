@@ -84,7 +84,7 @@ export function validate(raw: RawTable, opts: ValidateOptions): Config {
 /** Cross-field rules of the forward-proxy listeners: settings that would refuse every client. */
 function checkProxyListeners(is: Issues, listeners: readonly ListenerConfig[], tokens: readonly TokenConfig[], rules: readonly ConnectRuleConfig[]): void {
   listeners.forEach((l, i) => {
-    if (l.kind === "sni" || l.kind === "tcp") return;
+    if (l.kind === "sni" || l.kind === "tcp" || l.kind === "udp") return;
     if (l.kind === "tunnel") {
       if (!tokens.some((t) => t.roles.includes("source") || t.roles.includes("destination"))) {
         is.add(`listeners[${i}]`, `a tunnel listener needs a [[tokens]] entry with role "source" or "destination" (inline or in tokens_file); none has one, so every agent would be refused`);

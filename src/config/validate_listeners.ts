@@ -6,7 +6,7 @@
  * as such rather than as unknown.
  */
 
-import type { Address, ConnectListenerConfig, HostPort, ListenerBase, ListenerConfig, ListenerKind, TunnelListenerConfig } from "./types.ts";
+import type { Address, ConnectListenerConfig, HostPort, ListenerBase, ListenerConfig, ListenerKind, TunnelListenerConfig, UdpListenerConfig } from "./types.ts";
 import { addressFrom, formatAddress, formatHostPort } from "./address.ts";
 import * as D from "./defaults.ts";
 import { readDuration, readEnum, readInt, readString, readTable, readTableArray } from "./fields.ts";
@@ -30,6 +30,14 @@ export const KIND_KEYS: Readonly<Record<ListenerKind, readonly string[]>> = {
   socks5: ["connect_timeout", "auth"],
   tunnel: ["max_streams", "stream_window", "keepalive_interval", "keepalive_timeout", "goaway_delay", "open_timeout", "tls"],
   tcp: [],
+  udp: ["max_flows", "max_datagram"],
+};
+
+/** Common keys that mean nothing on a udp listener (no connection, no handshake). */
+const NOT_UDP_KEYS: Readonly<Record<string, string>> = {
+  accept_proxy: "a PROXY header belongs to a stream connection; datagrams carry none",
+  handshake_timeout: "a datagram is forwarded as it arrives: there is no handshake",
+  max_connections: "use max_flows (client addresses at once, per worker)",
 };
 
 /** Every key any listener kind understands. */
@@ -79,7 +87,8 @@ export function readListeners(is: Issues, raw: RawTable, admin: HostPort | null,
         address = r.address;
         // Port 0 asks the kernel for a fresh port each time: never a clash.
         if (address.kind === "unix" || address.port !== 0) {
-          const key = formatAddress(address);
+          // A udp and a stream listener may share a port number (DNS on 53 both ways).
+          const key = (kind === "udp" ? "udp " : "") + formatAddress(address);
           const prev = byAddress.get(key);
           if (prev === -1) is.add(`${at}.address`, `${key} is already the admin address`);
           else if (prev !== undefined) is.add(`${at}.address`, `${key} is already used by listeners[${prev}]`);
@@ -94,7 +103,7 @@ export function readListeners(is: Issues, raw: RawTable, admin: HostPort | null,
       address,
       acceptProxy: readEnum(is, t, "accept_proxy", `${at}.accept_proxy`, D.ACCEPT_PROXY_MODES, "none"),
       handshakeTimeoutMs: readDuration(is, t, "handshake_timeout", `${at}.handshake_timeout`, D.HANDSHAKE_TIMEOUT),
-      idleTimeoutMs: readDuration(is, t, "idle_timeout", `${at}.idle_timeout`, D.IDLE_TIMEOUT),
+      idleTimeoutMs: readDuration(is, t, "idle_timeout", `${at}.idle_timeout`, kind === "udp" ? D.UDP_IDLE_TIMEOUT : D.IDLE_TIMEOUT),
       maxConnections: readInt(is, t, "max_connections", `${at}.max_connections`, D.MAX_CONNECTIONS),
     };
     switch (kind) {
@@ -119,6 +128,9 @@ export function readListeners(is: Issues, raw: RawTable, admin: HostPort | null,
       }
       case "tcp":
         out.push({ ...base, kind });
+        break;
+      case "udp":
+        out.push(readUdp(is, t, at, base));
         break;
     }
   }
@@ -180,3 +192,18 @@ function readTunnel(is: Issues, t: RawTable, at: string, base: ListenerBase, bas
   return tls === null ? null : l;
 }
 
+/** `kind = "udp"`: datagrams, one flow per client address. */
+function readUdp(is: Issues, t: RawTable, at: string, base: ListenerBase): UdpListenerConfig {
+  for (const [key, why] of Object.entries(NOT_UDP_KEYS)) {
+    if (t[key] !== undefined) is.add(`${at}.${key}`, `does not apply to a udp listener: ${why}`);
+  }
+  if (base.address.kind === "unix") is.add(`${at}.address`, "a udp listener binds an IP address and port, not a unix socket");
+  return {
+    ...base,
+    kind: "udp",
+    acceptProxy: "none",
+    maxConnections: 0,
+    maxFlows: readInt(is, t, "max_flows", `${at}.max_flows`, D.MAX_FLOWS),
+    maxDatagram: readInt(is, t, "max_datagram", `${at}.max_datagram`, D.MAX_DATAGRAM),
+  };
+}

@@ -39,19 +39,20 @@ export function readRoutes(is: Issues, raw: RawTable, listeners: readonly Listen
   const namesOf = (kind: ListenerConfig["kind"]) => [...new Set(listeners.filter((l) => l.kind === kind).map((l) => l.name))];
   const sniNames = namesOf("sni");
   const streamNames = namesOf("tcp");
-  const routable = [...sniNames, ...streamNames];
+  const udpNames = namesOf("udp");
+  const routable = [...sniNames, ...streamNames, ...udpNames];
   const out: RouteConfig[] = [];
   const indexOf: number[] = [];
   for (const { value: t, index } of readTableArray(is, raw, "routes", "routes", D.MAX_ROUTES)) {
     const at = `routes[${index}]`;
     const r = readRoute(is, t, at, routable, baseDir);
     if (r === null) continue;
-    const plain = r.listeners.filter((n) => streamNames.includes(n));
-    if (plain.length > 0) checkPlainRoute(is, r, at, plain);
+    const plain = r.listeners.filter((n) => streamNames.includes(n) || udpNames.includes(n));
+    if (plain.length > 0) checkPlainRoute(is, r, at, plain, r.listeners.some((n) => udpNames.includes(n)));
     out.push(r);
     indexOf.push(index);
   }
-  for (const name of streamNames) {
+  for (const name of [...streamNames, ...udpNames]) {
     if (!out.some((r) => r.listeners.includes(name))) {
       const i = listeners.findIndex((l) => l.name === name);
       is.add(`listeners[${i}]`, `a ${listeners[i]!.kind} listener forwards to the targets of a [[routes]] entry that names it: add one with match = "*" and listeners = ["${name}"]`);
@@ -63,14 +64,20 @@ export function readRoutes(is: Issues, raw: RawTable, listeners: readonly Listen
 }
 
 /**
- * A route of a tcp listener: nothing on the connection names a host, so the
- * route matches everything ("*"), has no ALPN condition and no directory.
+ * A route of a tcp or udp listener: nothing on the connection names a host, so
+ * the route matches everything ("*"), has no ALPN condition and no directory;
+ * a udp route's targets are host:port or a tunnel service (datagrams go
+ * neither to unix stream sockets nor through HBONE hops).
  */
-function checkPlainRoute(is: Issues, r: RouteConfig, at: string, plain: readonly string[]): void {
+function checkPlainRoute(is: Issues, r: RouteConfig, at: string, plain: readonly string[], udp: boolean): void {
   const which = plain.map((n) => describe(n)).join(", ");
-  if (r.match !== "*") is.add(`${at}.match`, `must be "*" on a route of tcp listener ${which}: plain TCP carries no server name to match`);
-  if (r.alpn.length > 0) is.add(`${at}.alpn`, `does not apply to tcp listener ${which}: there is no TLS ClientHello to read it from`);
-  if (r.directory !== null) is.add(`${at}.directory`, `does not apply to tcp listener ${which}: directory mode looks up the server name`);
+  if (r.match !== "*") is.add(`${at}.match`, `must be "*" on a route of tcp/udp listener ${which}: plain TCP and UDP carry no server name to match`);
+  if (r.alpn.length > 0) is.add(`${at}.alpn`, `does not apply to tcp/udp listener ${which}: there is no TLS ClientHello to read it from`);
+  if (r.directory !== null) is.add(`${at}.directory`, `does not apply to tcp/udp listener ${which}: directory mode looks up the server name`);
+  if (!udp) return;
+  if (r.hbone !== undefined) is.add(`${at}.targets`, `a udp listener cannot forward through hbone:// hops (HTTP CONNECT carries streams, not datagrams)`);
+  if (r.targets.some((a) => a.kind === "unix")) is.add(`${at}.targets`, `a udp listener forwards to host:port or tunnel:NAME targets, not unix sockets`);
+  if (r.proxyProtocol !== "none") is.add(`${at}.proxy_protocol`, `does not apply to a udp listener (a PROXY header precedes a stream)`);
 }
 
 function readRoute(is: Issues, t: RawTable, at: string, routable: readonly string[], baseDir: string): RouteConfig | null {
@@ -102,7 +109,7 @@ function readRoute(is: Issues, t: RawTable, at: string, routable: readonly strin
 
   const routeListeners = readStringArray(is, t, "listeners", `${at}.listeners`, D.MAX_LISTENERS).filter(({ value, index }) => {
     if (routable.includes(value)) return true;
-    is.add(`${at}.listeners[${index}]`, `no sni or tcp listener named ${describe(value)}${didYouMean(value, routable)}`);
+    is.add(`${at}.listeners[${index}]`, `no sni, tcp or udp listener named ${describe(value)}${didYouMean(value, routable)}`);
     return false;
   });
   reportDuplicates(is, routeListeners, `${at}.listeners`);

@@ -194,8 +194,8 @@ describe("bounds: each bad value names its field and bound", () => {
     [`[stats]\nmax_routes = 65537\n${LISTENER}`, "stats.max_routes: must be 1..65536, got 65537"],
     [L(`name = "Bad Name"`), `listeners[0].name: must match [a-z0-9_-]{1,64}, got "Bad Name"`],
     [L(`name = "${"a".repeat(65)}"`), `listeners[0].name: must match [a-z0-9_-]{1,64}, got "${"a".repeat(65)}"`],
-    [`[[listeners]]\naddress = "127.0.0.1:0"`, "listeners[0].kind: is required (sni | connect | socks5 | tunnel | tcp)"],
-    [`[[listeners]]\nkind = "http"\naddress = "127.0.0.1:0"`, `listeners[0].kind: must be one of sni | connect | socks5 | tunnel | tcp, got "http"`],
+    [`[[listeners]]\naddress = "127.0.0.1:0"`, "listeners[0].kind: is required (sni | connect | socks5 | tunnel | tcp | udp)"],
+    [`[[listeners]]\nkind = "http"\naddress = "127.0.0.1:0"`, `listeners[0].kind: must be one of sni | connect | socks5 | tunnel | tcp | udp, got "http"`],
     [`[[listeners]]\nkind = "sni"`, "listeners[0].address: is required"],
     [`[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:70000"`, "listeners[0].address: port must be 0..65535, got 70000"],
     [L(`accept_proxy = "v3"`), `listeners[0].accept_proxy: must be one of none | v1 | v2 | any, got "v3"`],
@@ -286,7 +286,7 @@ describe("cross-field rules", () => {
   test("route listeners must name sni listeners", () => {
     const toml = `${LISTENER}name = "public"\n[[routes]]\nmatch = "a.example"\ntargets = ["127.0.0.1:1"]\nlisteners = ["publc", "public", "public"]`;
     expect(issuesOf(toml)).toEqual([
-      `routes[0].listeners[0]: no sni or tcp listener named "publc" (did you mean "public"?)`,
+      `routes[0].listeners[0]: no sni, tcp or udp listener named "publc" (did you mean "public"?)`,
       `routes[0].listeners[2]: duplicate of routes[0].listeners[1] ("public")`,
     ]);
   });

@@ -58,6 +58,7 @@ const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]>
   UPSTREAM_DNS: [null, 503, 503, 503, 4],
   SOCKS_PROTOCOL: [null, 400, 503, 503, 1],
   H2_PROTOCOL: [null, 400, 503, 503, 1],
+  DATAGRAM_TOO_LARGE: [null, 400, 503, 503, 1],
 };
 
 test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply it had", () => {

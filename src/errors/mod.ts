@@ -45,6 +45,7 @@ export const ERROR_CODES = [
   "UPSTREAM_DNS", // the destination name did not resolve
   "SOCKS_PROTOCOL", // malformed SOCKS5 greeting, auth or request
   "H2_PROTOCOL", // HTTP/2 connection error (bad frame, HPACK, flow control): GOAWAY
+  "DATAGRAM_TOO_LARGE", // udp listener: a datagram over max_datagram, dropped
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -195,6 +196,7 @@ export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
   UPSTREAM_DNS:             { tls: null,                 http: 503, h2: 503, socks: S.host_unreachable,   tunnel: T.SERVICE_UNREACHABLE },
   SOCKS_PROTOCOL:           { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
   H2_PROTOCOL:              { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  DATAGRAM_TOO_LARGE:       { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.PROTOCOL },
 };
 
 /** The alert a TLS peer receives for a code, or null when the connection just closes. */

@@ -439,10 +439,19 @@ async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
   };
 }
 
+/**
+ * Bun.udpSocket's `flags` are not in its typings; node:dgram passes them for
+ * `reusePort` (Bun 1.4: LISTEN_REUSE_PORT = 4, and
+ * LISTEN_DISALLOW_REUSE_PORT_FAILURE = 32 so a bind that cannot share fails
+ * instead of silently taking the port alone).
+ */
+const UDP_REUSE_PORT_FLAGS = 4 | 32;
+
 async function bindUdp(opts: UdpBindOptions): Promise<UdpSocket> {
   const sock = await Bun.udpSocket({
     hostname: opts.hostname,
     port: opts.port,
+    ...(opts.reusePort ? { flags: UDP_REUSE_PORT_FLAGS } : {}),
     binaryType: "uint8array",
     socket: {
       data(_s: unknown, data: Uint8Array, port: number, address: string) {
@@ -477,6 +486,7 @@ export const bunRuntime: Runtime = {
   serveHttp,
   spawnWorker,
   bindUdp,
+  udpReusePort: true,
   inherit: bunInheritance,
   onSignal,
   onExit: (fn) => void process.on("exit", (code: number) => fn(code)),

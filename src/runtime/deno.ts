@@ -330,6 +330,10 @@ async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
 
 /** Deno.listenDatagram (needs --unstable-net): a receive loop per socket; sends are fire-and-forget promises. */
 async function bindUdp(opts: UdpBindOptions): Promise<UdpSocket> {
+  if (opts.reusePort) {
+    // listenDatagram's `reuseAddress` is SO_REUSEADDR only: on Linux the last socket bound takes every datagram.
+    throw new Error(`Cannot share UDP port ${opts.port} (SO_REUSEPORT): Deno.listenDatagram has no reusePort`);
+  }
   const sock = D.listenDatagram({ transport: "udp", hostname: opts.hostname, port: opts.port });
   let open = true;
   (async () => {
@@ -385,6 +389,7 @@ export const denoRuntime: Runtime = {
   serveHttp,
   spawnWorker,
   bindUdp,
+  udpReusePort: false,
   onSignal,
   onExit: (fn) => globalThis.addEventListener("unload", () => fn(process.exitCode === undefined ? 0 : Number(process.exitCode))),
   get pid() {

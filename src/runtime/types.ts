@@ -174,6 +174,12 @@ export interface UdpBindOptions {
   hostname: string;
   /** 0 = kernel picks. */
   port: number;
+  /**
+   * Share the port with other sockets that set it (SO_REUSEPORT): the kernel
+   * spreads datagrams over them by source address. Only where
+   * `Runtime.udpReusePort`; elsewhere the bind rejects.
+   */
+  reusePort?: boolean;
   /** One datagram; `data` is a fresh buffer owned by the callee. */
   onDatagram(data: Uint8Array, port: number, address: string): void;
 }
@@ -189,6 +195,8 @@ export interface Runtime {
   spawnWorker(url: URL, name: string): WorkerHandle;
   /** Binds a UDP socket (Deno needs --unstable-net). */
   bindUdp(opts: UdpBindOptions): Promise<UdpSocket>;
+  /** Whether `bindUdp` can share a port across workers (`reusePort`): Bun yes, Deno 2.9 no. */
+  readonly udpReusePort: boolean;
   /** Absent when the runtime cannot adopt an inherited listening socket. */
   readonly inherit?: SocketInheritance;
   onSignal(sig: Signal, fn: () => void): void;

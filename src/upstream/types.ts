@@ -11,7 +11,7 @@ export interface TunnelOpener {
 
 export interface TunnelOpen {
   service: string;
-  proto: "tcp";
+  proto: "tcp" | "udp";
   /** Original client "ip:port" ("[v6]:port"), "" when unknown. */
   client: string;
   /** The address the client connected to, "" when unknown. */

@@ -8,6 +8,7 @@ import { SniListener } from "../sni/mod.ts";
 import { ConnectListener } from "../connect/mod.ts";
 import { Socks5Listener } from "../socks5/mod.ts";
 import { TcpListener } from "../tcp/mod.ts";
+import { UdpListener } from "../udp/mod.ts";
 import { TunnelListenerState, type TunnelHub } from "../tunnel/mod.ts";
 
 export type { DataPlaneListener, ListenerSettings };
@@ -31,5 +32,8 @@ export function createListener(settings: ListenerSettings, deps: ListenerDeps): 
       return new Socks5Listener(settings, deps);
     case "tunnel":
       return new TunnelListenerState({ ...settings, listener: l }, { ...deps, hub: deps.tunnels });
+    case "udp":
+      // The worker id decides who binds where UDP ports cannot be shared (udp/listener.ts).
+      return new UdpListener({ ...settings, listener: l }, deps, deps.tunnels.workerId);
   }
 }

@@ -1,0 +1,1 @@
+export { UdpListener } from "./listener.ts";
