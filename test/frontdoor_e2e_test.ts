@@ -18,7 +18,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { hashToken } from "../src/auth/mod.ts";
 import { type EdgemuxProcess, run, startEdgemux, tempDir, waitFor } from "./support/edgemux.ts";
-import { fixtureHello, rewriteSni } from "./support/net.ts";
+import { alertBytes, fixtureHello, rewriteSni } from "./support/net.ts";
 import { edgeTls, startAgentProcess } from "./support/tunnel.ts";
 
 const DEST = "dest-secret-frontdoor";
@@ -146,6 +146,11 @@ listeners = ["sni"]
 targets = ["tunnel:eof"]
 
 [[routes]]
+match = "offline.test"
+listeners = ["sni"]
+targets = ["tunnel:nobody"]
+
+[[routes]]
 name = "tcp-eof"
 match = "*"
 listeners = ["tcp"]
@@ -236,6 +241,15 @@ describe("preamble + data + FIN in one write reach a backend that answers after 
     // Method choice (2 bytes), then the reply (10 bytes for an IPv4 BND.ADDR), then the backend's answer.
     expect([...reply.subarray(0, 4)]).toEqual([5, 0, 5, 0]);
     expect(reply.subarray(12).toString()).toBe(`${big.length} ${sha(big)}\n`);
+  });
+});
+
+describe("a tunnel service no agent exposes", () => {
+  test("sni: the client gets alert internal_error (DESIGN.md: the backend cannot be reached)", async () => {
+    const { reply } = await sendAndEnd(edge.hostPort("sni").port, rewriteSni(fixtureHello(), "offline.test"));
+    expect([...reply]).toEqual(alertBytes(80));
+    const line = await edge.waitForLine((l) => l.msg === "connection" && l.sni === "offline.test");
+    expect(line.error).toBe("SERVICE_UNKNOWN");
   });
 });
 

@@ -59,6 +59,8 @@ const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]>
   SOCKS_PROTOCOL: [null, 400, 503, 503, 1],
   H2_PROTOCOL: [null, 400, 503, 503, 1],
   DATAGRAM_TOO_LARGE: [null, 400, 503, 503, 1],
+  SERVICE_UNREACHABLE: [80, 502, 503, 503, 5],
+  TLS_BAD_SERVER_NAME: [112, 400, 503, 503, 1],
 };
 
 test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply it had", () => {
@@ -95,7 +97,7 @@ const WIRE_BEFORE: Record<number, [ErrorCode, number]> = {
   15: ["AUTH_DENIED", 401], // AUTH_REQUIRED
   20: ["SERVICE_UNKNOWN", 400],
   21: ["SERVICE_OFFLINE", 400],
-  22: ["SERVICE_OFFLINE", 400], // SERVICE_UNREACHABLE
+  22: ["SERVICE_UNREACHABLE", 400], // its own stats code since the wire code travels only as the error code
   30: ["DRAINING", 503],
   31: ["TUNNEL_PROTOCOL", 503], // INTERNAL
   // Codes the protocol does not define.

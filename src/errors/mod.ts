@@ -46,6 +46,8 @@ export const ERROR_CODES = [
   "SOCKS_PROTOCOL", // malformed SOCKS5 greeting, auth or request
   "H2_PROTOCOL", // HTTP/2 connection error (bad frame, HPACK, flow control): GOAWAY
   "DATAGRAM_TOO_LARGE", // udp listener: a datagram over max_datagram, dropped
+  "SERVICE_UNREACHABLE", // the destination agent could not reach (or did not answer for) its local service
+  "TLS_BAD_SERVER_NAME", // a well-formed ClientHello whose server_name cannot be a hostname (an IP, bad characters)
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -197,6 +199,9 @@ export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
   SOCKS_PROTOCOL:           { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
   H2_PROTOCOL:              { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
   DATAGRAM_TOO_LARGE:       { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.PROTOCOL },
+  SERVICE_UNREACHABLE:      { tls: A.internal_error,     http: 502, h2: 503, socks: S.connection_refused, tunnel: T.SERVICE_UNREACHABLE },
+  // RFC 6066 §3: a name the server "does not recognize": unrecognized_name.
+  TLS_BAD_SERVER_NAME:      { tls: A.unrecognized_name,  http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
 };
 
 /** The alert a TLS peer receives for a code, or null when the connection just closes. */
@@ -245,7 +250,7 @@ const TUNNEL_WIRE: ReadonlyMap<number, { error: ErrorCode; upgradeStatus: number
   [T.AUTH_REQUIRED,       { error: "AUTH_DENIED",       upgradeStatus: 401 }],
   [T.SERVICE_UNKNOWN,     { error: "SERVICE_UNKNOWN",   upgradeStatus: 400 }],
   [T.SERVICE_OFFLINE,     { error: "SERVICE_OFFLINE",   upgradeStatus: 400 }],
-  [T.SERVICE_UNREACHABLE, { error: "SERVICE_OFFLINE",   upgradeStatus: 400 }],
+  [T.SERVICE_UNREACHABLE, { error: "SERVICE_UNREACHABLE", upgradeStatus: 400 }],
   [T.DRAINING,            { error: "DRAINING",          upgradeStatus: 503 }],
   [T.INTERNAL,            { error: "TUNNEL_PROTOCOL",   upgradeStatus: 503 }],
 ] as const);

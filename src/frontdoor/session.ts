@@ -299,10 +299,11 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
       this.host.log.debug("connection refused", { listener: this.host.config.name, client: this.clientText, error: err.code, reason: err.message });
     }
     const answerable = answer && (this.phase === Phase.Preamble || this.phase === Phase.Dialing);
+    // Asked before the phase changes: a kind may answer a failed dial differently from a bad preamble.
+    const bytes = answerable ? this.preamble.refusal(err, this) : null;
     this.early = null;
     this.phase = Phase.Closing;
     this.phaseStartedMs = nowMs;
-    const bytes = answerable ? this.preamble.refusal(err, this) : null;
     if (bytes !== null) this.client.write(bytes);
     this.client.end();
     this.client.resume(); // read and discard until the client closes or the linger ends

@@ -20,18 +20,18 @@
  *
  * Unless noted, quotes are from RFC 8446 (TLS 1.3).
  */
-import { type ErrorCode, ProxyError, TlsAlert } from "../errors/mod.ts";
+import { type ErrorCode, ProxyError, TlsAlert, tlsAlertFor } from "../errors/mod.ts";
 import { canonicalHostnameBytes } from "./hostname.ts";
 
-/** A ClientHello the parser rejected: `alert` is the TLS alert to send before closing. */
+/** A ClientHello the parser rejected; its code alone says which TLS alert to send (errors/ tlsAlertFor). */
 export class TlsParseError extends ProxyError {
-  constructor(
-    code: ErrorCode,
-    /** The precise alert description (RFC 8446 §6.2); may differ from tlsAlertFor(code). */
-    readonly alert: number,
-    message: string,
-  ) {
+  constructor(code: ErrorCode, message: string) {
     super(code, "downstream", message);
+  }
+
+  /** The alert description (RFC 8446 §6.2) the client is sent before the close. */
+  get alert(): number {
+    return tlsAlertFor(this.code) ?? TlsAlert.decode_error;
   }
 }
 
@@ -72,7 +72,7 @@ const RECORD_HEADER = 5;
 const EMPTY_ALPN: readonly string[] = Object.freeze([]);
 
 function decodeError(message: string): never {
-  throw new TlsParseError("TLS_DECODE", TlsAlert.decode_error, message);
+  throw new TlsParseError("TLS_DECODE", message);
 }
 
 export class ClientHelloParser {
@@ -229,10 +229,7 @@ export class ClientHelloParser {
         // §5: "If a TLS implementation receives an unexpected record type, it
         // MUST terminate the connection with an "unexpected_message" alert."
         // §5.1: "Handshake messages MUST NOT be interleaved with other record types."
-        throw new TlsParseError(
-          "TLS_NOT_HANDSHAKE",
-          TlsAlert.unexpected_message,
-          this.recordCount === 0
+        throw new TlsParseError("TLS_NOT_HANDSHAKE", this.recordCount === 0
             ? `first byte 0x${hex2(b)} is not a TLS handshake record (content type 22): not a TLS client`
             : `record ${this.recordCount + 1} has content type ${b} inside the ClientHello; only handshake records (22) may carry it`,
         );
@@ -241,16 +238,16 @@ export class ClientHelloParser {
         // §5.1 says legacy_record_version "MUST be ignored for all purposes", so
         // the minor byte is not checked; a major byte other than 3 is not TLS.
         if (this.recType === CONTENT_HANDSHAKE && b !== 3) {
-          throw new TlsParseError("TLS_UNSUPPORTED", TlsAlert.protocol_version, `record version 0x${hex2(b)}xx is not TLS (0x03xx)`);
+          throw new TlsParseError("TLS_UNSUPPORTED", `record version 0x${hex2(b)}xx is not TLS (0x03xx)`);
         }
         return;
       case 2:
         if (this.recType !== CONTENT_HANDSHAKE) {
           // SSL 2.0 (RFC 6101 appendix E.2): [len_hi|0x80, len_lo, msg_type = 1 CLIENT-HELLO, ...].
           if (b === 1) {
-            throw new TlsParseError("TLS_UNSUPPORTED", TlsAlert.protocol_version, "SSL 2.0 compatible ClientHello; SNI needs a TLS ClientHello");
+            throw new TlsParseError("TLS_UNSUPPORTED", "SSL 2.0 compatible ClientHello; SNI needs a TLS ClientHello");
           }
-          throw new TlsParseError("TLS_NOT_HANDSHAKE", TlsAlert.unexpected_message, `first byte 0x${hex2(this.recType)} is not a TLS handshake record: not a TLS client`);
+          throw new TlsParseError("TLS_NOT_HANDSHAKE", `first byte 0x${hex2(this.recType)} is not a TLS handshake record: not a TLS client`);
         }
         return;
       case 3:
@@ -270,7 +267,7 @@ export class ClientHelloParser {
     // a record that exceeds this length MUST terminate the connection with a
     // "record_overflow" alert."
     if (length > MAX_RECORD) {
-      throw new TlsParseError("TLS_HELLO_TOO_LARGE", TlsAlert.record_overflow, `record ${this.recordCount + 1} is ${length} bytes, over the 2^14 limit`);
+      throw new TlsParseError("TLS_HELLO_TOO_LARGE", `record ${this.recordCount + 1} is ${length} bytes, over the 2^14 limit`);
     }
     this.recLeft = length;
     this.recordCount++;
@@ -282,7 +279,7 @@ export class ClientHelloParser {
         // §4.1.2: "When a client first connects to a server, it is REQUIRED to
         // send the ClientHello as its first TLS message."
         if (b !== HANDSHAKE_CLIENT_HELLO) {
-          throw new TlsParseError("TLS_NOT_HANDSHAKE", TlsAlert.unexpected_message, `first handshake message has type ${b}, not ClientHello (1)`);
+          throw new TlsParseError("TLS_NOT_HANDSHAKE", `first handshake message has type ${b}, not ClientHello (1)`);
         }
         return;
       case 1:
@@ -295,10 +292,7 @@ export class ClientHelloParser {
         this.hsLength |= b;
         // Bound before allocating: the declared length alone decides.
         if (HS_HEADER + this.hsLength > this.maxHelloBytes) {
-          throw new TlsParseError(
-            "TLS_HELLO_TOO_LARGE",
-            TlsAlert.record_overflow,
-            `ClientHello of ${HS_HEADER + this.hsLength} bytes is over the ${this.maxHelloBytes}-byte limit (max_client_hello)`,
+          throw new TlsParseError("TLS_HELLO_TOO_LARGE", `ClientHello of ${HS_HEADER + this.hsLength} bytes is over the ${this.maxHelloBytes}-byte limit (max_client_hello)`,
           );
         }
         this.body = new Uint8Array(this.hsLength);
@@ -337,7 +331,7 @@ function parseClientHelloBody(b: Uint8Array, start: number, end: number, recordC
   // Every SSL 3.0 / TLS version is 0x03xx; a hello with another major version
   // is not one we (or the backend) can speak.
   if (b[p] !== 3) {
-    throw new TlsParseError("TLS_UNSUPPORTED", TlsAlert.protocol_version, `ClientHello version 0x${legacyVersion.toString(16).padStart(4, "0")} is not TLS`);
+    throw new TlsParseError("TLS_UNSUPPORTED", `ClientHello version 0x${legacyVersion.toString(16).padStart(4, "0")} is not TLS`);
   }
   p += 2 + 32;
   const sessionIdLength = b[p++]!;
@@ -431,10 +425,10 @@ function parseClientHelloBody(b: Uint8Array, start: number, end: number, recordC
     // 253 bytes). No route can ever match it, so we answer as RFC 6066 §3 says
     // for a name the server "does not recognize": "abort the handshake by
     // sending a fatal-level unrecognized_name(112) alert". decode_error stays
-    // for broken structure. Code TLS_DECODE keeps these visible in stats apart
-    // from valid names that merely have no route (NO_ROUTE).
+    // for broken structure. Code TLS_BAD_SERVER_NAME keeps these visible in
+    // stats apart from valid names that merely have no route (NO_ROUTE).
     if (serverName === null) {
-      throw new TlsParseError("TLS_DECODE", TlsAlert.unrecognized_name, `server_name ${printable(b, nameStart, nameEnd)} is not a valid DNS hostname`);
+      throw new TlsParseError("TLS_BAD_SERVER_NAME", `server_name ${printable(b, nameStart, nameEnd)} is not a valid DNS hostname`);
     }
   }
 

@@ -370,12 +370,12 @@ describe("ClientHello body", () => {
 
   test("invalid server names get unrecognized_name", () => {
     for (const name of ["1.2.3.4", "exa mple.com", "a..b", ".", "..", "a/b", "[::1]", "x".repeat(64) + ".com", `${"a.".repeat(127)}ab`, "0x7f.1"]) {
-      const err = expectError(hello({ extensions: [sni([name])] }), "TLS_DECODE", TlsAlert.unrecognized_name);
+      const err = expectError(hello({ extensions: [sni([name])] }), "TLS_BAD_SERVER_NAME", TlsAlert.unrecognized_name);
       expect(err.message).toContain("not a valid DNS hostname");
     }
     // Non-ASCII byte (a U-label sent raw instead of its A-label).
     const utf8 = new TextEncoder().encode("bücher.example");
-    const err = expectError(hello({ extensions: [sni([utf8])] }), "TLS_DECODE", TlsAlert.unrecognized_name);
+    const err = expectError(hello({ extensions: [sni([utf8])] }), "TLS_BAD_SERVER_NAME", TlsAlert.unrecognized_name);
     expect(err.message).toContain("\\xc3\\xbc");
   });
 
@@ -446,7 +446,7 @@ describe("property: any input gives null, a result or a TlsParseError", () => {
   test("random bytes and mutated real hellos, in random chunks", () => {
     const rand = prng(20250601);
     const fixtures = [...FIXTURES.values()];
-    const codes = new Set<string>(["TLS_DECODE", "TLS_NOT_HANDSHAKE", "TLS_HELLO_TOO_LARGE", "TLS_UNSUPPORTED"]);
+    const codes = new Set<string>(["TLS_DECODE", "TLS_NOT_HANDSHAKE", "TLS_HELLO_TOO_LARGE", "TLS_UNSUPPORTED", "TLS_BAD_SERVER_NAME"]);
     const alerts = new Set<number>([10, 22, 50, 70, 112]);
     const seen: Record<string, number> = {};
     const deadline = performance.now() + 8000;
@@ -524,14 +524,14 @@ describe("property: any input gives null, a result or a TlsParseError", () => {
     }
     expect(iterations).toBeGreaterThanOrEqual(2000);
     // The generator reaches every outcome, so the test exercises each path.
-    for (const key of ["null", "result", "TLS_DECODE/50", "TLS_DECODE/112", "TLS_NOT_HANDSHAKE/10", "TLS_UNSUPPORTED/70", "TLS_HELLO_TOO_LARGE/22"]) {
+    for (const key of ["null", "result", "TLS_DECODE/50", "TLS_BAD_SERVER_NAME/112", "TLS_NOT_HANDSHAKE/10", "TLS_UNSUPPORTED/70", "TLS_HELLO_TOO_LARGE/22"]) {
       if (!seen[key]) throw new Error(`outcome ${key} never seen: ${JSON.stringify(seen)}`);
     }
   });
 });
 
 describe("error model", () => {
-  test("codes are shared error codes; alerts agree with tlsAlertFor except where more precise", () => {
+  test("codes are shared error codes; the alert is the one errors/ maps the code to", () => {
     const e = thrown(() => parseClientHello(hello({ sessionId: new Uint8Array(33) })));
     expect(ERROR_CODES).toContain(e.code);
     expect(tlsAlertFor(e.code)).toBe(e.alert);

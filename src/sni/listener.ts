@@ -7,9 +7,9 @@
  * unreachable → internal_error).
  */
 import type { SniListenerConfig } from "../config/types.ts";
-import { ProxyError, tlsAlertFor } from "../errors/mod.ts";
-import { dialMatch, FrontListener, type FrontSession, type ListenerSettings, type Preamble } from "../frontdoor/mod.ts";
-import { ClientHelloParser, encodeTlsAlert, TlsParseError } from "../proto/mod.ts";
+import { ProxyError, TlsAlert, tlsAlertFor } from "../errors/mod.ts";
+import { dialMatch, FrontListener, type FrontSession, type ListenerSettings, Phase, type Preamble } from "../frontdoor/mod.ts";
+import { ClientHelloParser, encodeTlsAlert } from "../proto/mod.ts";
 import { compileRouteTable, type RouteMatch, type RouteTable } from "../router/mod.ts";
 import type { Dialed } from "../upstream/mod.ts";
 
@@ -69,8 +69,12 @@ class SniPreamble implements Preamble {
     return null;
   }
 
-  refusal(err: ProxyError): Uint8Array | null {
-    const alert = err instanceof TlsParseError ? err.alert : tlsAlertFor(err.code);
+  /**
+   * The code's alert. A failure to reach the backend whose code names none
+   * (a tunnel service offline, an agent's refusal) is internal_error (DESIGN.md).
+   */
+  refusal(err: ProxyError, s: FrontSession): Uint8Array | null {
+    const alert = tlsAlertFor(err.code) ?? (s.phase === Phase.Dialing ? TlsAlert.internal_error : null);
     return alert === null ? null : encodeTlsAlert(alert);
   }
 

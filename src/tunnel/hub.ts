@@ -11,7 +11,6 @@
  */
 import { ProxyError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { TunnelErrorCode } from "../proto/tunnel_control.ts";
 import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { ErrorCode } from "../errors/mod.ts";
 import type { Conn } from "../runtime/types.ts";
@@ -38,12 +37,9 @@ export interface HubOptions {
   onSession?: (e: TunnelSessionEvent) => void;
 }
 
-export function tunnelError(code: ErrorCode, tunnelCode: number, message: string, alert?: number): ProxyError {
-  const e = new ProxyError(code, "upstream", message);
-  (e as { tunnelCode?: number }).tunnelCode = tunnelCode;
-  // The SNI listener answers a failed backend with this TLS alert (internal_error).
-  (e as { alert?: number }).alert = alert ?? 80;
-  return e;
+/** A failed open: its code is all a peer needs (errors/ maps it to the tunnel wire code, a TLS alert, an HTTP status). */
+export function tunnelError(code: ErrorCode, message: string): ProxyError {
+  return new ProxyError(code, "upstream", message);
 }
 
 export class TunnelHub implements LinkHost, RelayOwner {
@@ -156,14 +152,14 @@ export class TunnelHub implements LinkHost, RelayOwner {
   /**
    * A Conn to `req.service`, after the destination agent answered ok. The
    * Conn is ready for a relay: it starts delivering once its handler is set.
-   * Rejects with a ProxyError carrying `tunnelCode` (and a TLS `alert`).
+   * Rejects with a ProxyError whose code says why (SERVICE_UNKNOWN, SERVICE_OFFLINE, ...).
    */
   async open(req: OpenRequest, timeoutMs: number): Promise<Conn> {
     const session = this.pickLocal(req.service);
     if (session !== null) return await session.openService(req, timeoutMs);
     const link = this.pickPeer(req.service);
     if (link !== null) return await link.open(req, timeoutMs);
-    throw tunnelError("SERVICE_UNKNOWN", TunnelErrorCode.SERVICE_UNKNOWN, `Cannot open tunnel service '${req.service}': no agent exposing it is connected`);
+    throw tunnelError("SERVICE_UNKNOWN", `Cannot open tunnel service '${req.service}': no agent exposing it is connected`);
   }
 
   private pickLocal(service: string): DestinationSession | null {
@@ -200,7 +196,7 @@ export class TunnelHub implements LinkHost, RelayOwner {
   async openForPeer(req: OpenRequest, timeoutMs: number): Promise<Conn> {
     const session = this.pickLocal(req.service);
     if (session === null) {
-      throw tunnelError("SERVICE_OFFLINE", TunnelErrorCode.SERVICE_OFFLINE, `tunnel service '${req.service}' is no longer held by worker ${this.opts.workerId}`);
+      throw tunnelError("SERVICE_OFFLINE", `tunnel service '${req.service}' is no longer held by worker ${this.opts.workerId}`);
     }
     return await session.openService(req, timeoutMs);
   }

@@ -41,4 +41,4 @@ export {
 export { WsConn } from "./websocket.ts";
 /** The frame codec lives in proto/; re-exported so importers of tunnel/ keep working. */
 export { encodeWsClose, encodeWsFrame, WsFrameDecoder, WsOpcode, WsProtocolError } from "../proto/mod.ts";
-export type { HubStats, OpenRefusal, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
+export type { HubStats, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";

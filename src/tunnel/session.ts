@@ -12,7 +12,7 @@
  * here with its reason. Only this session dies on bad input: a protocol
  * error closes this connection and nothing else.
  */
-import { type ErrorCode, errorCodeForTunnel, ProxyError } from "../errors/mod.ts";
+import { type ErrorCode, errorCodeForTunnel, ProxyError, tunnelCodeFor } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { MuxSession, type MuxStream, type MuxTicker } from "../mux/mod.ts";
 import type { Http1RequestParser } from "../proto/mod.ts";
@@ -415,14 +415,14 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   openService(req: OpenRequest, timeoutMs: number): Promise<Conn> {
     return new Promise<Conn>((resolve, reject) => {
       if (this.phase !== Phase.Ready || this.mux === null || !this.services.has(req.service)) {
-        reject(tunnelError("SERVICE_OFFLINE", TunnelErrorCode.SERVICE_OFFLINE, `tunnel service '${req.service}': agent '${this.agent}' is not connected`));
+        reject(tunnelError("SERVICE_OFFLINE", `tunnel service '${req.service}': agent '${this.agent}' is not connected`));
         return;
       }
       let s: MuxStream;
       try {
         s = this.mux.openStream();
       } catch (err) {
-        reject(tunnelError("SERVICE_OFFLINE", TunnelErrorCode.SERVICE_OFFLINE, `tunnel service '${req.service}': ${(err as Error).message}`));
+        reject(tunnelError("SERVICE_OFFLINE", `tunnel service '${req.service}': ${(err as Error).message}`));
         return;
       }
       const open: OpenMessage = { type: "open", service: req.service, proto: req.proto, client: req.client, server: req.server, proxy: req.proxy };
@@ -433,9 +433,9 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         if (err !== null) {
           s.close();
           const timedOut = err.code === "HANDSHAKE_TIMEOUT";
+          // A destination answers an open once it reached its local service: no answer in time is that service's.
           reject(tunnelError(
-            timedOut ? "UPSTREAM_CONNECT_TIMEOUT" : "SERVICE_OFFLINE",
-            TunnelErrorCode.SERVICE_OFFLINE,
+            timedOut ? "SERVICE_UNREACHABLE" : "SERVICE_OFFLINE",
             `tunnel service '${req.service}' on agent '${this.agent}': ${timedOut ? `no answer within ${timeoutMs} ms` : err.message}`,
           ));
           return;
@@ -446,9 +446,9 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         }
         s.close();
         if (msg!.type === "error") {
-          reject(tunnelError(errorCodeForTunnel(msg!.code), msg!.code, `tunnel service '${req.service}' on agent '${this.agent}': ${msg!.message}`));
+          reject(tunnelError(errorCodeForTunnel(msg!.code), `tunnel service '${req.service}' on agent '${this.agent}': ${msg!.message}`));
         } else {
-          reject(tunnelError("TUNNEL_PROTOCOL", TunnelErrorCode.PROTOCOL, `tunnel service '${req.service}': agent '${this.agent}' answered ${msg!.type} to open`));
+          reject(tunnelError("TUNNEL_PROTOCOL", `tunnel service '${req.service}': agent '${this.agent}' answered ${msg!.type} to open`));
         }
       }, "upstream");
       this.pendingOpens.add(fm);
@@ -475,7 +475,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       const req: OpenRequest = { service: open.service, proto: open.proto, client: this.peer, server: formatPeer(this.conn.localAddress, this.conn.localPort), proxy: "none" };
       this.host.hub.open(req, this.host.sessionConfig.openTimeoutMs).then(
         (dest) => this.startSourceRelay(fm, s, dest, open.service),
-        (e: ProxyError) => this.refuseStream(s, (e as { tunnelCode?: number }).tunnelCode ?? TunnelErrorCode.INTERNAL, e.message),
+        (e: ProxyError) => this.refuseStream(s, tunnelCodeFor(e.code), e.message),
       );
     });
     this.pendingOpens.add(fm);

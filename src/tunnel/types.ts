@@ -1,5 +1,4 @@
 /** Shapes shared by the edge's tunnel pieces (hub, sessions, cross-worker links). */
-import type { ErrorCode } from "../errors/mod.ts";
 import type { ProxyWish, ServiceProto } from "../proto/tunnel_control.ts";
 
 /** What a client (public route or source agent) wants from a tunnel service. */
@@ -12,14 +11,6 @@ export interface OpenRequest {
   server: string;
   /** PROXY header the destination agent puts in front of the bytes to its service. */
   proxy: ProxyWish;
-}
-
-/** Plain record for a refused open (crosses postMessage). */
-export interface OpenRefusal {
-  code: ErrorCode;
-  /** TunnelErrorCode, what a source agent is told. */
-  tunnelCode: number;
-  message: string;
 }
 
 /** Per-worker tunnel counters read by the status endpoint and tests. */

@@ -21,9 +21,9 @@
  * an exact-size ArrayBuffer that is then transferred. bench/tunnel_bench.ts
  * (`--only xworker`) measures this against a SharedArrayBuffer ring.
  */
-import { ProxyError } from "../errors/mod.ts";
+import { type ErrorRecord, ProxyError } from "../errors/mod.ts";
 import type { Conn, ConnHandler, TlsInfo } from "../runtime/types.ts";
-import type { OpenRefusal, OpenRequest } from "./types.ts";
+import type { OpenRequest } from "./types.ts";
 
 /** Uncredited bytes a cross-worker stream may have in flight. */
 export const XWORKER_WINDOW = 256 * 1024;
@@ -40,7 +40,7 @@ export type LinkMsg =
   | { t: "services"; names: string[] }
   | { t: "open"; id: number; req: OpenRequest; timeoutMs: number }
   | { t: "opened"; id: number }
-  | { t: "refused"; id: number; refusal: OpenRefusal }
+  | { t: "refused"; id: number; refusal: ErrorRecord }
   | { t: "data"; id: number; buf: ArrayBuffer }
   | { t: "credit"; id: number; n: number }
   | { t: "end"; id: number }
@@ -187,9 +187,7 @@ export class PeerLink {
         if (!p) return;
         this.pending.delete(m.id);
         clearTimeout(p.timer);
-        const e = new ProxyError(m.refusal.code, "upstream", m.refusal.message);
-        (e as { tunnelCode?: number }).tunnelCode = m.refusal.tunnelCode;
-        p.reject(e);
+        p.reject(ProxyError.fromRecord(m.refusal));
         return;
       }
       case "services":
@@ -216,8 +214,7 @@ export class PeerLink {
       (err: unknown) => {
         this.inbound.delete(id);
         const e = err instanceof ProxyError ? err : new ProxyError("INTERNAL", "internal", String(err));
-        const tunnelCode = (e as { tunnelCode?: number }).tunnelCode ?? 31;
-        this.send({ t: "refused", id, refusal: { code: e.code, tunnelCode, message: e.message } });
+        this.send({ t: "refused", id, refusal: e.toRecord() });
       },
     );
   }
@@ -251,9 +248,7 @@ export class PeerLink {
 }
 
 function offline(service: string, why: string): ProxyError {
-  const e = new ProxyError("SERVICE_OFFLINE", "upstream", `tunnel service '${service}' is offline: ${why}`);
-  (e as { tunnelCode?: number }).tunnelCode = 21;
-  return e;
+  return new ProxyError("SERVICE_OFFLINE", "upstream", `tunnel service '${service}' is offline: ${why}`);
 }
 
 const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
