@@ -19,7 +19,7 @@
  *             process) and per idle relayed stream (2,000 held connections
  *             through a source → destination pair).              reported
  *   xworker   the cross-worker data path: postMessage per chunk, postMessage
- *             batched per microtask (what src/tunnel/xworker.ts does) and a
+ *             batched per microtask (what src/worker/peer_link.ts does) and a
  *             SharedArrayBuffer ring, between two worker threads.  reported
  *
  * Rounds are interleaved (tunnel, direct, tunnel, direct, ...) and medians
@@ -43,7 +43,7 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 //   post        one postMessage per chunk, the chunk copied into an exact-size
 //               ArrayBuffer and transferred (the simplest design)
 //   post-batch  the same messages gathered per microtask turn into one
-//               postMessage (what src/tunnel/xworker.ts PeerLink does)
+//               postMessage (what src/worker/peer_link.ts PeerLink does)
 //   ring        a SharedArrayBuffer ring (8 MiB): records `length u32 | stream u32 | bytes`,
 //               head and tail published with Atomics; the consumer is woken by one
 //               postMessage "kick" only when it said it was going idle, the producer

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
-import { upgradeRequest } from "../src/tunnel/mod.ts";
+import { upgradeRequest } from "../src/tunnel/transport/mod.ts";
 import { type EdgemuxProcess, ROOT, startEdgemux, tempDir } from "./support/edgemux.ts";
 import { echoServer, type EchoServer, rawRequest, within } from "./support/proxy.ts";
 import { testPki } from "./support/tls.ts";

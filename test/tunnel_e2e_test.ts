@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { MuxSession } from "../src/mux/mod.ts";
 import { type Conn, type ConnHandler, runtime, type UdpSocket } from "../src/runtime/mod.ts";
 import { encodeTunnelMessage, TunnelMessageDecoder, type TunnelMessage } from "../src/proto/tunnel_control.ts";
-import { upgradeRequest } from "../src/tunnel/mod.ts";
+import { upgradeRequest } from "../src/tunnel/transport/mod.ts";
 import { type EdgemuxProcess, ROOT, run, startEdgemux } from "./support/edgemux.ts";
 import { recordingServer, type RecordingServer } from "./support/net.ts";
 import { testPki, type TlsBackend, tlsBackend } from "./support/tls.ts";

@@ -14,7 +14,7 @@ import { type Agent, EXIT_REFUSED, resolveInside } from "../src/agent/mod.ts";
 import { type ConnHandler, runtime } from "../src/runtime/mod.ts";
 import { encodeTunnelMessage, TunnelErrorCode, TunnelMessageDecoder } from "../src/proto/tunnel_control.ts";
 import { MuxSession } from "../src/mux/mod.ts";
-import { upgradeRequest } from "../src/tunnel/mod.ts";
+import { upgradeRequest } from "../src/tunnel/transport/mod.ts";
 import { agentConfig, echoServer, roundTrip, startAgent, TestEdge, until } from "./support/tunnel.ts";
 
 const agents: Agent[] = [];

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import type { Agent } from "../src/agent/mod.ts";
 import { type Conn, type ConnHandler, runtime } from "../src/runtime/mod.ts";
-import { createSessionCells, XWORKER_WINDOW } from "../src/tunnel/mod.ts";
+import { createSessionCells } from "../src/stats/mod.ts";
+import { PeerLink, XWORKER_WINDOW } from "../src/worker/peer_link.ts";
 import { agentConfig, echoServer, roundTrip, startAgent, TestEdge, until } from "./support/tunnel.ts";
 
 const agents: Agent[] = [];
@@ -23,8 +24,8 @@ function pair(): { w0: TestEdge; w1: TestEdge; channel: MessageChannel } {
   const w0 = new TestEdge(undefined, 0, cells);
   const w1 = new TestEdge(undefined, 1, cells);
   const channel = new MessageChannel();
-  w0.hub.attachPeer(1, channel.port1);
-  w1.hub.attachPeer(0, channel.port2);
+  w0.hub.attachPeer(1, new PeerLink(0, 1, channel.port1, w0.hub));
+  w1.hub.attachPeer(0, new PeerLink(1, 0, channel.port2, w1.hub));
   cleanups.push(() => {
     channel.port1.close();
     channel.port2.close();

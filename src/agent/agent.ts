@@ -31,7 +31,7 @@ import {
 import { encodeTunnelMessage, OPEN_MAX_MESSAGE, type OpenMessage, TunnelErrorCode, type WelcomeMessage } from "../proto/tunnel_control.ts";
 import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn, ConnHandler, HttpServer, Listener, Runtime } from "../runtime/types.ts";
-import { formatPeer } from "../tunnel/mod.ts";
+import { formatPeer } from "../proto/mod.ts";
 import { VERSION } from "../version.ts";
 import { type AgentConfig, describeTarget, type Expose, type Forward } from "./config.ts";
 import { type ConnectFn, dialEdge, EdgeRefusal } from "./dial.ts";

@@ -9,8 +9,7 @@ import { randomBytes } from "node:crypto";
 import { ProxyError } from "../errors/mod.ts";
 import { type TunnelErrorInfo, tunnelErrorInfo } from "../proto/tunnel_control.ts";
 import type { Conn, ConnectOptions, ConnHandler } from "../runtime/types.ts";
-import { checkUpgradeResponse, upgradeRequest, upgradeResponseParser, type UpgradeTransport } from "../tunnel/mod.ts";
-import { WsConn } from "../tunnel/mod.ts";
+import { checkUpgradeResponse, upgradeRequest, upgradeResponseParser, type UpgradeTransport, WsConn } from "../tunnel/transport/mod.ts";
 import { VERSION } from "../version.ts";
 import type { AgentConfig } from "./config.ts";
 

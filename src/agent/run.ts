@@ -11,7 +11,7 @@ import { VERSION } from "../version.ts";
 import { Agent } from "./agent.ts";
 import { type AgentFlags, loadAgentConfig } from "./config.ts";
 import { startStatus } from "./status.ts";
-import { formatPeer } from "../tunnel/mod.ts";
+import { formatPeer } from "../proto/mod.ts";
 
 export async function runAgent(rt: Runtime, flags: AgentFlags, err: (s: string) => void): Promise<number> {
   let cfg;

@@ -19,7 +19,7 @@ import {
   type WelcomeMessage,
 } from "../proto/tunnel_control.ts";
 import type { Conn, ConnHandler } from "../runtime/types.ts";
-import { FirstMessage, handOver, TUNNEL_MAX_FRAME } from "../tunnel/mod.ts";
+import { FirstMessage, handOver, TUNNEL_MAX_FRAME } from "../tunnel/transport/mod.ts";
 import { EdgeRefusal, type Dialed } from "./dial.ts";
 
 export interface SessionEvents {

@@ -17,7 +17,7 @@
 import type { ConnHandler, Conn, Runtime, UdpSocket } from "../runtime/types.ts";
 import { UdpFrameDecoder, udpFrame } from "../proto/udp_frame.ts";
 import type { OpenMessage } from "../proto/tunnel_control.ts";
-import { formatPeer } from "../tunnel/mod.ts";
+import { formatPeer } from "../proto/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { AgentConfig, ExposeTarget, Forward } from "./config.ts";
 import type { AgentSession } from "./session.ts";

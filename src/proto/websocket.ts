@@ -1,7 +1,7 @@
 /**
  * RFC 6455 WebSocket framing, sans-I/O: a push decoder and the frame
  * encoders. The tunnel's WebSocket transport (`WsConn` in
- * src/tunnel/websocket.ts) runs a MuxSession over it.
+ * src/tunnel/transport/websocket.ts) runs a MuxSession over it.
  *
  * Message boundaries carry no meaning to the tunnel: smux frames are a byte stream, so
  * the payload of every binary frame (and its continuations) is handed on as

@@ -42,7 +42,7 @@ export type RouteBackends =
   | { readonly kind: "targets"; readonly balancer: Balancer }
   /** sniproxy directory mode: resolve the server name at each connection. */
   | { readonly kind: "directory"; readonly resolver: DirectoryResolver }
-  /** `tunnel:NAME`: a stream to the agent exposing the service (tunnel/hub.ts picks the agent). */
+  /** `tunnel:NAME`: a stream to the agent exposing the service (tunnel/edge/hub.ts picks the agent). */
   | { readonly kind: "tunnel"; readonly service: string };
 
 export interface RouteMatch {

@@ -2,7 +2,8 @@
  * Shared-memory stats: one SharedArrayBuffer slab per worker, written by its
  * worker with plain stores (StatsWriter), summed by the supervisor
  * (StatsRegistry.snapshot) and rendered for Prometheus (renderPrometheus).
- * Plus the cross-worker max_connections cells (tryAcquire / release).
+ * Plus the cross-worker max_connections cells (tryAcquire / release) and the
+ * tunnel max_sessions cells (SessionCounters).
  *
  * Worker side:      new StatsWriter(slab, threadId); writer.opened(slot) ...
  * Supervisor side:  const reg = new StatsRegistry(listeners + maxRoutes);
@@ -32,6 +33,7 @@ export {
   type WorkerSlabSnapshot,
 } from "./registry.ts";
 export { createLimits, held, release, tryAcquire } from "./limits.ts";
+export { createSessionCells, releaseWorkerSessions, SESSION_SLOTS, SessionCounters } from "./session_cells.ts";
 export {
   escapeHelp,
   escapeLabel,

@@ -14,7 +14,8 @@ import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
 import { overflowSlot, StatsRegistry } from "../stats/mod.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "../worker/mod.ts";
 import { VERSION } from "../version.ts";
-import { createSessionCells, releaseWorkerSessions, type TunnelSessionInfo } from "../tunnel/mod.ts";
+import { createSessionCells, releaseWorkerSessions } from "../stats/mod.ts";
+import type { TunnelSessionInfo } from "../tunnel/edge/mod.ts";
 import { adoptPassedSockets, type PassedSocket } from "./inherit.ts";
 
 /** A worker that dies sooner than this after starting counts as a crash loop: back off. */
@@ -147,7 +148,7 @@ export class Supervisor {
 
   /**
    * Gives worker `w` and every other live worker one MessageChannel between
-   * their tunnel hubs (tunnel/xworker.ts): an agent's session lives on one
+   * their tunnel hubs (worker/peer_link.ts): an agent's session lives on one
    * worker, its clients may arrive on any. A restarted worker gets fresh pairs.
    */
   private pairTunnelHubs(w: WorkerSlot): void {

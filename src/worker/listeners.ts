@@ -9,7 +9,7 @@ import { ConnectListener } from "../connect/mod.ts";
 import { Socks5Listener } from "../socks5/mod.ts";
 import { TcpListener } from "../tcp/mod.ts";
 import { UdpListener } from "../udp/mod.ts";
-import { TunnelListenerState, type TunnelHub } from "../tunnel/mod.ts";
+import { TunnelListenerState, type TunnelHub } from "../tunnel/edge/mod.ts";
 
 export type { DataPlaneListener, ListenerSettings };
 

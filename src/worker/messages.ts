@@ -5,7 +5,7 @@
 import type { Config } from "../config/types.ts";
 import type { ErrorRecord } from "../errors/mod.ts";
 import type { SlotMap } from "../stats/mod.ts";
-import type { TunnelSessionInfo } from "../tunnel/mod.ts";
+import type { TunnelSessionInfo } from "../tunnel/edge/mod.ts";
 
 export interface SlotAssignment extends SlotMap {
   overflowListener: number;
@@ -22,7 +22,7 @@ export type ToWorker =
     limits: SharedArrayBuffer;
     /** Ports already bound by worker 0 for listeners configured with port 0. */
     ports: Record<string, number>;
-    /** Tunnel max_sessions counters shared by all workers (tunnel/policy.ts createSessionCells). */
+    /** Tunnel max_sessions counters shared by all workers (stats/session_cells.ts). */
     tunnelSessions?: SharedArrayBuffer;
   }
   /** A MessageChannel port to another worker's tunnel hub (sent after start, and again when that worker restarts). */

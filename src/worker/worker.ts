@@ -12,7 +12,9 @@ import { compileAccessList } from "../auth/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { StatsWriter } from "../stats/mod.ts";
 import { tickClock } from "../relay/mod.ts";
-import { SessionCounters, TunnelHub } from "../tunnel/mod.ts";
+import { SessionCounters } from "../stats/mod.ts";
+import { TunnelHub } from "../tunnel/edge/mod.ts";
+import { PeerLink } from "./peer_link.ts";
 import { createUpstream } from "../upstream/mod.ts";
 import { createListener, type DataPlaneListener, type ListenerDeps, type ListenerSettings } from "./listeners.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";
@@ -48,7 +50,7 @@ export class DataPlane {
       case "drain":
         return this.drain(msg.timeoutMs);
       case "peer":
-        return this.hub?.attachPeer(msg.workerId, msg.port);
+        return this.hub?.attachPeer(msg.workerId, new PeerLink(this.workerId, msg.workerId, msg.port, this.hub));
       case "peer-gone":
         return this.hub?.detachPeer(msg.workerId);
     }

@@ -10,17 +10,16 @@ import { MuxTicker } from "../../src/mux/mod.ts";
 import { memoryPair } from "../../src/runtime/memory.ts";
 import { type Conn, type ConnHandler, type ConnectOptions, runtime } from "../../src/runtime/mod.ts";
 import { StatsRegistry, StatsWriter } from "../../src/stats/mod.ts";
+import { createSessionCells, SessionCounters } from "../../src/stats/mod.ts";
 import {
-  createSessionCells,
   EdgeSession,
-  SessionCounters,
   sha256,
   type TokenEntry,
   TokenTable,
   TunnelHub,
   type TunnelSessionConfig,
   type TunnelSessionHost,
-} from "../../src/tunnel/mod.ts";
+} from "../../src/tunnel/edge/mod.ts";
 
 export const TOKENS: Record<string, TokenEntry> = {
   dest: { name: "dest", sha256: sha256("dest-token"), roles: ["destination"], services: ["*"], allow: [], deny: [], maxSessions: 0 },

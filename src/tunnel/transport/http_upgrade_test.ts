@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { ProxyError } from "../errors/mod.ts";
-import { TunnelErrorCode } from "../proto/tunnel_control.ts";
-import { fieldValue, type HttpRequestHead, type HttpResponseHead } from "../proto/mod.ts";
+import { ProxyError } from "../../errors/mod.ts";
+import { TunnelErrorCode } from "../../proto/tunnel_control.ts";
+import { fieldValue, type HttpRequestHead, type HttpResponseHead } from "../../proto/mod.ts";
 import {
   checkUpgradeRequest,
   checkUpgradeResponse,

@@ -12,10 +12,10 @@
  * here with its reason. Only this session dies on bad input: a protocol
  * error closes this connection and nothing else.
  */
-import { type ErrorCode, errorCodeForTunnel, ProxyError, tunnelCodeFor } from "../errors/mod.ts";
-import type { Logger } from "../log/mod.ts";
-import { MuxSession, type MuxStream, type MuxTicker } from "../mux/mod.ts";
-import type { Http1RequestParser } from "../proto/mod.ts";
+import { type ErrorCode, errorCodeForTunnel, ProxyError, tunnelCodeFor } from "../../errors/mod.ts";
+import type { Logger } from "../../log/mod.ts";
+import { MuxSession, type MuxStream, type MuxTicker } from "../../mux/mod.ts";
+import { formatPeer, type Http1RequestParser } from "../../proto/mod.ts";
 import {
   CONTROL_MAX_MESSAGE,
   encodeTunnelMessage,
@@ -28,18 +28,17 @@ import {
   type TunnelMessage,
   TunnelMessageDecoder,
   type TunnelRole,
-} from "../proto/tunnel_control.ts";
-import { coarseClock, Relay, type RelayOwner } from "../relay/mod.ts";
-import type { Conn } from "../runtime/types.ts";
-import type { FrontConnection } from "../frontdoor/mod.ts";
-import type { StatsWriter } from "../stats/mod.ts";
-import { VERSION } from "../version.ts";
-import { FirstMessage, handOver } from "./first_message.ts";
-import { checkUpgradeRequest, refusalResponse, switchingProtocols, upgradeRequestParser } from "./http_upgrade.ts";
+} from "../../proto/tunnel_control.ts";
+import { coarseClock, Relay, type RelayOwner } from "../../relay/mod.ts";
+import type { Conn } from "../../runtime/types.ts";
+import type { FrontConnection } from "../../frontdoor/mod.ts";
+import type { StatsWriter } from "../../stats/mod.ts";
+import { VERSION } from "../../version.ts";
+import { checkUpgradeRequest, FirstMessage, handOver, refusalResponse, switchingProtocols, TUNNEL_MAX_FRAME, upgradeRequestParser, WsConn } from "../transport/mod.ts";
 import { type DestinationSession, tunnelError, type TunnelHub } from "./hub.ts";
-import type { SessionCounters, TunnelAuthority, TunnelGrant } from "./policy.ts";
+import type { SessionCounters } from "../../stats/mod.ts";
+import type { TunnelAuthority, TunnelGrant } from "./policy.ts";
 import type { OpenRequest } from "./types.ts";
-import { WsConn } from "./websocket.ts";
 
 /** The tunnel listener's settings a session reads (see listener.ts). */
 export interface TunnelSessionConfig {
@@ -79,11 +78,6 @@ const enum Phase {
   Done,
 }
 
-/**
- * Largest PSH payload we send: the u16 maximum (Go smux reads any length up to it, whatever its
- * own MaxFrameSize). Twice Go's default 32 KiB halves the per-frame work on bulk streams.
- */
-export const TUNNEL_MAX_FRAME = 65535;
 
 /** How long a refused agent may keep its connection after our error (so it reads it). */
 export const REFUSAL_LINGER_MS = 1000;
@@ -624,10 +618,4 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       reason: this.reason,
     };
   }
-}
-
-export function formatPeer(addr: string, port: number): string {
-  const a = addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
-  if (a === "") return "";
-  return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
 }

@@ -9,14 +9,30 @@
  * Several agents may expose one name: they share the load, and an agent can
  * be replaced without a gap.
  */
-import { ProxyError } from "../errors/mod.ts";
-import type { Logger } from "../log/mod.ts";
-import { Relay, type RelayOwner } from "../relay/mod.ts";
-import type { ErrorCode } from "../errors/mod.ts";
-import type { Conn } from "../runtime/types.ts";
-import type { SessionCounters } from "./policy.ts";
+import { ProxyError } from "../../errors/mod.ts";
+import type { Logger } from "../../log/mod.ts";
+import { Relay, type RelayOwner } from "../../relay/mod.ts";
+import type { ErrorCode } from "../../errors/mod.ts";
+import type { Conn } from "../../runtime/types.ts";
+import type { SessionCounters } from "../../stats/mod.ts";
 import type { HubStats, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
-import { type LinkHost, PeerLink, type PortConn, type PortLike } from "./xworker.ts";
+
+/**
+ * A link to another worker's hub (worker/peer_link.ts makes them): it tells
+ * the peer this worker's services and opens streams to the peer's. The hub
+ * in turn serves the peer's opens (`openForPeer`, `relayForPeer`) and hears
+ * its services (`peerServices`).
+ */
+export interface PeerRoute {
+  announce(names: string[]): void;
+  open(req: OpenRequest, timeoutMs: number): Promise<Conn>;
+  close(reason: string): void;
+  readonly isClosed: boolean;
+  readonly streams: number;
+  readonly bytesOut: number;
+  readonly bytesIn: number;
+  readonly messagesOut: number;
+}
 
 /** What the hub needs from a destination session (EdgeSession implements it). */
 export interface DestinationSession {
@@ -42,11 +58,11 @@ export function tunnelError(code: ErrorCode, message: string): ProxyError {
   return new ProxyError(code, "upstream", message);
 }
 
-export class TunnelHub implements LinkHost, RelayOwner {
+export class TunnelHub implements RelayOwner {
   private readonly local = new Map<string, DestinationSession[]>();
   private readonly rr = new Map<string, number>();
   private readonly remote = new Map<string, Set<number>>();
-  private readonly peers = new Map<number, PeerLink>();
+  private readonly peers = new Map<number, PeerRoute>();
   private announceScheduled = false;
   /** Relays this worker runs for peers' streams (destination side). */
   private readonly peerRelays = new Set<Relay>();
@@ -131,10 +147,9 @@ export class TunnelHub implements LinkHost, RelayOwner {
 
   // ---------------------------------------------------------------- peers
 
-  /** The supervisor paired this worker with `workerId` (it started, or restarted). */
-  attachPeer(workerId: number, port: PortLike): void {
+  /** The supervisor paired this worker with `workerId` (it started, or restarted); `link` reaches it. */
+  attachPeer(workerId: number, link: PeerRoute): void {
     this.peers.get(workerId)?.close(`worker ${workerId} was replaced`);
-    const link = new PeerLink(this.opts.workerId, workerId, port, this);
     this.peers.set(workerId, link);
     link.announce([...this.local.keys()]);
   }
@@ -178,7 +193,7 @@ export class TunnelHub implements LinkHost, RelayOwner {
     return list[start % list.length]!;
   }
 
-  private pickPeer(service: string): PeerLink | null {
+  private pickPeer(service: string): PeerRoute | null {
     const set = this.remote.get(service);
     if (!set || set.size === 0) return null;
     const ids = [...set];
@@ -191,7 +206,7 @@ export class TunnelHub implements LinkHost, RelayOwner {
     return null;
   }
 
-  // ---------------------------------------------------------------- LinkHost
+  // ---------------------------------------------------------------- serving peers (worker/peer_link.ts LinkHost)
 
   async openForPeer(req: OpenRequest, timeoutMs: number): Promise<Conn> {
     const session = this.pickLocal(req.service);
@@ -201,7 +216,7 @@ export class TunnelHub implements LinkHost, RelayOwner {
     return await session.openService(req, timeoutMs);
   }
 
-  relayForPeer(peerSide: PortConn, local: Conn, _req: OpenRequest): void {
+  relayForPeer(peerSide: Conn, local: Conn, _req: OpenRequest): void {
     const relay = new Relay(peerSide, local, this);
     this.peerRelays.add(relay);
     relay.start([]);

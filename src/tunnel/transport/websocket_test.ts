@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { encodeWsFrame, WsFrameDecoder, WsOpcode, WsProtocolError } from "../proto/mod.ts";
-import { memoryPair } from "../runtime/memory.ts";
-import type { Conn, ConnHandler } from "../runtime/types.ts";
+import { encodeWsFrame, WsFrameDecoder, WsOpcode, WsProtocolError } from "../../proto/mod.ts";
+import { memoryPair } from "../../runtime/memory.ts";
+import type { Conn, ConnHandler } from "../../runtime/types.ts";
 import { WsConn } from "./websocket.ts";
 
 describe("WsConn", () => {

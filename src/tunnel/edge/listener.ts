@@ -6,12 +6,13 @@
  * streams and reconnect after `goaway_delay` (to another edge, or to this one
  * once it is back).
  */
-import type { Config, TunnelListenerConfig } from "../config/types.ts";
-import { FrontListener, type ListenerDeps, type ListenerSettings } from "../frontdoor/mod.ts";
-import { MuxTicker } from "../mux/mod.ts";
-import type { Conn, TlsServerOptions } from "../runtime/types.ts";
+import type { Config, TunnelListenerConfig } from "../../config/types.ts";
+import { FrontListener, type ListenerDeps, type ListenerSettings } from "../../frontdoor/mod.ts";
+import { MuxTicker } from "../../mux/mod.ts";
+import type { Conn, TlsServerOptions } from "../../runtime/types.ts";
 import type { TunnelHub } from "./hub.ts";
-import { type SessionCounters, type TokenEntry, TokenTable, type TunnelAuthority } from "./policy.ts";
+import type { SessionCounters } from "../../stats/mod.ts";
+import { type TokenEntry, TokenTable, type TunnelAuthority } from "./policy.ts";
 import { EdgeSession, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
 
 /** One ticker per worker thread drives keepalives of every tunnel session (this module is per thread). */

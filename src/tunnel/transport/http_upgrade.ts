@@ -20,7 +20,7 @@
  * here are what an upgrade adds on top.
  */
 import { createHash } from "node:crypto";
-import { ProxyError } from "../errors/mod.ts";
+import { ProxyError } from "../../errors/mod.ts";
 import {
   encodeClosingResponse,
   fieldCount,
@@ -31,8 +31,8 @@ import {
   type HttpRequestHead,
   type HttpResponseHead,
   listHasToken,
-} from "../proto/mod.ts";
-import { TunnelErrorCode, tunnelErrorInfo } from "../proto/tunnel_control.ts";
+} from "../../proto/mod.ts";
+import { TunnelErrorCode, tunnelErrorInfo } from "../../proto/tunnel_control.ts";
 
 export const TUNNEL_PATH = "/edgemux/tunnel";
 /** The Upgrade token for raw smux v2 over the TLS connection. */

@@ -7,9 +7,9 @@
  * One of these per stream open, on the edge and in the agent. Time bound:
  * a timer per pending open (cleared when the message arrives), not per chunk.
  */
-import { ProxyError } from "../errors/mod.ts";
-import { OPEN_MAX_MESSAGE, type TunnelMessage, TunnelMessageDecoder } from "../proto/tunnel_control.ts";
-import { type Conn, type ConnHandler, LayeredConn } from "../runtime/mod.ts";
+import { ProxyError } from "../../errors/mod.ts";
+import { OPEN_MAX_MESSAGE, type TunnelMessage, TunnelMessageDecoder } from "../../proto/tunnel_control.ts";
+import { type Conn, type ConnHandler, LayeredConn } from "../../runtime/mod.ts";
 
 export type FirstMessageCallback = (err: ProxyError | null, msg: TunnelMessage | null, rest: Uint8Array[]) => void;
 

@@ -23,7 +23,7 @@
  */
 import { type ErrorRecord, ProxyError } from "../errors/mod.ts";
 import type { Conn, ConnHandler, TlsInfo } from "../runtime/types.ts";
-import type { OpenRequest } from "./types.ts";
+import type { OpenRequest } from "../tunnel/edge/mod.ts";
 
 /** Uncredited bytes a cross-worker stream may have in flight. */
 export const XWORKER_WINDOW = 256 * 1024;
@@ -51,7 +51,7 @@ export interface LinkHost {
   /** A peer worker asks this worker to open `req` locally; resolves with the destination-side conn. */
   openForPeer(req: OpenRequest, timeoutMs: number): Promise<Conn>;
   /** Joins a peer's stream to the local destination conn (a Relay, owned by the hub). */
-  relayForPeer(peerSide: PortConn, local: Conn, req: OpenRequest): void;
+  relayForPeer(peerSide: Conn, local: Conn, req: OpenRequest): void;
   /** The peer's list of services changed. */
   peerServices(workerId: number, names: string[]): void;
 }

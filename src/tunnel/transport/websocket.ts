@@ -14,8 +14,8 @@
  * cannot set). Interop with real implementations is tested against Bun's
  * WebSocket client and server (test/tunnel_e2e_test.ts).
  */
-import { encodeWsClose, encodeWsFrame, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, type WsProtocolError } from "../proto/mod.ts";
-import { type Conn, type ConnHandler, LayeredConn } from "../runtime/mod.ts";
+import { encodeWsClose, encodeWsFrame, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, type WsProtocolError } from "../../proto/mod.ts";
+import { type Conn, type ConnHandler, LayeredConn } from "../../runtime/mod.ts";
 
 const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 

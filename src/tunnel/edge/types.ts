@@ -1,5 +1,5 @@
 /** Shapes shared by the edge's tunnel pieces (hub, sessions, cross-worker links). */
-import type { ProxyWish, ServiceProto } from "../proto/tunnel_control.ts";
+import type { ProxyWish, ServiceProto } from "../../proto/tunnel_control.ts";
 
 /** What a client (public route or source agent) wants from a tunnel service. */
 export interface OpenRequest {

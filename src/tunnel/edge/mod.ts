@@ -1,0 +1,11 @@
+/**
+ * Reverse tunnels, edge side (DESIGN.md "Tunnel session (edge ⇄ agent)"):
+ * the tunnel listener and its agent sessions, token policy, and the
+ * per-worker hub that finds a service's destination agent (on this worker or,
+ * over a peer link, another).
+ */
+export { TunnelListenerState, type TunnelListenerDeps } from "./listener.ts";
+export { EdgeSession, REFUSAL_LINGER_MS, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
+export { type DestinationSession, type HubOptions, type PeerRoute, TunnelHub, tunnelError } from "./hub.ts";
+export { certificateIdentity, sha256, type TokenEntry, TokenTable, type TunnelAuthority, TunnelGrant } from "./policy.ts";
+export type { HubStats, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
