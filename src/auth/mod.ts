@@ -16,11 +16,10 @@ export {
   type Cidr,
 } from "./cidr.ts";
 export {
-  globMatch,
+  certificateIdentity,
   hashToken,
   parseProxyAuthorization,
   type ProxyCredentials,
-  serviceAllowed,
   type TokenCheck,
   type TokenGrant,
   TokenStore,

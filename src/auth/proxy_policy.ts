@@ -7,7 +7,7 @@
  */
 import { EgressPolicy, type Lookup, systemLookup } from "./egress.ts";
 import { IdentityPolicy, type SpiffeId, spiffeFromUris } from "./identity.ts";
-import { serviceAllowed, type TokenGrant, TokenStore } from "./tokens.ts";
+import { type TokenGrant, TokenStore } from "./tokens.ts";
 import type { Config, ConnectListenerConfig, Socks5ListenerConfig } from "../config/types.ts";
 import { ProxyError } from "../errors/mod.ts";
 import type { TlsInfo } from "../runtime/types.ts";
@@ -80,7 +80,7 @@ export class ProxyPolicy {
    */
   checkTunnelService(p: Principal, service: string): void {
     const grant = p.grant ?? null;
-    if (grant === null || !serviceAllowed(grant, service)) {
+    if (grant === null || !grant.allowsService(service)) {
       throw new ProxyError("SERVICE_DENIED", "downstream", `${p.name ?? "An unauthenticated client"} may not reach tunnel service '${service}' (it needs a token whose services allow it)`);
     }
   }

@@ -1,7 +1,8 @@
 /**
- * The `[[tokens]]` policy: who may use a forward-proxy listener (role
- * "proxy") and, for the tunnel listener, who may open sessions (roles
- * "source" / "destination", service patterns, max_sessions).
+ * The `[[tokens]]` policy, one for every role: who may use a forward-proxy
+ * listener (role "proxy") and, for the tunnel listener, who may open sessions
+ * (roles "source" / "destination", by token or by client certificate, service
+ * patterns, max_sessions).
  *
  * Secrets are never stored: a token is configured as the SHA-256 of its
  * secret. A presented secret is hashed once; the digest is the key of a Map
@@ -16,9 +17,11 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { TokenConfig, TokenRole } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
+import type { PeerCertificate } from "../runtime/types.ts";
 import { type AccessList, compileAccessList } from "./cidr.ts";
 
-export interface TokenGrant {
+/** What one `[[tokens]]` entry grants, for every role. */
+export class TokenGrant {
   readonly name: string;
   readonly roles: ReadonlySet<TokenRole>;
   /** Service-name globs ("*", "web", "db-*"). */
@@ -26,8 +29,41 @@ export interface TokenGrant {
   readonly access: AccessList;
   /** Tunnel sessions at once; 0 = unlimited. */
   readonly maxSessions: number;
-  /** Position in the config's tokens (stable for one config). */
-  readonly index: number;
+  private readonly exact = new Set<string>();
+  /** Patterns with `*` globs ("web-*", "*.dev", "a*b"); `*` matches any run of service-name characters. */
+  private readonly globs: RegExp[] = [];
+  private any = false;
+
+  constructor(t: TokenConfig, readonly index: number) {
+    this.name = t.name;
+    this.roles = new Set(t.roles);
+    this.services = t.services;
+    this.maxSessions = t.maxSessions;
+    this.access = compileAccessList({ allow: t.allow, deny: t.deny }, `tokens[${index}]`);
+    // Service names are lowercase [a-z0-9_.-] (proto/tunnel_control.ts SERVICE_NAME); patterns are matched folded.
+    for (const p of t.services) {
+      if (p === "*") this.any = true;
+      else if (!p.includes("*")) this.exact.add(p.toLowerCase());
+      else this.globs.push(new RegExp(`^${p.toLowerCase().split("*").map((part) => part.replace(/[.\\^$+?()[\]{}|-]/g, "\\$&")).join("[a-z0-9_.-]*")}$`));
+    }
+  }
+
+  /** Whether the service patterns allow `service`. */
+  allowsService(service: string): boolean {
+    if (this.any || this.exact.has(service)) return true;
+    for (const g of this.globs) if (g.test(service)) return true;
+    return false;
+  }
+
+  /** The entry's allow/deny CIDRs (deny wins, empty allow = anywhere). */
+  allowsAddress(ip: string): boolean {
+    return this.access.allows(ip);
+  }
+
+  /** The roles asked for that this grant lacks. */
+  missingRoles(roles: readonly TokenRole[]): TokenRole[] {
+    return roles.filter((r) => !this.roles.has(r));
+  }
 }
 
 export type TokenCheck =
@@ -50,14 +86,7 @@ export class TokenStore {
 
   constructor(tokens: readonly TokenConfig[]) {
     tokens.forEach((t, index) => {
-      const grant: TokenGrant = {
-        name: t.name,
-        roles: new Set(t.roles),
-        services: t.services,
-        access: compileAccessList({ allow: t.allow, deny: t.deny }, `tokens[${index}]`),
-        maxSessions: t.maxSessions,
-        index,
-      };
+      const grant = new TokenGrant(t, index);
       this.byNameMap.set(t.name, grant);
       // Two names with one secret: the first wins (validation reports duplicate names, not secrets).
       if (!this.byDigest.has(t.sha256)) this.byDigest.set(t.sha256, { digest: Buffer.from(t.sha256, "hex"), grant });
@@ -72,40 +101,35 @@ export class TokenStore {
     return this.byNameMap.get(name);
   }
 
-  /** The grant for a secret, checked for `role` and the client address. */
-  verify(secret: string | Uint8Array, role: TokenRole, clientIp: string): TokenCheck {
+  /** The grant whose digest a presented secret has, or null. */
+  byToken(secret: string | Uint8Array): TokenGrant | null {
     const digest = createHash("sha256").update(secret).digest();
     const e = this.byDigest.get(digest.toString("hex"));
-    if (e === undefined || !timingSafeEqual(digest, e.digest)) {
-      return { ok: false, code: "AUTH_REQUIRED", reason: "The token matches no [[tokens]] entry" };
-    }
-    const g = e.grant;
+    return e !== undefined && timingSafeEqual(digest, e.digest) ? e.grant : null;
+  }
+
+  /**
+   * The grant a verified client certificate authenticates as: the entry whose
+   * name is the certificate's identity (URI SAN, else DNS SAN, else CN).
+   */
+  byCertificate(cert: PeerCertificate): TokenGrant | null {
+    const id = certificateIdentity(cert);
+    return id === null ? null : this.byNameMap.get(id) ?? null;
+  }
+
+  /** The grant for a secret, checked for `role` and the client address. */
+  verify(secret: string | Uint8Array, role: TokenRole, clientIp: string): TokenCheck {
+    const g = this.byToken(secret);
+    if (g === null) return { ok: false, code: "AUTH_REQUIRED", reason: "The token matches no [[tokens]] entry" };
     if (!g.roles.has(role)) return { ok: false, code: "AUTH_DENIED", reason: `Token '${g.name}' does not have role '${role}'` };
     if (!g.access.allows(clientIp)) return { ok: false, code: "AUTH_DENIED", reason: `Token '${g.name}' may not be used from ${clientIp}` };
     return { ok: true, grant: g };
   }
 }
 
-/** Whether a grant's service patterns allow `service` ("*" globs, anywhere in the pattern). */
-export function serviceAllowed(grant: TokenGrant, service: string): boolean {
-  for (const p of grant.services) if (globMatch(p, service)) return true;
-  return false;
-}
-
-/** `*` matches any run of characters (including none); everything else literally. */
-export function globMatch(pattern: string, s: string): boolean {
-  if (pattern === "*") return true;
-  const parts = pattern.split("*");
-  if (parts.length === 1) return pattern === s;
-  if (!s.startsWith(parts[0]!)) return false;
-  let at = parts[0]!.length;
-  for (let i = 1; i < parts.length - 1; i++) {
-    const k = s.indexOf(parts[i]!, at);
-    if (k < 0) return false;
-    at = k + parts[i]!.length;
-  }
-  const last = parts[parts.length - 1]!;
-  return s.length - last.length >= at && s.endsWith(last);
+/** The identity a certificate authenticates as: URI SAN, else DNS SAN, else CN. */
+export function certificateIdentity(cert: PeerCertificate): string | null {
+  return cert.uris[0] ?? cert.dnsNames[0] ?? cert.subjectCN ?? null;
 }
 
 export interface ProxyCredentials {

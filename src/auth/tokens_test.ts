@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { TokenConfig } from "../config/types.ts";
-import { globMatch, hashToken, parseProxyAuthorization, serviceAllowed, TokenStore } from "./tokens.ts";
+import { hashToken, parseProxyAuthorization, TokenStore } from "./tokens.ts";
 
 const tok = (name: string, secret: string, extra: Partial<TokenConfig> = {}): TokenConfig => ({
   name,
@@ -40,13 +40,37 @@ describe("TokenStore", () => {
     expect(store.verify("office-secret", "proxy", "192.168.1.1")).toMatchObject({ ok: false, code: "AUTH_DENIED" });
   });
 
-  test("service patterns", () => {
+  test("service patterns: exact, globs anywhere, *; regex characters are literal", () => {
     const g = store.byName("agent")!;
-    expect(["web", "db-main", "db-", "webx", "x-web"].map((s) => serviceAllowed(g, s))).toEqual([true, true, true, false, false]);
-    expect(globMatch("a*b*c", "axxbyyc")).toBe(true);
-    expect(globMatch("a*b*c", "acb")).toBe(false);
-    expect(globMatch("*.dev", "x.dev")).toBe(true);
-    expect(globMatch("ab*ba", "aba")).toBe(false);
+    expect(["web", "db-main", "db-", "webx", "x-web"].map((s) => g.allowsService(s))).toEqual([true, true, true, false, false]);
+    const t = new TokenStore([tok("a", "x", { services: ["web", "api-*", "*.dev", "a*z"] }), tok("b", "y", { services: [] }), tok("c", "z", { services: ["a.b*"] })]);
+    const a = t.byToken("x")!;
+    for (const ok of ["web", "api-", "api-v2", "site.dev", "az", "abcz"]) expect(a.allowsService(ok)).toBe(true);
+    for (const no of ["webb", "xapi-1", "dev", "site.dev2", "a.z.y"]) expect(a.allowsService(no)).toBe(false);
+    expect(t.byToken("y")!.allowsService("web")).toBe(false);
+    expect(t.byToken("z")!.allowsService("a.bc")).toBe(true);
+    expect(t.byToken("z")!.allowsService("axbc")).toBe(false);
+  });
+
+  test("tunnel roles: a token finds its grant by digest; roles asked for and the agent's address are checked", () => {
+    expect(store.byToken("agent-secret")?.name).toBe("agent");
+    expect(store.byToken("gamma")).toBeNull();
+    expect(store.byToken("")).toBeNull();
+    const g = new TokenStore([tok("a", "x", { roles: ["source"], allow: ["10.0.0.0/8"], deny: ["10.6.0.0/16"] })]).byToken("x")!;
+    expect(g.missingRoles(["source"])).toEqual([]);
+    expect(g.missingRoles(["destination", "source"])).toEqual(["destination"]);
+    expect(g.allowsAddress("10.1.2.3")).toBe(true);
+    expect(g.allowsAddress("::ffff:10.1.2.3")).toBe(true);
+    expect(g.allowsAddress("10.6.1.1")).toBe(false);
+    expect(g.allowsAddress("192.0.2.1")).toBe(false);
+  });
+
+  test("client certificates authenticate as the entry named by their identity (URI SAN, else DNS SAN, else CN)", () => {
+    const t = new TokenStore([tok("spiffe://td/ns/a/sa/agent", "x"), tok("laptop.example", "y"), tok("cn-only", "w")]);
+    expect(t.byCertificate({ uris: ["spiffe://td/ns/a/sa/agent"], dnsNames: ["other"], subjectCN: "cn", raw: null })?.name).toBe("spiffe://td/ns/a/sa/agent");
+    expect(t.byCertificate({ uris: [], dnsNames: ["laptop.example"], subjectCN: null, raw: null })?.name).toBe("laptop.example");
+    expect(t.byCertificate({ uris: [], dnsNames: [], subjectCN: "cn-only", raw: null })?.name).toBe("cn-only");
+    expect(t.byCertificate({ uris: [], dnsNames: [], subjectCN: "nobody", raw: null })).toBeNull();
   });
 });
 

@@ -10,23 +10,22 @@ import { MuxTicker } from "../../src/mux/mod.ts";
 import { memoryPair } from "../../src/runtime/memory.ts";
 import { type Conn, type ConnHandler, type ConnectOptions, runtime } from "../../src/runtime/mod.ts";
 import { StatsRegistry, StatsWriter } from "../../src/stats/mod.ts";
+import { hashToken, TokenStore } from "../../src/auth/mod.ts";
+import type { TokenConfig } from "../../src/config/types.ts";
 import { createSessionCells, SessionCounters } from "../../src/stats/mod.ts";
 import {
   EdgeSession,
-  sha256,
-  type TokenEntry,
-  TokenTable,
   TunnelHub,
   type TunnelSessionConfig,
   type TunnelSessionHost,
 } from "../../src/tunnel/edge/mod.ts";
 
-export const TOKENS: Record<string, TokenEntry> = {
-  dest: { name: "dest", sha256: sha256("dest-token"), roles: ["destination"], services: ["*"], allow: [], deny: [], maxSessions: 0 },
-  src: { name: "src", sha256: sha256("src-token"), roles: ["source"], services: ["*"], allow: [], deny: [], maxSessions: 0 },
-  both: { name: "both", sha256: sha256("both-token"), roles: ["source", "destination"], services: ["web-*", "echo", "udp-echo", "site"], allow: [], deny: [], maxSessions: 0 },
-  one: { name: "one", sha256: sha256("one-token"), roles: ["destination"], services: ["*"], allow: [], deny: [], maxSessions: 1 },
-  denied: { name: "denied", sha256: sha256("denied-token"), roles: ["destination", "source"], services: ["*"], allow: [], deny: ["127.0.0.0/8"], maxSessions: 0 },
+export const TOKENS: Record<string, TokenConfig> = {
+  dest: { name: "dest", sha256: hashToken("dest-token"), roles: ["destination"], services: ["*"], allow: [], deny: [], maxSessions: 0 },
+  src: { name: "src", sha256: hashToken("src-token"), roles: ["source"], services: ["*"], allow: [], deny: [], maxSessions: 0 },
+  both: { name: "both", sha256: hashToken("both-token"), roles: ["source", "destination"], services: ["web-*", "echo", "udp-echo", "site"], allow: [], deny: [], maxSessions: 0 },
+  one: { name: "one", sha256: hashToken("one-token"), roles: ["destination"], services: ["*"], allow: [], deny: [], maxSessions: 1 },
+  denied: { name: "denied", sha256: hashToken("denied-token"), roles: ["destination", "source"], services: ["*"], allow: [], deny: ["127.0.0.0/8"], maxSessions: 0 },
 };
 
 export interface LogRecord {
@@ -40,7 +39,7 @@ export class TestEdge implements TunnelSessionHost {
   readonly log = new Logger("debug", "json", {}, (l) => this.lines.push(JSON.parse(l)));
   readonly ticker = new MuxTicker(1000);
   readonly hub: TunnelHub;
-  readonly authority: TokenTable;
+  readonly authority: TokenStore;
   readonly counters: SessionCounters;
   readonly stats: StatsWriter;
   readonly listenerSlot = 0;
@@ -60,10 +59,10 @@ export class TestEdge implements TunnelSessionHost {
   };
   private seq = 0;
 
-  constructor(tokens: TokenEntry[] = Object.values(TOKENS), workerId = 0, cells = createSessionCells(1)) {
+  constructor(tokens: TokenConfig[] = Object.values(TOKENS), workerId = 0, cells = createSessionCells(1)) {
     this.counters = new SessionCounters(cells, workerId);
     this.hub = new TunnelHub({ workerId, log: this.log, counters: this.counters });
-    this.authority = new TokenTable(tokens, (n) => this.counters.slotFor(n));
+    this.authority = new TokenStore(tokens);
     this.stats = new StatsWriter(new StatsRegistry(8).createSlab(), 1);
   }
 

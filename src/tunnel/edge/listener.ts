@@ -12,30 +12,20 @@ import { MuxTicker } from "../../mux/mod.ts";
 import type { Conn, TlsServerOptions } from "../../runtime/types.ts";
 import type { TunnelHub } from "./hub.ts";
 import type { SessionCounters } from "../../stats/mod.ts";
-import { type TokenEntry, TokenTable, type TunnelAuthority } from "./policy.ts";
+import { TokenStore } from "../../auth/mod.ts";
+import type { TunnelAuthority } from "./types.ts";
 import { EdgeSession, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
 
 /** One ticker per worker thread drives keepalives of every tunnel session (this module is per thread). */
 const ticker = new MuxTicker(1000);
 
-/** One token table per loaded config, shared by the worker's tunnel listeners. */
-const authorities = new WeakMap<Config, TokenTable>();
+/** One token policy per loaded config, shared by the worker's tunnel listeners: the entries with a tunnel role. */
+const authorities = new WeakMap<Config, TokenStore>();
 
-function authorityFor(config: Config, counters: SessionCounters | null): TokenTable {
+function authorityFor(config: Config): TokenStore {
   let t = authorities.get(config);
   if (t === undefined) {
-    const entries: TokenEntry[] = config.tokens
-      .filter((k) => k.roles.includes("source") || k.roles.includes("destination"))
-      .map((k) => ({
-        name: k.name,
-        sha256: Uint8Array.from(k.sha256.match(/../g)!.map((h) => parseInt(h, 16))),
-        roles: k.roles.filter((r): r is "source" | "destination" => r !== "proxy"),
-        services: k.services,
-        allow: k.allow,
-        deny: k.deny,
-        maxSessions: k.maxSessions,
-      }));
-    t = new TokenTable(entries, (name) => counters?.slotFor(name) ?? -1);
+    t = new TokenStore(config.tokens.filter((k) => k.roles.includes("source") || k.roles.includes("destination")));
     authorities.set(config, t);
   }
   return t;
@@ -86,8 +76,7 @@ export class TunnelListenerState extends FrontListener<TunnelListenerConfig, Edg
       goawayDelayMs: l.goawayDelayMs,
       clientCert: l.tls.clientCert,
     };
-    // From super() the deps field of this class is not set yet: reach the hub through the base's deps.
-    this.authority = authorityFor(s.config, (this.deps as TunnelListenerDeps).hub.counters);
+    this.authority = authorityFor(s.config);
     // mTLS: the certificate is asked for (and verified against client_ca) but a missing or bad
     // one does not fail the handshake unless client_cert = "require": tokens still work.
     this.tls = {

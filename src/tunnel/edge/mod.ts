@@ -7,5 +7,4 @@
 export { TunnelListenerState, type TunnelListenerDeps } from "./listener.ts";
 export { EdgeSession, REFUSAL_LINGER_MS, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
 export { type DestinationSession, type HubOptions, type PeerRoute, TunnelHub, tunnelError } from "./hub.ts";
-export { certificateIdentity, sha256, type TokenEntry, TokenTable, type TunnelAuthority, TunnelGrant } from "./policy.ts";
-export type { HubStats, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
+export type { HubStats, OpenRequest, TunnelAuthority, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";

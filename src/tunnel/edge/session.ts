@@ -37,8 +37,8 @@ import { VERSION } from "../../version.ts";
 import { checkUpgradeRequest, FirstMessage, handOver, refusalResponse, switchingProtocols, TUNNEL_MAX_FRAME, upgradeRequestParser, WsConn } from "../transport/mod.ts";
 import { type DestinationSession, tunnelError, type TunnelHub } from "./hub.ts";
 import type { SessionCounters } from "../../stats/mod.ts";
-import type { TunnelAuthority, TunnelGrant } from "./policy.ts";
-import type { OpenRequest } from "./types.ts";
+import type { TokenGrant } from "../../auth/mod.ts";
+import type { OpenRequest, TunnelAuthority } from "./types.ts";
 
 /** The tunnel listener's settings a session reads (see listener.ts). */
 export interface TunnelSessionConfig {
@@ -108,7 +108,9 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   private mux: MuxSession | null = null;
   private control: MuxStream | null = null;
   private readonly ctl = new TunnelMessageDecoder(CONTROL_MAX_MESSAGE);
-  private grant: TunnelGrant | null = null;
+  private grant: TokenGrant | null = null;
+  /** The grant's max_sessions cell, while this session holds one. */
+  private sessionSlot = -1;
   private slotHeld = false;
   roles: TunnelRole[] = [];
   readonly services = new Map<string, ServiceSpec>();
@@ -318,14 +320,16 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     }
     for (const s of h.services) {
       if (!g.allowsService(s.name)) {
-        return this.refuseSession(TunnelErrorCode.SERVICE_DENIED, `service name '${s.name}' is not allowed for token '${g.name}' (allowed: ${g.entry.services.join(", ") || "none"})`);
+        return this.refuseSession(TunnelErrorCode.SERVICE_DENIED, `service name '${s.name}' is not allowed for token '${g.name}' (allowed: ${g.services.join(", ") || "none"})`);
       }
     }
     const counters = this.host.counters;
-    if (counters !== null && !counters.tryAcquire(g.slot, g.maxSessions)) {
+    const slot = counters?.slotFor(g.name) ?? -1;
+    if (counters !== null && !counters.tryAcquire(slot, g.maxSessions)) {
       return this.refuseSession(TunnelErrorCode.SESSION_LIMIT, `token '${g.name}' already has ${g.maxSessions} session(s) (max_sessions)`);
     }
     this.slotHeld = counters !== null;
+    this.sessionSlot = slot;
     this.roles = h.roles;
     for (const s of h.services) this.services.set(s.name, s);
     this.phase = Phase.Ready;
@@ -550,7 +554,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     this.pendingOpens.clear();
     for (const st of [...this.streams]) st.relay?.abort(code ?? "DOWNSTREAM_RESET");
     if (this.slotHeld) {
-      this.host.counters!.release(this.grant!.slot);
+      this.host.counters!.release(this.sessionSlot);
       this.slotHeld = false;
     }
     if (this.mux !== null && !this.mux.closed) this.mux.close();

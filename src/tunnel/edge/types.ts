@@ -1,5 +1,21 @@
 /** Shapes shared by the edge's tunnel pieces (hub, sessions, cross-worker links). */
+import type { TokenGrant } from "../../auth/mod.ts";
 import type { ProxyWish, ServiceProto } from "../../proto/tunnel_control.ts";
+import type { PeerCertificate } from "../../runtime/types.ts";
+
+/**
+ * What the tunnel listener asks of the token policy (auth/ TokenStore, built
+ * from the [[tokens]] entries with a tunnel role; tests may fake it). The
+ * global [access] lists run before any of this, at accept.
+ */
+export interface TunnelAuthority {
+  /** The grant for a bearer token, or null when no entry has its digest. */
+  byToken(token: string): TokenGrant | null;
+  /** The grant for a verified client certificate (the entry named by its identity), or null. */
+  byCertificate(cert: PeerCertificate): TokenGrant | null;
+  /** Entries at all (none: every agent is refused). */
+  readonly size: number;
+}
 
 /** What a client (public route or source agent) wants from a tunnel service. */
 export interface OpenRequest {
