@@ -24,7 +24,9 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { MuxSession, type MuxStream } from "../src/mux/mod.ts";
-import { type Conn, type ConnHandler, memoryPair, runtime } from "../src/runtime/mod.ts";
+import { type Conn, type ConnHandler, memoryPair, detectRuntime } from "../src/runtime/mod.ts";
+
+const runtime = detectRuntime();
 
 const self = fileURLToPath(import.meta.url);
 const root = fileURLToPath(new URL("..", import.meta.url));

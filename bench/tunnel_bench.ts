@@ -675,7 +675,7 @@ async function roleSessions(): Promise<void> {
   const { dialEdge } = await import("../src/agent/dial.ts");
   const { AgentSession } = await import("../src/agent/session.ts");
   const { MuxTicker } = await import("../src/mux/mod.ts");
-  const { runtime } = await import("../src/runtime/mod.ts");
+  const runtime = (await import("../src/runtime/mod.ts")).detectRuntime();
   const port = Number(arg("port", "0"));
   const count = Number(arg("count", "100"));
   const ca = readFileSync(arg("ca", ""), "utf8");

@@ -6,10 +6,12 @@
  *   bun --cpu-prof scripts/dataplane_inprocess.ts CONFIG.toml
  */
 import { loadConfigFile } from "../src/config/mod.ts";
-import { runtime } from "../src/runtime/mod.ts";
+import { detectRuntime } from "../src/runtime/mod.ts";
 import { StatsRegistry } from "../src/stats/mod.ts";
 import { DataPlane, type FromWorker, type ToWorker } from "../src/worker/mod.ts";
 import { overflowSlot } from "../src/stats/mod.ts";
+
+const runtime = detectRuntime();
 
 const config = loadConfigFile(runtime.args[0]!);
 const reg = new StatsRegistry(config.listeners.length + config.stats.maxRoutes);

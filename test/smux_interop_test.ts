@@ -12,7 +12,9 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { MuxSession, type MuxStream, MuxTicker } from "../src/mux/mod.ts";
-import { type Conn, type ConnHandler, type Listener, runtime } from "../src/runtime/mod.ts";
+import { type Conn, type ConnHandler, type Listener, detectRuntime } from "../src/runtime/mod.ts";
+
+const runtime = detectRuntime();
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const hasGo = spawnSync("go", ["version"]).status === 0;

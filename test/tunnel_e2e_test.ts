@@ -18,13 +18,15 @@ import type { AddressInfo } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { join } from "node:path";
 import { MuxSession } from "../src/mux/mod.ts";
-import { type Conn, type ConnHandler, runtime, type UdpSocket } from "../src/runtime/mod.ts";
+import { type Conn, type ConnHandler, detectRuntime, type UdpSocket } from "../src/runtime/mod.ts";
 import { encodeTunnelMessage, TunnelMessageDecoder, type TunnelMessage } from "../src/proto/tunnel_control.ts";
 import { upgradeRequest } from "../src/tunnel/transport/mod.ts";
 import { type EdgemuxProcess, ROOT, run, startEdgemux } from "./support/edgemux.ts";
 import { recordingServer, type RecordingServer } from "./support/net.ts";
 import { testPki, type TlsBackend, tlsBackend } from "./support/tls.ts";
 import { echoServer, edgeTls, roundTrip, runAgentToExit, startAgentProcess, until } from "./support/tunnel.ts";
+
+const runtime = detectRuntime();
 
 const onDeno = process.env.EDGEMUX_RUNTIME === "deno";
 const hasGo = spawnSync("go", ["version"]).status === 0;

@@ -11,11 +11,13 @@ import { mkdtempSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Agent, EXIT_REFUSED, resolveInside } from "../src/agent/mod.ts";
-import { type ConnHandler, runtime } from "../src/runtime/mod.ts";
+import { type ConnHandler, detectRuntime } from "../src/runtime/mod.ts";
 import { encodeTunnelMessage, TunnelErrorCode, TunnelMessageDecoder } from "../src/proto/tunnel_control.ts";
 import { MuxSession } from "../src/mux/mod.ts";
 import { upgradeRequest } from "../src/tunnel/transport/mod.ts";
 import { agentConfig, echoServer, roundTrip, startAgent, TestEdge, until } from "./support/tunnel.ts";
+
+const runtime = detectRuntime();
 
 const agents: Agent[] = [];
 const cleanups: (() => void)[] = [];

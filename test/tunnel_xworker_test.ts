@@ -6,10 +6,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import type { Agent } from "../src/agent/mod.ts";
-import { type Conn, type ConnHandler, runtime } from "../src/runtime/mod.ts";
+import { type Conn, type ConnHandler, detectRuntime } from "../src/runtime/mod.ts";
 import { createSessionCells } from "../src/stats/mod.ts";
 import { PeerLink, XWORKER_WINDOW } from "../src/worker/peer_link.ts";
 import { agentConfig, echoServer, roundTrip, startAgent, TestEdge, until } from "./support/tunnel.ts";
+
+const runtime = detectRuntime();
 
 const agents: Agent[] = [];
 const cleanups: (() => void)[] = [];

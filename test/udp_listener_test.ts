@@ -12,9 +12,11 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runtime, type UdpSocket } from "../src/runtime/mod.ts";
+import { detectRuntime, type UdpSocket } from "../src/runtime/mod.ts";
 import { type EdgemuxProcess, run, startEdgemux, tempDir, waitFor } from "./support/edgemux.ts";
 import { edgeTls, startAgentProcess } from "./support/tunnel.ts";
+
+const runtime = detectRuntime();
 
 /** Debian puts dnsmasq in /usr/sbin, which a non-root PATH may lack. */
 const DNSMASQ = existsSync("/usr/sbin/dnsmasq") ? "/usr/sbin/dnsmasq" : "dnsmasq";

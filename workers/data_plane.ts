@@ -2,8 +2,10 @@
  * Worker thread entry: one data plane per thread. The supervisor spawns this
  * file; everything it does lives in src/worker/.
  */
-import { runtime } from "../src/runtime/mod.ts";
+import { detectRuntime } from "../src/runtime/mod.ts";
 import { DataPlane, type FromWorker, type ToWorker } from "../src/worker/mod.ts";
+
+const runtime = detectRuntime();
 
 declare const self: {
   postMessage(msg: unknown): void;

@@ -4,6 +4,7 @@
  * the supervisor's AdminSource.status() can be `() => buildStatus({...})`.
  */
 
+import { wallMs } from "../runtime/mod.ts";
 import type { Address, ListenerConfig, RouteConfig } from "../config/types.ts";
 import { OVERFLOW_NAME, type SlotSnapshot, type StatsSnapshot } from "../stats/mod.ts";
 import type { ListenerStatus, RouteStatus, StatusJson, TunnelSessionStatus, TunnelsStatus, WorkerStatus } from "./types.ts";
@@ -43,7 +44,7 @@ export interface StatusInput {
 }
 
 export function buildStatus(input: StatusInput): StatusJson {
-  const nowMs = input.nowMs ?? Date.now();
+  const nowMs = input.nowMs ?? wallMs();
   const snap = input.snapshot;
   const listenerStats = new Map(snap.listeners.filter((s) => !s.overflow).map((s) => [s.name, s]));
   const routeStats = new Map(snap.routes.filter((s) => !s.overflow).map((s) => [s.name, s]));

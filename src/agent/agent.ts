@@ -18,6 +18,7 @@
  * are retried. A go-away keeps the old session until its streams finish and
  * dials a new one after the edge's delay.
  */
+import { NULL_HANDLER, wallMs } from "../runtime/mod.ts";
 import { type ErrorCode, ProxyError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { MuxTicker } from "../mux/mod.ts";
@@ -90,7 +91,6 @@ class AgentRelay implements RelayOwner {
   }
 }
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 export class Agent implements SessionEvents, UdpHost {
   state: AgentState = "connecting";
@@ -297,7 +297,7 @@ export class Agent implements SessionEvents, UdpHost {
     this.state = "connected";
     this.attempt = 0;
     this.welcomeMsg = w;
-    this.connectedSince = Date.now();
+    this.connectedSince = wallMs();
     this.log.info("connected to the edge", {
       session: w.session,
       edge: w.edge,
@@ -339,7 +339,7 @@ export class Agent implements SessionEvents, UdpHost {
       if (c) c.errors++;
       stream.write(encodeTunnelMessage({ type: "error", code, message: reason }, OPEN_MAX_MESSAGE));
       stream.end();
-      stream.setHandler({ ...nullHandler, onEnd: (cc) => cc.close() });
+      stream.setHandler({ ...NULL_HANDLER, onEnd: (cc) => cc.close() });
       stream.resume();
       s.streamDone();
     };
@@ -356,7 +356,7 @@ export class Agent implements SessionEvents, UdpHost {
     }
     if (target.kind === "files") return refuse(TunnelErrorCode.SERVICE_UNREACHABLE, `file server for '${open.service}' is not running`);
     const address = target.kind === "unix" ? { unix: target.path } : { hostname: target.hostname, port: target.port };
-    this.deps.runtime.connect({ address, timeoutMs: this.cfg.openTimeoutMs, handler: nullHandler }).then(
+    this.deps.runtime.connect({ address, timeoutMs: this.cfg.openTimeoutMs, handler: NULL_HANDLER }).then(
       (local) => {
         if (s.closed) {
           local.close();
@@ -438,7 +438,7 @@ export class Agent implements SessionEvents, UdpHost {
   }
 
   private sweepUdp(): void {
-    const now = Date.now();
+    const now = wallMs();
     for (const u of this.udpSources) u.sweep(now);
     for (const d of this.udpDestinations) d.sweep(now);
   }

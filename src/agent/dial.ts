@@ -5,6 +5,7 @@
  * the 101; rejects with an `EdgeRefusal` carrying the edge's numbered code
  * when the edge said no, or another error when the network did.
  */
+import { NULL_HANDLER } from "../runtime/mod.ts";
 import { randomBytes } from "node:crypto";
 import { ProxyError } from "../errors/mod.ts";
 import { type TunnelErrorInfo, tunnelErrorInfo } from "../proto/tunnel_control.ts";
@@ -31,7 +32,6 @@ export interface Dialed {
   transport: UpgradeTransport;
 }
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 /** Reads the upgrade answer; settles once. */
 class UpgradeReader implements ConnHandler {
@@ -58,7 +58,7 @@ class UpgradeReader implements ConnHandler {
     const r = checkUpgradeResponse(head, this.transport, this.wsKey);
     if (!r.ok) return this.fail(c, new EdgeRefusal(r.code, r.reason, r.status));
     this.settled = true;
-    c.setHandler(nullHandler);
+    c.setHandler(NULL_HANDLER);
     c.pause();
     const rest = this.parser.rest();
     const conn = this.transport === "websocket" ? new WsConn(c, "client") : c;

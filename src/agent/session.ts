@@ -4,6 +4,7 @@
  * errors), and the streams the edge opens to this agent's services. The
  * `Agent` (agent.ts) keeps one current session and reconnects.
  */
+import { wallMs } from "../runtime/mod.ts";
 import { ProxyError } from "../errors/mod.ts";
 import { MuxSession, type MuxStream, type MuxTicker } from "../mux/mod.ts";
 import {
@@ -62,7 +63,7 @@ export class AgentSession implements ConnHandler {
   refusal: EdgeRefusal | null = null;
   draining = false;
   closed = false;
-  readonly startedAt = Date.now();
+  readonly startedAt = wallMs();
   /** Data streams (both directions) open on this session. */
   streams = 0;
   private helloTimer: ReturnType<typeof setTimeout> | null;
@@ -238,14 +239,14 @@ export class AgentSession implements ConnHandler {
   private leave(): void {
     if (this.leaving || this.closed) return;
     this.leaving = true;
-    const deadline = Date.now() + LEAVE_TIMEOUT_MS;
+    const deadline = wallMs() + LEAVE_TIMEOUT_MS;
     const step = () => {
       if (this.closed) return;
-      if (Date.now() > deadline) return this.close();
+      if (wallMs() > deadline) return this.close();
       // Only the control stream left: send its FIN.
       if (this.mux.numStreams > 1) return void (this.leaveTimer = setTimeout(step, 10));
       this.control.end();
-      this.leaveTimer = setTimeout(() => this.close(), Math.max(0, deadline - Date.now()));
+      this.leaveTimer = setTimeout(() => this.close(), Math.max(0, deadline - wallMs()));
     };
     step();
   }

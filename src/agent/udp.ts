@@ -14,6 +14,7 @@
  * opening a few datagrams wait (bounded), and while a stream is
  * backpressured new datagrams are dropped and counted.
  */
+import { wallMs } from "../runtime/mod.ts";
 import type { ConnHandler, Conn, Runtime, UdpSocket } from "../runtime/types.ts";
 import { UdpFrameDecoder, udpFrame } from "../proto/udp_frame.ts";
 import type { OpenMessage } from "../proto/tunnel_control.ts";
@@ -47,7 +48,7 @@ class SourceFlow implements ConnHandler {
   stream: Conn | null = null;
   pending: Uint8Array[] = [];
   writable = true;
-  lastActive = Date.now();
+  lastActive = wallMs();
   dropped = 0;
   closed = false;
   session: AgentSession | null = null;
@@ -56,7 +57,7 @@ class SourceFlow implements ConnHandler {
   constructor(readonly owner: UdpSource, readonly address: string) {}
 
   send(port: number, data: Uint8Array): void {
-    this.lastActive = Date.now();
+    this.lastActive = wallMs();
     const frame = udpFrame(port, data);
     if (this.stream === null) {
       if (this.pending.length < MAX_PENDING) this.pending.push(frame);
@@ -84,7 +85,7 @@ class SourceFlow implements ConnHandler {
   }
 
   onData(_c: Conn, chunk: Uint8Array): void {
-    this.lastActive = Date.now();
+    this.lastActive = wallMs();
     this.decoder.push(chunk);
     for (;;) {
       let r;
@@ -208,7 +209,7 @@ export class UdpDestination implements ConnHandler {
   private readonly decoder = new UdpFrameDecoder();
   private readonly sockets = new Map<number, PortSocket>();
   private writable = true;
-  private lastActive = Date.now();
+  private lastActive = wallMs();
   private closed = false;
   dropped = 0;
 
@@ -225,7 +226,7 @@ export class UdpDestination implements ConnHandler {
   }
 
   onData(_c: Conn, chunk: Uint8Array): void {
-    this.lastActive = Date.now();
+    this.lastActive = wallMs();
     this.decoder.push(chunk);
     for (;;) {
       let r;
@@ -245,7 +246,7 @@ export class UdpDestination implements ConnHandler {
   private toService(port: number, payload: Uint8Array): void {
     let ps = this.sockets.get(port);
     if (ps === undefined) {
-      ps = { sock: null, queue: [payload], lastActive: Date.now() };
+      ps = { sock: null, queue: [payload], lastActive: wallMs() };
       this.sockets.set(port, ps);
       const entry = ps;
       const v6 = this.target.hostname.includes(":");
@@ -267,7 +268,7 @@ export class UdpDestination implements ConnHandler {
       );
       return;
     }
-    ps.lastActive = Date.now();
+    ps.lastActive = wallMs();
     if (ps.sock === null) {
       if (ps.queue.length < MAX_PENDING) ps.queue.push(payload);
       else this.dropped++;
@@ -279,7 +280,7 @@ export class UdpDestination implements ConnHandler {
   private fromService(port: number, entry: PortSocket, data: Uint8Array, fromPort: number, from: string): void {
     // Only the service's replies go back (a connected-socket check, by hand).
     if (fromPort !== this.target.port || (from !== this.target.hostname && from !== `::ffff:${this.target.hostname}`)) return;
-    entry.lastActive = this.lastActive = Date.now();
+    entry.lastActive = this.lastActive = wallMs();
     if (!this.writable) {
       this.dropped++;
       return;

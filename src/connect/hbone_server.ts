@@ -19,7 +19,7 @@ import { asProxyError, type ErrorCode, h2StatusFor, ProxyError } from "../errors
 import { parseProxyAuthorization } from "../auth/mod.ts";
 import { type Authority, formatAuthority, formatPeer, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
 import { Relay, type RelayOwner } from "../relay/mod.ts";
-import type { Conn } from "../runtime/types.ts";
+import { type Conn, monotonicMs, NULL_HANDLER } from "../runtime/mod.ts";
 import { H2Connection, type H2ConnectionOwner, type H2Stream } from "../mux/mod.ts";
 import { ANONYMOUS, type Principal } from "../auth/mod.ts";
 import { dialDestination } from "../upstream/mod.ts";
@@ -35,7 +35,7 @@ const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-ali
 export class HboneSession implements FrontConnection, H2ConnectionOwner {
   readonly h2: H2Connection;
   readonly tunnels = new Set<HboneTunnel>();
-  private readonly startedAt = performance.now();
+  private readonly startedAt = monotonicMs();
   private readonly startedMs: number;
   private endedAtMs = 0;
   private finished = false;
@@ -92,7 +92,7 @@ export class HboneSession implements FrontConnection, H2ConnectionOwner {
     if (this.finished) return;
     this.finished = true;
     this.conn.close();
-    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000, null);
+    this.listener.connectionEnded(this, (monotonicMs() - this.startedAt) / 1000, null);
   }
 
   sweep(nowMs: number): void {
@@ -140,7 +140,7 @@ export class HboneTunnel implements RelayOwner {
   private forwarded: string | null = null;
   private baggage: string | null = null;
   private traceparent: string | null = null;
-  private readonly startedAt = performance.now();
+  private readonly startedAt = monotonicMs();
   private done = false;
 
   constructor(private readonly session: HboneSession, readonly stream: H2Stream) {
@@ -161,7 +161,7 @@ export class HboneTunnel implements RelayOwner {
     } catch (err) {
       return this.refuse(asProxyError(err, "HTTP_BAD_REQUEST", "downstream"));
     }
-    l.stats.handshake(l.listenerSlot, (performance.now() - this.startedAt) / 1000);
+    l.stats.handshake(l.listenerSlot, (monotonicMs() - this.startedAt) / 1000);
     void this.dial(dest);
   }
 
@@ -256,7 +256,7 @@ export class HboneTunnel implements RelayOwner {
     const l = this.session.listener;
     let up;
     try {
-      up = await dialDestination(l.upstream, l.policy, dest, this.principal!, l.config.connectTimeoutMs, this.nullHandler);
+      up = await dialDestination(l.upstream, l.policy, dest, this.principal!, l.config.connectTimeoutMs, NULL_HANDLER);
     } catch (err) {
       return this.refuse(asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream"));
     }
@@ -275,7 +275,6 @@ export class HboneTunnel implements RelayOwner {
   }
 
   /** Events of an upstream between its connect and the relay: none can matter (the relay takes over synchronously). */
-  private readonly nullHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
   private refuse(err: ProxyError): void {
     this.errorCode = err.code;
@@ -332,7 +331,7 @@ export class HboneTunnel implements RelayOwner {
       status: this.status,
       bytesIn: this.relay?.bytesToUpstream ?? 0,
       bytesOut: this.relay?.bytesToClient ?? 0,
-      seconds: (performance.now() - this.startedAt) / 1000,
+      seconds: (monotonicMs() - this.startedAt) / 1000,
       error: this.errorCode,
       forwarded: this.forwarded,
       baggage: this.baggage,

@@ -4,6 +4,7 @@
  * hbone_server.ts) or HTTP/1.1 (http1_preamble.ts on the front session) by
  * what the client chose.
  */
+import { monotonicMs } from "../runtime/mod.ts";
 import { type Principal, ProxyPolicy } from "../auth/mod.ts";
 import type { ConnectListenerConfig } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
@@ -91,7 +92,7 @@ export class ConnectListener extends FrontListener<ConnectListenerConfig> {
  */
 class AlpnDispatch implements FrontConnection {
   private ended = false;
-  private readonly startedAt = performance.now();
+  private readonly startedAt = monotonicMs();
 
   constructor(readonly conn: Conn, private readonly listener: ConnectListener, private readonly startedMs: number) {}
 
@@ -133,6 +134,6 @@ class AlpnDispatch implements FrontConnection {
   private finish(code: ErrorCode | null): void {
     if (this.ended) return;
     this.ended = true;
-    this.listener.connectionEnded(this, (performance.now() - this.startedAt) / 1000, code);
+    this.listener.connectionEnded(this, (monotonicMs() - this.startedAt) / 1000, code);
   }
 }

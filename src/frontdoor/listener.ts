@@ -16,7 +16,7 @@ import type { ListenerConfig } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { formatPeer } from "../proto/mod.ts";
-import { coarseClock } from "../relay/mod.ts";
+import { coarseClock, wallMs } from "../runtime/mod.ts";
 import type { Conn, ConnHandler, Listener, Runtime, TlsServerOptions } from "../runtime/types.ts";
 import { release, type StatsWriter, tryAcquire } from "../stats/mod.ts";
 import type { UpstreamContext } from "../upstream/mod.ts";
@@ -133,7 +133,7 @@ export abstract class FrontListener<C extends ListenerConfig, S extends FrontCon
     st.opened(this.listenerSlot);
     conn.setNoDelay(true);
     // Exact start time: the handshake deadline must never fire early (the sweeper may fire it up to a sweep late).
-    const s = this.createSession(conn, Date.now());
+    const s = this.createSession(conn, wallMs());
     this.sessions.add(s);
     return s;
   }

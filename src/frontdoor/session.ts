@@ -16,6 +16,7 @@
  *   SOCKS reply), then the session half-closes and lingers, reading and
  *   discarding, so the answer is not lost to a TCP reset.
  */
+import { monotonicMs } from "../runtime/mod.ts";
 import type { AccessList } from "../auth/mod.ts";
 import type { ListenerBase } from "../config/types.ts";
 import { asProxyError, type ErrorCode, ProxyError } from "../errors/mod.ts";
@@ -69,7 +70,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   relay: Relay | null = null;
   upstream: Dialed | null = null;
   errorCode: ErrorCode | null = null;
-  readonly startedAt = performance.now();
+  readonly startedAt = monotonicMs();
   private firstByteAt = 0;
   private proxyIn: ProxyHeaderParser | null = null;
   /** Client bytes read while dialing (allocated on use). */
@@ -111,10 +112,10 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
     if (conn !== this.client) return this.holdUpstream(conn, chunk);
     switch (this.phase) {
       case Phase.ProxyHeader:
-        this.firstByteAt ||= performance.now();
+        this.firstByteAt ||= monotonicMs();
         return this.onProxyHeader(chunk);
       case Phase.Preamble:
-        this.firstByteAt ||= performance.now();
+        this.firstByteAt ||= monotonicMs();
         return this.onPreamble(chunk);
       case Phase.Dialing:
         return this.holdEarly(chunk);
@@ -151,7 +152,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
       return this.fail(asProxyError(err, "INTERNAL"), true);
     }
     if (!done || this.phase !== Phase.Preamble) return;
-    this.host.stats.handshake(this.host.listenerSlot, (performance.now() - this.firstByteAt) / 1000);
+    this.host.stats.handshake(this.host.listenerSlot, (monotonicMs() - this.firstByteAt) / 1000);
     this.startDial();
   }
 
@@ -323,6 +324,6 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
 
   /** Seconds since accept. */
   seconds(): number {
-    return (performance.now() - this.startedAt) / 1000;
+    return (monotonicMs() - this.startedAt) / 1000;
   }
 }

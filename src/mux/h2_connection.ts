@@ -42,7 +42,7 @@ import {
   Setting,
 } from "../proto/mod.ts";
 import type { Conn, ConnHandler } from "../runtime/types.ts";
-import { coarseClock } from "../relay/mod.ts";
+import { coarseClock } from "../runtime/mod.ts";
 import { H2Stream } from "./h2_stream.ts";
 
 /** Per-stream receive window we grant (ztunnel: 4 MiB). */

@@ -13,16 +13,16 @@
  *   chunk), onEnd at the peer's END_STREAM, onClose once when the stream is
  *   gone both ways, reset, or the connection died.
  */
+import { NULL_HANDLER } from "../runtime/mod.ts";
 import type { Conn, ConnHandler, TlsInfo } from "../runtime/types.ts";
 import type { H2Connection } from "./h2_connection.ts";
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 /** Bytes a stream holds for the peer before `write` asks its caller to pause. */
 export const STREAM_HIGH_WATER = 64 * 1024;
 
 export class H2Stream implements Conn {
-  handler: ConnHandler = nullHandler;
+  handler: ConnHandler = NULL_HANDLER;
   /** Send window (peer's): may go negative after a SETTINGS change. */
   sendWindow: number;
   /** Receive window we still grant the peer on this stream. */

@@ -18,13 +18,13 @@
  * Fields below the public API are shared with session.ts and writer.ts; they
  * are not part of the public face exported by mod.ts.
  */
+import { NULL_HANDLER } from "../runtime/mod.ts";
 import type { Conn, ConnHandler, TlsInfo } from "../runtime/mod.ts";
 import type { MuxSession } from "./session.ts";
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 export class MuxStream implements Conn {
-  handler: ConnHandler = nullHandler;
+  handler: ConnHandler = NULL_HANDLER;
 
   // ---- send side (bytes we write) ----
   /** Queued outgoing chunks (views of the caller's buffers); `sendPos` indexes into the first. */

@@ -9,7 +9,7 @@
  */
 import type { ErrorCode } from "../errors/mod.ts";
 import type { Conn, ConnHandler } from "../runtime/types.ts";
-import { coarseClock } from "./clock.ts";
+import { coarseClock } from "../runtime/mod.ts";
 
 /** What the relay reports per chunk and at the end; the listener owns the stats slots. */
 export interface RelayOwner {

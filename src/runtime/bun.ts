@@ -22,7 +22,8 @@ import type {
   UdpSocket,
   WorkerHandle,
 } from "./types.ts";
-import { parsePeerCertificate, WorkerAdapter } from "./common.ts";
+import { NULL_HANDLER, parsePeerCertificate, WorkerAdapter } from "./common.ts";
+import { systemClock } from "./clock.ts";
 import { bunInheritance, takeAdopted, workerEnv } from "./bun_sockets.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -201,13 +202,6 @@ const socketEvents = {
   timeout() {},
 };
 
-/** Handler used between accept and the listener's onAccept decision. */
-const refusedHandler: ConnHandler = {
-  onData() {},
-  onDrain() {},
-  onEnd() {},
-  onClose() {},
-};
 
 /**
  * Bun takes ALPN protocol lists in the TLS wire format (RFC 7301 §3.1: each
@@ -244,7 +238,7 @@ function listen(opts: ListenOptions): Listener {
   const handlers = {
     ...socketEvents,
     open(socket: BunSocket) {
-      const c = new BunConn(socket, refusedHandler, isTls);
+      const c = new BunConn(socket, NULL_HANDLER, isTls);
       socket.data = c;
       const h = onAccept(c);
       if (h) c.handler = h;
@@ -477,6 +471,7 @@ function onSignal(sig: Signal, fn: () => void): void {
 }
 
 export const bunRuntime: Runtime = {
+  clock: systemClock,
   name: "bun",
   get version() {
     return Bun.version;

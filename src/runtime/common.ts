@@ -1,5 +1,8 @@
 /** Pieces both runtime adapters share: web-standard Worker glue and certificate fields. */
-import type { PeerCertificate, WorkerHandle } from "./types.ts";
+import type { ConnHandler, PeerCertificate, WorkerHandle } from "./types.ts";
+
+/** A handler that ignores every event: a connection nobody owns (yet, or any more). */
+export const NULL_HANDLER: ConnHandler = Object.freeze({ onData() {}, onDrain() {}, onEnd() {}, onClose() {} });
 
 let nextThreadId = 1;
 

@@ -7,7 +7,8 @@
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { ProxyError } from "../errors/mod.ts";
-import { WorkerAdapter } from "./common.ts";
+import { NULL_HANDLER, WorkerAdapter } from "./common.ts";
+import { systemClock } from "./clock.ts";
 import type {
   Conn,
   ConnectOptions,
@@ -33,10 +34,9 @@ const MIN_READ = 2 * 1024;
 const MAX_READ = 256 * 1024;
 const HIGH_WATER = 64 * 1024;
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 class DenoConnAdapter implements Conn {
-  handler: ConnHandler = nullHandler;
+  handler: ConnHandler = NULL_HANDLER;
   private queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private writing = false;
@@ -380,6 +380,7 @@ function onSignal(sig: Signal, fn: () => void): void {
 // sockets rather than the Deno.Conn this adapter is built on. README,
 // "Socket activation", has the details.
 export const denoRuntime: Runtime = {
+  clock: systemClock,
   name: "deno",
   get version() {
     return D.version.deno;

@@ -4,9 +4,9 @@
  * pause/resume, and `write` reports backpressure once the peer holds more than
  * `highWater` undelivered bytes, so backpressure logic is testable without I/O.
  */
+import { NULL_HANDLER } from "./common.ts";
 import type { Conn, ConnHandler, TlsInfo } from "./types.ts";
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 export interface MemoryPairOptions {
   highWater?: number;
@@ -15,7 +15,7 @@ export interface MemoryPairOptions {
 }
 
 export class MemoryConn implements Conn {
-  handler: ConnHandler = nullHandler;
+  handler: ConnHandler = NULL_HANDLER;
   peer!: MemoryConn;
   /** Bytes written by the peer, waiting for this side to read them. */
   inbox: Uint8Array[] = [];

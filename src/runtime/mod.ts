@@ -1,6 +1,7 @@
 /**
- * The runtime the process is running on. Everything else imports `runtime`
- * from here and never names Bun.* or Deno.* itself.
+ * The runtime layer's public face: the contract (types.ts), the in-memory
+ * pair for unit tests, the clock, and `detectRuntime()`, which entry points
+ * call once. Importing this module does nothing by itself.
  */
 import { bunRuntime } from "./bun.ts";
 import { denoRuntime } from "./deno.ts";
@@ -8,13 +9,14 @@ import type { Runtime } from "./types.ts";
 
 export type * from "./types.ts";
 export { memoryPair, MemoryConn } from "./memory.ts";
+export { LayeredConn } from "./layered.ts";
+export { type Clock, coarseClock, monotonicMs, systemClock, tickClock, wallMs } from "./clock.ts";
+export { NULL_HANDLER } from "./common.ts";
 
-function detect(): Runtime {
+/** The runtime this process runs on: Bun or Deno (anything else is refused with the reason). */
+export function detectRuntime(): Runtime {
   const g = globalThis as { Bun?: unknown; Deno?: unknown };
   if (g.Bun !== undefined) return bunRuntime;
   if (g.Deno !== undefined) return denoRuntime;
   throw new Error("edgemux runs on Bun or Deno; this runtime is neither");
 }
-
-export const runtime: Runtime = detect();
-export { LayeredConn } from "./layered.ts";

@@ -6,6 +6,7 @@
  * Events go to one handler object per connection (usually the session class
  * itself), so the hot path allocates no closure per chunk.
  */
+import type { Clock } from "./clock.ts";
 
 export interface ConnHandler {
   /**
@@ -188,6 +189,8 @@ export type Signal = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGUSR2";
 
 export interface Runtime {
   readonly name: "bun" | "deno" | "memory";
+  /** Wall and monotonic time (clock.ts); the hot path reads the per-thread coarse clock instead. */
+  readonly clock: Clock;
   readonly version: string;
   listen(opts: ListenOptions): Listener;
   connect(opts: ConnectOptions): Promise<Conn>;

@@ -12,6 +12,7 @@
  * slot is also their max_connections cell, see limits.ts).
  */
 
+import { wallMs } from "../runtime/mod.ts";
 import { ABORT_CODES, ERROR_CODES, type ErrorCode } from "../errors/mod.ts";
 import {
   createSlab,
@@ -190,7 +191,7 @@ export class StatsRegistry {
 
   /** Sums all slabs (index = worker id) into plain data. */
   snapshot(slabs: readonly SharedArrayBuffer[], opts: SnapshotOptions = {}): StatsSnapshot {
-    const nowMs = opts.nowMs ?? Date.now();
+    const nowMs = opts.nowMs ?? wallMs();
     const staleAfterMs = opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
     const views = slabs.map((s) => {
       this.checkSlab(s);

@@ -6,6 +6,7 @@
  * Port 0: worker 0 binds first and reports the ports the kernel chose; the
  * other workers then bind those same ports with reusePort.
  */
+import { wallMs } from "../runtime/mod.ts";
 import type { Config } from "../config/types.ts";
 import { formatAddress, loadConfigFile, loadDefaultConfig, reloadProblems, type ConfigFlags } from "../config/mod.ts";
 import { ProxyError } from "../errors/mod.ts";
@@ -52,7 +53,7 @@ export class Supervisor {
   readonly registry: StatsRegistry;
   readonly limits: Int32Array;
   readonly workers: WorkerSlot[] = [];
-  readonly startedAt = Date.now();
+  readonly startedAt = wallMs();
   /** Listener name → bound address, once worker 0 is up. */
   readonly bound: Record<string, { hostname: string; port: number }> = {};
   private slots: SlotAssignment;
@@ -129,7 +130,7 @@ export class Supervisor {
   private spawn(w: WorkerSlot): void {
     const handle = this.runtime.spawnWorker(this.opts.workerUrl, `edgemux-worker-${w.id}`);
     w.handle = handle;
-    w.startedAt = Date.now();
+    w.startedAt = wallMs();
     handle.onMessage((m) => this.onWorkerMessage(w, m as FromWorker));
     handle.onExit((reason) => this.onWorkerExit(w, handle, reason));
     const msg: ToWorker = {
@@ -223,7 +224,7 @@ export class Supervisor {
     if (this.tunnelSessions) releaseWorkerSessions(this.tunnelSessions, w.id);
     w.agents.clear();
     for (const v of this.workers) v.handle?.postMessage({ type: "peer-gone", workerId: w.id } satisfies ToWorker);
-    const lived = Date.now() - w.startedAt;
+    const lived = wallMs() - w.startedAt;
     w.backoffMs = lived > 30_000 ? RESTART_BACKOFF_MIN_MS : Math.min(RESTART_BACKOFF_MAX_MS, w.backoffMs * 2);
     setTimeout(() => {
       if (this.draining || w.handle) return;

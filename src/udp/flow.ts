@@ -20,7 +20,7 @@ import { asProxyError, type ErrorCode } from "../errors/mod.ts";
 import { formatPeer } from "../proto/mod.ts";
 // proto/mod.ts does not re-export the UDP record codec yet (agent/udp.ts imports it the same way).
 import { UdpFrameDecoder, udpFrame } from "../proto/udp_frame.ts";
-import { coarseClock } from "../relay/mod.ts";
+import { coarseClock, wallMs } from "../runtime/mod.ts";
 import type { Balancer } from "../router/mod.ts";
 import type { Conn, ConnHandler, UdpSocket } from "../runtime/types.ts";
 import { formatTarget } from "../upstream/mod.ts";
@@ -44,7 +44,7 @@ export interface FlowHost {
 export abstract class Flow {
   /** What was reached, for logs: "10.0.0.5:53", "tunnel:dns". */
   label: string;
-  readonly startedAtMs = Date.now();
+  readonly startedAtMs = wallMs();
   lastActiveMs = coarseClock.now;
   datagramsIn = 0;
   bytesIn = 0;

@@ -24,7 +24,7 @@ import { type ErrorCode, ProxyError } from "../errors/mod.ts";
 import type { ListenerDeps, ListenerSettings } from "../frontdoor/mod.ts";
 import type { DataPlaneListener } from "../frontdoor/mod.ts";
 import { formatPeer } from "../proto/mod.ts";
-import { coarseClock } from "../relay/mod.ts";
+import { coarseClock, wallMs } from "../runtime/mod.ts";
 import { compileRouteTable, type RouteMatch } from "../router/mod.ts";
 import type { Conn, Listener, UdpSocket } from "../runtime/types.ts";
 import { type Flow, type FlowHost, HostFlow, TunnelFlow } from "./flow.ts";
@@ -189,7 +189,7 @@ export class UdpListener implements DataPlaneListener, FlowHost {
       if (byPort.size === 0) this.flows.delete(flow.clientAddress);
       this.flowCount--;
     }
-    const seconds = (Date.now() - flow.startedAtMs) / 1000;
+    const seconds = (wallMs() - flow.startedAtMs) / 1000;
     const st = this.deps.stats;
     const error = flow.errorCode;
     for (const slot of [this.listenerSlot, flow.routeSlot]) {

@@ -12,7 +12,7 @@ import { type ErrorCode, ProxyError } from "../errors/mod.ts";
 import type { ListenerDeps, ListenerSettings } from "../frontdoor/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { UdpFrameDecoder, udpFrame } from "../proto/udp_frame.ts";
-import { tickClock } from "../relay/mod.ts";
+import { tickClock } from "../runtime/mod.ts";
 import { createRouteBackends } from "../router/mod.ts";
 import type { Conn, ConnHandler, Runtime, UdpBindOptions, UdpSocket } from "../runtime/types.ts";
 import type { StatsWriter } from "../stats/mod.ts";

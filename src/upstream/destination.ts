@@ -4,6 +4,7 @@
  * on each address, connect to the first allowed address that answers; or, for
  * `<service>.tunnel`, a stream to the agent exposing the service.
  */
+import { wallMs } from "../runtime/mod.ts";
 import { type Principal, type ProxyPolicy, tunnelServiceOf } from "../auth/mod.ts";
 import { asProxyError, ProxyError } from "../errors/mod.ts";
 import { type Authority, formatAuthority } from "../proto/mod.ts";
@@ -32,7 +33,7 @@ export async function dialDestination(
     conn.setHandler(handler);
     return { conn, label: `tunnel:${service}`, proxyProtocol: "none", release: NOTHING };
   }
-  const deadline = Date.now() + timeoutMs;
+  const deadline = wallMs() + timeoutMs;
   let addresses: string[];
   try {
     addresses = await policy.egress.resolve(dest, policy.lookup, timeoutMs);
@@ -50,7 +51,7 @@ export async function dialDestination(
   }
   let last: ProxyError | null = null;
   for (const address of addresses.slice(0, MAX_ADDRESSES)) {
-    const left = deadline - Date.now();
+    const left = deadline - wallMs();
     if (left <= 0) break;
     try {
       const conn = await ctx.runtime.connect({ address: { hostname: address, port: dest.port }, timeoutMs: left, handler });

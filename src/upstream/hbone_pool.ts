@@ -7,6 +7,7 @@
  * the stream as a `Conn` once the hop answered 200, so the SNI session
  * relays to it exactly as it would to a socket.
  */
+import { NULL_HANDLER, wallMs } from "../runtime/mod.ts";
 import type { HboneRouteConfig } from "../config/types.ts";
 import { ProxyError } from "../errors/mod.ts";
 import type { Conn, ConnHandler, Runtime } from "../runtime/types.ts";
@@ -41,7 +42,6 @@ interface PoolEntry {
   idleTimer: ReturnType<typeof setTimeout> | null;
 }
 
-const quietHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 export class HbonePool implements H2ConnectionOwner {
   private readonly entries = new Map<string, PoolEntry[]>();
@@ -51,7 +51,7 @@ export class HbonePool implements H2ConnectionOwner {
 
   /** Opens a CONNECT stream to the hop; resolves after its 200. */
   async connect(o: HboneDial): Promise<Conn> {
-    const deadline = Date.now() + o.timeoutMs;
+    const deadline = wallMs() + o.timeoutMs;
     const entry = await this.connectionFor(o, deadline);
     const h2 = entry.h2!;
     if (entry.idleTimer) {
@@ -60,7 +60,7 @@ export class HbonePool implements H2ConnectionOwner {
     }
     const s = h2.openStream([[":method", "CONNECT"], [":authority", o.authority], ...(o.fields ?? [])]);
     return await new Promise<Conn>((resolve, reject) => {
-      const left = Math.max(1, deadline - Date.now());
+      const left = Math.max(1, deadline - wallMs());
       const timer = setTimeout(() => {
         s.owner = null;
         s.close();
@@ -104,8 +104,8 @@ export class HbonePool implements H2ConnectionOwner {
     const conn = await this.runtime.connect({
       address: o.hop,
       tls: { servername: c.servername ?? o.hop.hostname, ca: c.ca, cert: c.cert, key: c.key, alpn: ["h2"] },
-      timeoutMs: Math.max(1, deadline - Date.now()),
-      handler: quietHandler,
+      timeoutMs: Math.max(1, deadline - wallMs()),
+      handler: NULL_HANDLER,
     });
     const h2 = new H2Connection(conn, this, { role: "client", maxConcurrentStreams: 0, maxHeaderListBytes: MAX_HEADER_LIST });
     h2.start();

@@ -21,6 +21,7 @@
  * an exact-size ArrayBuffer that is then transferred. bench/tunnel_bench.ts
  * (`--only xworker`) measures this against a SharedArrayBuffer ring.
  */
+import { NULL_HANDLER } from "../runtime/mod.ts";
 import { type ErrorRecord, ProxyError } from "../errors/mod.ts";
 import type { Conn, ConnHandler, TlsInfo } from "../runtime/types.ts";
 import type { OpenRequest } from "../tunnel/edge/mod.ts";
@@ -251,7 +252,6 @@ function offline(service: string, why: string): ProxyError {
   return new ProxyError("SERVICE_OFFLINE", "upstream", `tunnel service '${service}' is offline: ${why}`);
 }
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 /** Splits "ip:port" / "[v6]:port" for the Conn address fields. */
 function splitHostPort(s: string): [string, number] {
@@ -266,7 +266,7 @@ function splitHostPort(s: string): [string, number] {
  * request, so logs and PROXY headers on either worker name the real client.
  */
 export class PortConn implements Conn {
-  private handler: ConnHandler = nullHandler;
+  private handler: ConnHandler = NULL_HANDLER;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;

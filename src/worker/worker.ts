@@ -11,7 +11,7 @@ import { createRouteBackends } from "../router/mod.ts";
 import { compileAccessList } from "../auth/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { StatsWriter } from "../stats/mod.ts";
-import { tickClock } from "../relay/mod.ts";
+import { tickClock, wallMs } from "../runtime/mod.ts";
 import { SessionCounters } from "../stats/mod.ts";
 import { TunnelHub } from "../tunnel/edge/mod.ts";
 import { PeerLink } from "./peer_link.ts";
@@ -80,7 +80,7 @@ export class DataPlane {
       this.port.post({ type: "start-failed", workerId: this.workerId, error: asProxyError(err, "CONFIG").toRecord() });
       return;
     }
-    const now = Date.now();
+    const now = wallMs();
     tickClock(now);
     this.stats.heartbeat(now);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
@@ -95,7 +95,7 @@ export class DataPlane {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = wallMs();
     tickClock(now);
     this.stats.heartbeat(now);
     for (const l of this.listeners) l.sweep(now);
@@ -121,11 +121,11 @@ export class DataPlane {
     this.draining = true;
     for (const l of this.listeners) l.stopAccepting();
     this.log.info("stopped accepting", { open: this.listeners.reduce((n, l) => n + l.open, 0) });
-    const deadline = Date.now() + timeoutMs;
+    const deadline = wallMs() + timeoutMs;
     const check = () => {
       const open = this.listeners.reduce((n, l) => n + l.open, 0);
       if (open === 0) return this.finishDrain(0);
-      if (Date.now() >= deadline) {
+      if (wallMs() >= deadline) {
         for (const l of this.listeners) l.abortAll();
         return this.finishDrain(open);
       }

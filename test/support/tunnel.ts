@@ -8,7 +8,7 @@ import { Agent, type AgentConfig, type Expose, type Forward } from "../../src/ag
 import { Logger } from "../../src/log/mod.ts";
 import { MuxTicker } from "../../src/mux/mod.ts";
 import { memoryPair } from "../../src/runtime/memory.ts";
-import { type Conn, type ConnHandler, type ConnectOptions, runtime } from "../../src/runtime/mod.ts";
+import { type Conn, type ConnHandler, type ConnectOptions, detectRuntime } from "../../src/runtime/mod.ts";
 import { StatsRegistry, StatsWriter } from "../../src/stats/mod.ts";
 import { hashToken, TokenStore } from "../../src/auth/mod.ts";
 import type { TokenConfig } from "../../src/config/types.ts";
@@ -237,6 +237,8 @@ export async function roundTrip(port: number, data: Uint8Array, timeoutMs = 5000
 import { spawn } from "node:child_process";
 import { edgemuxCommand, EdgemuxProcess, tempDir } from "./edgemux.ts";
 import { testPki } from "./tls.ts";
+
+const runtime = detectRuntime();
 
 /** Starts `edgemux agent ARGS --log-format json`; resolves after its ready line (or rejects with its output if it exits first). */
 export async function startAgentProcess(args: string[], opts: { env?: Record<string, string> } = {}): Promise<EdgemuxProcess> {

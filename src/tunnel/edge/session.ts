@@ -29,7 +29,8 @@ import {
   TunnelMessageDecoder,
   type TunnelRole,
 } from "../../proto/tunnel_control.ts";
-import { coarseClock, Relay, type RelayOwner } from "../../relay/mod.ts";
+import { Relay, type RelayOwner } from "../../relay/mod.ts";
+import { coarseClock, monotonicMs, wallMs } from "../../runtime/mod.ts";
 import type { Conn } from "../../runtime/types.ts";
 import type { FrontConnection } from "../../frontdoor/mod.ts";
 import type { StatsWriter } from "../../stats/mod.ts";
@@ -85,7 +86,7 @@ export const REFUSAL_LINGER_MS = 1000;
 /** A stream relayed through this session (source agent → service), for logs and idle checks. */
 class SourceStream implements RelayOwner {
   relay: Relay | null = null;
-  readonly startedAt = performance.now();
+  readonly startedAt = monotonicMs();
   error: ErrorCode | null = null;
   constructor(readonly session: EdgeSession, readonly service: string) {}
   relayBytes(_r: Relay, up: number, down: number): void {
@@ -116,7 +117,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   readonly services = new Map<string, ServiceSpec>();
   private readonly streams = new Set<SourceStream>();
   private readonly pendingOpens = new Set<FirstMessage>();
-  private readonly startedAt = performance.now();
+  private readonly startedAt = monotonicMs();
   private readonly peer: string;
   bytesUp = 0;
   bytesDown = 0;
@@ -333,7 +334,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     this.roles = h.roles;
     for (const s of h.services) this.services.set(s.name, s);
     this.phase = Phase.Ready;
-    this.host.stats.handshake(this.host.listenerSlot, (performance.now() - this.startedAt) / 1000);
+    this.host.stats.handshake(this.host.listenerSlot, (monotonicMs() - this.startedAt) / 1000);
     if (this.services.size > 0) this.host.hub.addServices(this, [...this.services.keys()]);
     this.sendControl({ type: "welcome", session: this.id, peer: this.peer, edge: `edgemux ${VERSION}` });
     this.listed = true;
@@ -346,7 +347,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       transport: this.transport === "websocket" ? "websocket" : "smux",
       roles: [...this.roles],
       services: [...this.services.keys()],
-      sinceMs: Date.now(),
+      sinceMs: wallMs(),
     });
     this.host.log.info("tunnel session", {
       listener: this.host.sessionConfig.name,
@@ -519,7 +520,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         service: st.service,
         bytes_in: st.relay?.bytesToUpstream ?? 0,
         bytes_out: st.relay?.bytesToClient ?? 0,
-        duration_ms: Math.round(performance.now() - st.startedAt),
+        duration_ms: Math.round(monotonicMs() - st.startedAt),
         error: st.error,
       });
     }
@@ -617,7 +618,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       streams: this.streamsTotal,
       bytesIn: m?.bytesIn ?? 0,
       bytesOut: m?.bytesOut ?? 0,
-      seconds: (performance.now() - this.startedAt) / 1000,
+      seconds: (monotonicMs() - this.startedAt) / 1000,
       error: this.errorCode,
       reason: this.reason,
     };

@@ -7,6 +7,7 @@
  * One of these per stream open, on the edge and in the agent. Time bound:
  * a timer per pending open (cleared when the message arrives), not per chunk.
  */
+import { NULL_HANDLER } from "../../runtime/mod.ts";
 import { ProxyError } from "../../errors/mod.ts";
 import { OPEN_MAX_MESSAGE, type TunnelMessage, TunnelMessageDecoder } from "../../proto/tunnel_control.ts";
 import { type Conn, type ConnHandler, LayeredConn } from "../../runtime/mod.ts";
@@ -98,7 +99,6 @@ export class FirstMessage implements ConnHandler {
   }
 }
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 /** How long a stream closed by its owner keeps reading (and discarding) while waiting for the peer's FIN. */
 export const DRAIN_ON_CLOSE_MS = 10_000;

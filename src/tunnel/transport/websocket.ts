@@ -14,10 +14,10 @@
  * cannot set). Interop with real implementations is tested against Bun's
  * WebSocket client and server (test/tunnel_e2e_test.ts).
  */
+import { NULL_HANDLER } from "../../runtime/mod.ts";
 import { encodeWsClose, encodeWsFrame, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, type WsProtocolError } from "../../proto/mod.ts";
 import { type Conn, type ConnHandler, LayeredConn } from "../../runtime/mod.ts";
 
-const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClose() {} };
 
 /**
  * A Conn whose bytes travel as WebSocket binary messages over `inner`.
@@ -27,7 +27,7 @@ const nullHandler: ConnHandler = { onData() {}, onDrain() {}, onEnd() {}, onClos
  * half-closed; `end()` and `close()` send our close frame first.
  */
 export class WsConn extends LayeredConn implements Conn, ConnHandler {
-  private handler: ConnHandler = nullHandler;
+  private handler: ConnHandler = NULL_HANDLER;
   private readonly decoder: WsFrameDecoder;
   private readonly masked: boolean;
   private closeSent = false;
