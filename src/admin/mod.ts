@@ -8,7 +8,6 @@
 export { type AdminOptions, createAdminApp, healthProblems } from "./app.ts";
 export {
   buildStatus,
-  formatAddress,
   STATUS_MAX_TUNNEL_SESSIONS,
   type StatusInput,
   type SupervisorWorker,

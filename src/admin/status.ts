@@ -5,7 +5,8 @@
  */
 
 import { wallMs } from "../runtime/mod.ts";
-import type { Address, ListenerConfig, RouteConfig } from "../config/types.ts";
+import type { ListenerConfig, RouteConfig } from "../config/types.ts";
+import { formatAddress } from "../config/mod.ts";
 import { OVERFLOW_NAME, type SlotSnapshot, type StatsSnapshot } from "../stats/mod.ts";
 import type { ListenerStatus, RouteStatus, StatusJson, TunnelSessionStatus, TunnelsStatus, WorkerStatus } from "./types.ts";
 
@@ -147,8 +148,3 @@ export function routeTargets(r: RouteConfig): string[] {
   return r.targets.map(formatAddress);
 }
 
-/** "host:port", "[v6]:port" or "unix:/path". */
-export function formatAddress(a: Address): string {
-  if (a.kind === "unix") return `unix:${a.path}`;
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
-}

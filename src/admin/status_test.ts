@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import type { ListenerConfig, RouteConfig } from "../config/types.ts";
 import { StatsRegistry, StatsWriter } from "../stats/mod.ts";
-import { buildStatus, formatAddress, STATUS_MAX_TUNNEL_SESSIONS, type TunnelSessionFact } from "./status.ts";
+import { buildStatus, STATUS_MAX_TUNNEL_SESSIONS, type TunnelSessionFact } from "./status.ts";
 
 const LISTENER: ListenerConfig = {
   name: "tls",
@@ -171,10 +171,4 @@ test("routes list their targets as the config spells them: tunnel:NAME, hbone://
     ["h.example", ["hbone://10.0.0.2:15008", "hbone://[fd00::2]:15008"]],
     ["p.example", ["10.0.0.1:8443"]],
   ]);
-});
-
-test("formatAddress", () => {
-  expect(formatAddress({ kind: "tcp", hostname: "127.0.0.1", port: 80 })).toBe("127.0.0.1:80");
-  expect(formatAddress({ kind: "tcp", hostname: "::1", port: 80 })).toBe("[::1]:80");
-  expect(formatAddress({ kind: "unix", path: "/tmp/s" })).toBe("unix:/tmp/s");
 });

@@ -15,7 +15,7 @@
  */
 
 import { ProxyError } from "../errors/mod.ts";
-import { parseIPv4, parseIPv6Groups } from "../proto/mod.ts";
+import { ipv6GroupsText, parseIPv4, parseIPv6Groups } from "../proto/mod.ts";
 
 /** A parsed network: `words & mask === words` (host bits are zero). */
 export interface Cidr {
@@ -87,25 +87,7 @@ export function formatWords(words: ArrayLike<number>, v4: boolean): string {
   }
   const g: number[] = [];
   for (let w = 0; w < 4; w++) g.push(words[w]! >>> 16, words[w]! & 0xffff);
-  // RFC 5952 §4.2.3: shorten the longest run of two or more zero groups (the first on a tie).
-  let best = -1;
-  let bestLen = 1;
-  for (let k = 0; k < 8; ) {
-    if (g[k] !== 0) {
-      k++;
-      continue;
-    }
-    let e = k;
-    while (e < 8 && g[e] === 0) e++;
-    if (e - k > bestLen) {
-      best = k;
-      bestLen = e - k;
-    }
-    k = e;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  return ipv6GroupsText(g, false);
 }
 
 /**

@@ -15,6 +15,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import type { EgressConfig } from "../config/types.ts";
 import { ProxyError } from "../errors/mod.ts";
 import { CidrSet, parseAddressInto } from "./cidr.ts";
+import { formatHostPort } from "../proto/mod.ts";
 
 /**
  * IANA special-purpose and non-global ranges (RFC 6890 and its registries),
@@ -157,8 +158,7 @@ export class EgressPolicy {
 }
 
 function denied(reason: string, d: Destination): ProxyError {
-  const where = d.host.includes(":") ? `[${d.host}]:${d.port}` : `${d.host}:${d.port}`;
-  return new ProxyError("EGRESS_DENIED", "downstream", `Tunnel to ${where} refused: ${reason}`);
+  return new ProxyError("EGRESS_DENIED", "downstream", `Tunnel to ${formatHostPort(d.host, d.port)} refused: ${reason}`);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, host: string): Promise<T> {

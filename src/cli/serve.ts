@@ -5,6 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import type { Config, ConfigFlags } from "../config/mod.ts";
+import { formatHostPort } from "../proto/mod.ts";
 import { Logger } from "../log/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { type PassedSocket, startAdmin, Supervisor, workerEntryUrl } from "../supervisor/mod.ts";
@@ -25,7 +26,7 @@ export async function serve(rt: Runtime, config: Config, configPath: string | nu
     try {
       const server = await startAdmin(sup, config.admin.address);
       sup.setAdmin(server);
-      admin = `${server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname}:${server.port}`;
+      admin = formatHostPort(server.hostname, server.port);
     } catch (err) {
       log.error("admin API failed to start", { reason: (err as Error).message });
       await sup.drain();

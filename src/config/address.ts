@@ -4,6 +4,7 @@
  * one address compare equal; hostnames are canonicalised like route patterns.
  */
 
+import { formatHostPort } from "../proto/mod.ts";
 import type { Address } from "./types.ts";
 import { canonicalIp, parseIPv4 } from "./ip.ts";
 import { canonicalHostname } from "./hostname.ts";
@@ -96,6 +97,4 @@ export function formatAddress(a: Address): string {
   return formatHostPort(a.hostname, a.port);
 }
 
-export function formatHostPort(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
+export { formatHostPort };

@@ -5,7 +5,7 @@
  * and silently rewrites them.
  */
 
-import { parseIPv4 as parseIPv4At, parseIPv6Groups } from "../proto/mod.ts";
+import { ipv6GroupsText, parseIPv4 as parseIPv4At, parseIPv6Groups } from "../proto/mod.ts";
 
 /** Dotted-quad IPv4, four decimal octets 0..255, no leading zeros. */
 export function parseIPv4(s: string): number[] | null {
@@ -23,30 +23,9 @@ export function parseIPv6(s: string): number[] | null {
   return parseIPv6Groups(s, 0, s.length, pieces) ? [...pieces] : null;
 }
 
-/** RFC 5952 §4 canonical text: lowercase, no leading zeros, the longest run (≥2) of zero pieces as "::". */
+/** RFC 5952 §4 canonical text (IPv4-mapped with its dotted tail, §5). */
 export function formatIPv6(p: readonly number[]): string {
-  // §5: an IPv4-mapped address keeps its dotted tail.
-  if (p.slice(0, 5).every((x) => x === 0) && p[5] === 0xffff) {
-    return `::ffff:${p[6]! >> 8}.${p[6]! & 255}.${p[7]! >> 8}.${p[7]! & 255}`;
-  }
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (p[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && p[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = p.map((x) => x.toString(16));
-  if (bestAt < 0) return hex.join(":");
-  return hex.slice(0, bestAt).join(":") + "::" + hex.slice(bestAt + bestLen).join(":");
+  return ipv6GroupsText(p, true);
 }
 
 /** Canonical text of an IPv4 or IPv6 literal, or null if `s` is neither. */

@@ -11,6 +11,7 @@
  */
 import { ProxyError } from "../errors/mod.ts";
 import { canonicalHostnameBytes } from "./hostname.ts";
+import { formatHostPort, ipv6GroupsText, parseIPv6Groups } from "./ip_text.ts";
 
 export type HostKind = "name" | "ipv4" | "ipv6";
 
@@ -51,63 +52,8 @@ export function canonicalIPv4(s: string): string | null {
  * its RFC 5952 form, or null. No zone ids.
  */
 export function canonicalIPv6(s: string): string | null {
-  if (s.length < 2 || s.length > 45) return null;
-  const groups: number[] = [];
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  const parseSide = (t: string, isLast: boolean): number[] | null => {
-    if (t === "") return [];
-    const out: number[] = [];
-    const parts = t.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const g = parts[i]!;
-      if (isLast && i === parts.length - 1 && g.includes(".")) {
-        const v4 = canonicalIPv4(g);
-        if (v4 === null) return null;
-        const o = v4.split(".").map(Number);
-        out.push((o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!);
-        continue;
-      }
-      if (g.length === 0 || g.length > 4) return null;
-      let v = 0;
-      for (let k = 0; k < g.length; k++) {
-        const c = g.charCodeAt(k) | 0x20;
-        const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x61 + 10 : -1;
-        if (d < 0) return null;
-        v = v * 16 + d;
-      }
-      out.push(v);
-    }
-    return out;
-  };
-  if (halves.length === 1) {
-    const all = parseSide(s, true);
-    if (all === null || all.length !== 8) return null;
-    groups.push(...all);
-  } else {
-    const head = parseSide(halves[0]!, false);
-    const tail = parseSide(halves[1]!, true);
-    if (head === null || tail === null || head.length + tail.length > 7) return null;
-    groups.push(...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail);
-  }
-  // RFC 5952 §4.2: the longest run of two or more zero groups becomes "::" (the first on a tie).
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
-  return best < 0 ? hex(groups) : `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+  const groups = new Uint16Array(8);
+  return parseIPv6Groups(s, 0, s.length, groups) ? ipv6GroupsText(groups, false) : null;
 }
 
 /**
@@ -168,5 +114,5 @@ export function parsePort(s: string): number {
 }
 
 export function formatAuthority(a: { host: string; port: number }): string {
-  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+  return formatHostPort(a.host, a.port);
 }

@@ -35,7 +35,7 @@ export {
   PP2_TYPE,
   PP2_TYPE_EDGEMUX_IDENTITY,
 } from "./proxy_protocol.ts";
-export { formatPeer, parseIPv4, parseIPv6Groups, unmapV4 } from "./ip_text.ts";
+export { formatHostPort, formatPeer, ipv6GroupsText, parseIPv4, parseIPv6Groups, unmapV4 } from "./ip_text.ts";
 export {
   cmdName,
   encodeSmuxHeader,

@@ -13,6 +13,7 @@
  * environment variable below (Bun gives a worker a copy of the environment).
  */
 import type { ListenAddress, SocketInheritance } from "./types.ts";
+import { ipv6GroupsText } from "../proto/mod.ts";
 
 /** Internal: JSON `{ "<key>": fd }`, set by `adopt` for worker threads spawned afterwards. */
 export const ADOPT_ENV = "EDGEMUX_ADOPTED_FDS";
@@ -109,25 +110,7 @@ export function takeAdopted(address: ListenAddress): number | null {
 function formatV6(b: Uint8Array): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
-  // RFC 5952 §4.2: the longest run of two or more zero groups becomes "::".
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(":");
-  if (best < 0) return hex(groups);
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
+  return ipv6GroupsText(groups, false);
 }
 
 function describe(c: Libc, fd: number): { address: string } | { error: string } {

@@ -1,4 +1,4 @@
-export { formatHost, Supervisor, type SupervisorOptions, type WorkerSlot } from "./supervisor.ts";
+export { Supervisor, type SupervisorOptions, type WorkerSlot } from "./supervisor.ts";
 export { startAdmin } from "./admin.ts";
 export { type Adoption, adoptPassedSockets, type PassedSocket, passedSockets } from "./inherit.ts";
 

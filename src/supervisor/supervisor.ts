@@ -9,6 +9,7 @@
 import { wallMs } from "../runtime/mod.ts";
 import type { Config } from "../config/types.ts";
 import { formatAddress, loadConfigFile, loadDefaultConfig, reloadProblems, type ConfigFlags } from "../config/mod.ts";
+import { formatHostPort } from "../proto/mod.ts";
 import { ProxyError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
@@ -294,7 +295,7 @@ export class Supervisor {
     const out: Record<string, string> = {};
     for (const l of this.config.listeners) {
       const b = this.bound[l.name];
-      out[l.name] = l.address.kind === "unix" ? formatAddress(l.address) : b ? `${formatHost(b.hostname)}:${b.port}` : formatAddress(l.address);
+      out[l.name] = l.address.kind === "unix" ? formatAddress(l.address) : b ? formatHostPort(b.hostname, b.port) : formatAddress(l.address);
     }
     return out;
   }
@@ -302,8 +303,4 @@ export class Supervisor {
   get version(): string {
     return VERSION;
   }
-}
-
-export function formatHost(h: string): string {
-  return h.includes(":") ? `[${h}]` : h;
 }
