@@ -1,7 +1,8 @@
 /**
  * The server side of HBONE: HTTP/2 CONNECT over (m)TLS on a connect
  * listener whose client picked ALPN "h2". One `HboneSession` per
- * connection, one `HboneTunnel` per CONNECT stream:
+ * connection; each CONNECT stream is a front session (frontdoor/) whose
+ * preamble is the stream's HEADERS:
  *
  *   HEADERS → validate (RFC 9113 §8.5) → who (SPIFFE ID of the client
  *   certificate, or a token) → egress and identity policy → resolve and
@@ -15,16 +16,17 @@
  * is reset (RST_STREAM CANCEL). Drain sends GOAWAY; streams already open
  * finish. `forwarded`, `baggage` and `traceparent` are logged with the tunnel.
  */
+import { type AccessList, ANONYMOUS, parseProxyAuthorization, type Principal } from "../auth/mod.ts";
+import type { ConnectListenerConfig } from "../config/types.ts";
 import { asProxyError, type ErrorCode, h2StatusFor, ProxyError } from "../errors/mod.ts";
-import { parseProxyAuthorization } from "../auth/mod.ts";
-import { type Authority, formatAuthority, formatPeer, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
-import { Relay, type RelayOwner } from "../relay/mod.ts";
-import { type Conn, monotonicMs, NULL_HANDLER } from "../runtime/mod.ts";
+import { type FrontConnection, type FrontHost, FrontSession, ProxyPreamble } from "../frontdoor/mod.ts";
+import type { Logger } from "../log/mod.ts";
 import { H2Connection, type H2ConnectionOwner, type H2Stream } from "../mux/mod.ts";
-import { ANONYMOUS, type Principal } from "../auth/mod.ts";
-import { dialDestination } from "../upstream/mod.ts";
+import { type Authority, formatPeer, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
+import { type Conn, monotonicMs } from "../runtime/mod.ts";
+import type { StatsWriter } from "../stats/mod.ts";
+import type { Dialed } from "../upstream/mod.ts";
 import type { ConnectListener } from "./listener.ts";
-import type { FrontConnection } from "../frontdoor/mod.ts";
 
 /** After our GOAWAY (or a connection error) the peer gets this long to close before we do. */
 const CLOSE_LINGER_MS = 1000;
@@ -32,9 +34,10 @@ const CLOSE_LINGER_MS = 1000;
 /** Connection-specific fields that make an HTTP/2 request malformed (RFC 9113 §8.2.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade"]);
 
-export class HboneSession implements FrontConnection, H2ConnectionOwner {
+export class HboneSession implements FrontConnection, H2ConnectionOwner, FrontHost {
   readonly h2: H2Connection;
-  readonly tunnels = new Set<HboneTunnel>();
+  /** The connection's CONNECT streams, each a front session, until its outcome is recorded. */
+  readonly tunnels = new Set<FrontSession>();
   private readonly startedAt = monotonicMs();
   private readonly startedMs: number;
   private endedAtMs = 0;
@@ -66,16 +69,15 @@ export class HboneSession implements FrontConnection, H2ConnectionOwner {
       this.h2.streamReset(s, H2Code.REFUSED_STREAM);
       return;
     }
-    const t = new HboneTunnel(this, s);
+    // Client DATA (and an END_STREAM with the HEADERS) waits, bounded by the stream window, until the relay resumes the stream.
+    s.pause();
+    const t = new FrontSession(s, this, new HbonePreamble(this, s, fields, tooLarge), this.listener.now());
+    s.setHandler(t);
     this.tunnels.add(t);
-    t.begin(fields, tooLarge);
   }
 
-  onStreamClosed(_c: H2Connection, s: H2Stream): void {
-    const t = s.owner as HboneTunnel | null;
-    // A tunnel whose relay runs ends through the relay; one still deciding ends here.
-    if (t && !t.relaying) t.streamGone();
-  }
+  /** A stream's end reaches its front session as the stream's onClose. */
+  onStreamClosed(): void {}
 
   onConnectionClosed(): void {
     this.endedAtMs = this.listener.now();
@@ -83,8 +85,32 @@ export class HboneSession implements FrontConnection, H2ConnectionOwner {
     if (this.tunnels.size === 0) this.finish();
   }
 
-  tunnelDone(t: HboneTunnel): void {
-    this.tunnels.delete(t);
+  // ---- FrontHost: what the streams' front sessions read ---------------------------------
+
+  get config(): ConnectListenerConfig {
+    return this.listener.config;
+  }
+  get access(): AccessList {
+    return this.listener.access;
+  }
+  get stats(): StatsWriter {
+    return this.listener.stats;
+  }
+  get listenerSlot(): number {
+    return this.listener.listenerSlot;
+  }
+  get log(): Logger {
+    return this.listener.log;
+  }
+  now(): number {
+    return this.listener.now();
+  }
+
+  /** A stream's tunnel is over: its error counted on the listener, its log line, and the connection may end. */
+  sessionEnded(t: FrontSession): void {
+    if (!this.tunnels.delete(t)) return;
+    if (t.errorCode !== null) this.listener.stats.error(this.listener.listenerSlot, t.errorCode);
+    if (this.listener.logConnections) t.logOutcome(this.listener.log, this.listener.name, t.seconds());
     if (this.h2.closed && this.tunnels.size === 0) this.finish();
   }
 
@@ -110,10 +136,8 @@ export class HboneSession implements FrontConnection, H2ConnectionOwner {
       this.h2.connectionError(new H2Error(H2Code.SETTINGS_TIMEOUT, `No HTTP/2 preface and SETTINGS within ${cfg.handshakeTimeoutMs} ms`));
       return;
     }
-    if (cfg.idleTimeoutMs > 0) {
-      for (const t of this.tunnels) t.sweepIdle(nowMs, cfg.idleTimeoutMs);
-      if (this.tunnels.size === 0 && nowMs - this.h2.lastActiveMs >= cfg.idleTimeoutMs) this.h2.goaway(H2Code.NO_ERROR, "idle");
-    }
+    for (const t of this.tunnels) t.sweep(nowMs);
+    if (cfg.idleTimeoutMs > 0 && this.tunnels.size === 0 && nowMs - this.h2.lastActiveMs >= cfg.idleTimeoutMs) this.h2.goaway(H2Code.NO_ERROR, "idle");
   }
 
   drain(): void {
@@ -127,42 +151,46 @@ export class HboneSession implements FrontConnection, H2ConnectionOwner {
   }
 }
 
-/** One CONNECT stream. */
-export class HboneTunnel implements RelayOwner {
-  relaying = false;
-  private relay: Relay | null = null;
-  private upstream: Conn | null = null;
-  private principal: Principal | null = null;
-  private destination: string | null = null;
-  private address: string | null = null;
-  private status: number | null = null;
-  private errorCode: ErrorCode | null = null;
+/**
+ * One CONNECT stream's preamble: its HEADERS, already decoded, read when the
+ * front session dials (RFC 9113 §8.3, §8.5), then the forward-proxy dial. The
+ * answers are HTTP/2 responses on the stream.
+ */
+class HbonePreamble extends ProxyPreamble {
+  override readonly immediate = true;
+  readonly incomplete = "DOWNSTREAM_RESET";
   private forwarded: string | null = null;
   private baggage: string | null = null;
   private traceparent: string | null = null;
   private readonly startedAt = monotonicMs();
-  private done = false;
 
-  constructor(private readonly session: HboneSession, readonly stream: H2Stream) {
-    stream.owner = this;
-    // Hold client DATA (bounded by the stream window) until the upstream is up.
-    stream.pause();
+  constructor(
+    private readonly session: HboneSession,
+    private readonly stream: H2Stream,
+    private readonly fields: [string, string][],
+    private readonly tooLarge: boolean,
+  ) {
+    super(session.listener, "h2");
   }
 
-  begin(fields: [string, string][], tooLarge: boolean): void {
+  /** HEADERS carry the whole request: nothing is read from the stream before the dial. */
+  push(): boolean {
+    return true;
+  }
+
+  override dial(s: FrontSession): Promise<Dialed> {
     const l = this.session.listener;
-    let dest: Authority;
     try {
-      if (tooLarge) throw new ProxyError("HTTP_HEADER_TOO_LARGE", "downstream", `Header list over ${l.config.maxHeaderBytes} bytes`);
-      const req = this.read(fields);
-      dest = req.dest;
+      if (this.tooLarge) throw new ProxyError("HTTP_HEADER_TOO_LARGE", "downstream", `Header list over ${l.config.maxHeaderBytes} bytes`);
+      const req = this.read(this.fields);
+      this.setDestination(req.dest);
       this.principal = this.authorise(req.authorization);
       l.policy.screenIdentity(this.principal);
     } catch (err) {
-      return this.refuse(asProxyError(err, "HTTP_BAD_REQUEST", "downstream"));
+      return Promise.reject(asProxyError(err, "HTTP_BAD_REQUEST", "downstream"));
     }
     l.stats.handshake(l.listenerSlot, (monotonicMs() - this.startedAt) / 1000);
-    void this.dial(dest);
+    return super.dial(s);
   }
 
   /** RFC 9113 §8.3 and §8.5: the request's pseudo-header fields and its destination. */
@@ -232,9 +260,7 @@ export class HboneTunnel implements RelayOwner {
     } else {
       throw new ProxyError("HTTP_METHOD_NOT_ALLOWED", "downstream", `${method} is not a tunnel request: use CONNECT (or POST with x-tun)`);
     }
-    const dest = parseAuthority(target);
-    this.destination = formatAuthority(dest);
-    return { dest, authorization };
+    return { dest: parseAuthority(target), authorization };
   }
 
   private authorise(authorization: string | null): Principal {
@@ -252,91 +278,34 @@ export class HboneTunnel implements RelayOwner {
     return ANONYMOUS;
   }
 
-  private async dial(dest: Authority): Promise<void> {
-    const l = this.session.listener;
-    let up;
-    try {
-      up = await dialDestination(l.upstream, l.policy, dest, this.principal!, l.config.connectTimeoutMs, NULL_HANDLER);
-    } catch (err) {
-      return this.refuse(asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream"));
-    }
-    if (this.stream.closed) {
-      up.conn.close();
-      this.errorCode ??= "DOWNSTREAM_RESET";
-      return this.finish();
-    }
-    this.address = up.label;
-    this.upstream = up.conn;
+  takeRest(): Uint8Array[] {
+    return [];
+  }
+
+  accepted(): null {
     this.status = 200;
     this.session.h2.respond(this.stream, [[":status", "200"]], false);
-    this.relaying = true;
-    this.relay = new Relay(this.stream, up.conn, this);
-    this.relay.start([]);
+    return null;
   }
 
-  /** Events of an upstream between its connect and the relay: none can matter (the relay takes over synchronously). */
-
-  private refuse(err: ProxyError): void {
-    this.errorCode = err.code;
-    this.session.listener.log.debug("tunnel refused", { listener: this.session.listener.name, client: this.session.client, error: err.code, reason: err.message });
-    if (!this.stream.closed) {
-      const status = h2StatusFor(err.code, this.session.listener.config.auth === "token" && !this.session.listener.policy.clientCerts);
-      this.status = status;
-      const fields: [string, string][] = [[":status", String(status)], ["edgemux-error", err.code]];
-      if (status === 407) fields.push(["proxy-authenticate", 'Bearer realm="edgemux"']);
-      this.session.h2.respond(this.stream, fields, true);
-      // §8.1: after a complete response the server "MAY request that the client abort transmission ... by sending a RST_STREAM with an error code of NO_ERROR".
-      if (!this.stream.closed) this.session.h2.streamReset(this.stream, H2Code.NO_ERROR);
-    }
-    this.finish();
-  }
-
-  /** The stream closed (peer reset, connection gone) before the relay started. */
-  streamGone(): void {
-    this.errorCode ??= "DOWNSTREAM_RESET";
-    if (this.upstream === null) return; // still dialing: dial() finishes when it returns
-    this.finish();
-  }
-
-  relayBytes(_r: Relay, toUpstream: number, toClient: number): void {
-    this.session.listener.stats.bytes(this.session.listener.listenerSlot, toUpstream, toClient);
-  }
-
-  relayClosed(_r: Relay, code: ErrorCode | null): void {
-    if (code !== null && this.errorCode === null) this.errorCode = code;
-    this.finish();
-  }
-
-  sweepIdle(nowMs: number, idleMs: number): void {
-    if (this.relay && !this.relay.isFinished && nowMs - this.relay.lastActiveMs >= idleMs) this.relay.abort("IDLE_TIMEOUT");
-  }
-
-  abort(code: ErrorCode): void {
-    this.errorCode ??= code;
-    if (this.relay && !this.relay.isFinished) return this.relay.abort(code);
-    this.stream.close();
-    this.upstream?.close();
-    this.finish();
-  }
-
-  private finish(): void {
-    if (this.done) return;
-    this.done = true;
+  /** A refusal ends the stream: its status with END_STREAM, then RST_STREAM NO_ERROR (§8.1). */
+  refusal(err: ProxyError): null {
     const l = this.session.listener;
-    l.tunnelEnded({
-      client: this.session.client,
-      principal: this.principal,
-      destination: this.destination,
-      address: this.address,
-      status: this.status,
-      bytesIn: this.relay?.bytesToUpstream ?? 0,
-      bytesOut: this.relay?.bytesToClient ?? 0,
-      seconds: (monotonicMs() - this.startedAt) / 1000,
-      error: this.errorCode,
-      forwarded: this.forwarded,
-      baggage: this.baggage,
-      traceparent: this.traceparent,
-    });
-    this.session.tunnelDone(this);
+    if (this.stream.closed) return null;
+    const status = h2StatusFor(err.code, l.config.auth === "token" && !l.policy.clientCerts);
+    this.status = status;
+    const fields: [string, string][] = [[":status", String(status)], ["edgemux-error", err.code]];
+    if (status === 407) fields.push(["proxy-authenticate", 'Bearer realm="edgemux"']);
+    this.session.h2.respond(this.stream, fields, true);
+    // §8.1: after a complete response the server "MAY request that the client abort transmission ... by sending a RST_STREAM with an error code of NO_ERROR".
+    if (!this.stream.closed) this.session.h2.streamReset(this.stream, H2Code.NO_ERROR);
+    return null;
+  }
+
+  override logFields(s: FrontSession, into: Record<string, unknown>): void {
+    super.logFields(s, into);
+    into["forwarded"] = this.forwarded;
+    into["baggage"] = this.baggage;
+    into["traceparent"] = this.traceparent;
   }
 }

@@ -5,29 +5,13 @@
  * what the client chose.
  */
 import { monotonicMs } from "../runtime/mod.ts";
-import { type Principal, ProxyPolicy } from "../auth/mod.ts";
+import { ProxyPolicy } from "../auth/mod.ts";
 import type { ConnectListenerConfig } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
 import { FrontListener, type FrontConnection, type ListenerSettings, type Preamble } from "../frontdoor/mod.ts";
 import type { Conn, TlsServerOptions } from "../runtime/types.ts";
 import { HboneSession } from "./hbone_server.ts";
 import { Http1Preamble } from "./http1_preamble.ts";
-
-/** What one HTTP/2 CONNECT stream did, for its log line and error counter. */
-export interface TunnelRecord {
-  client: string;
-  principal: Principal | null;
-  destination: string | null;
-  address: string | null;
-  status: number | null;
-  bytesIn: number;
-  bytesOut: number;
-  seconds: number;
-  error: ErrorCode | null;
-  forwarded?: string | null;
-  baggage?: string | null;
-  traceparent?: string | null;
-}
 
 export class ConnectListener extends FrontListener<ConnectListenerConfig> {
   declare policy: ProxyPolicy;
@@ -60,29 +44,6 @@ export class ConnectListener extends FrontListener<ConnectListenerConfig> {
   /** An HTTP/1.1 connection after TLS chose it (ALPN). */
   http1(conn: Conn, nowMs: number): FrontConnection {
     return super.createSession(conn, nowMs);
-  }
-
-  /** Called once per HTTP/2 stream. */
-  tunnelEnded(r: TunnelRecord): void {
-    if (r.error !== null) this.stats.error(this.listenerSlot, r.error);
-    if (!this.logConnections) return;
-    this.log.info("tunnel", {
-      listener: this.name,
-      proto: "h2",
-      client: r.client,
-      identity: r.principal?.name ?? null,
-      user: r.principal?.user ?? null,
-      destination: r.destination,
-      address: r.address,
-      status: r.status,
-      bytes_in: r.bytesIn,
-      bytes_out: r.bytesOut,
-      duration_ms: Math.round(r.seconds * 1000),
-      error: r.error,
-      forwarded: r.forwarded ?? null,
-      baggage: r.baggage ?? null,
-      traceparent: r.traceparent ?? null,
-    });
   }
 }
 

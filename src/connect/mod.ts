@@ -1,2 +1,2 @@
-export { ConnectListener, type TunnelRecord } from "./listener.ts";
+export { ConnectListener } from "./listener.ts";
 export { HboneSession } from "./hbone_server.ts";

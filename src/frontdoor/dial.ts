@@ -10,7 +10,7 @@ import type { RouteMatch } from "../router/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import { type Dialed, dialDestination, dialRoute, type UpstreamContext } from "../upstream/mod.ts";
-import { type FrontSession, Phase } from "./session.ts";
+import type { FrontSession } from "./session.ts";
 import type { Preamble } from "./types.ts";
 
 /** What a routing listener (sni, tcp) lends the dial. */
@@ -32,7 +32,7 @@ export function dialMatch(l: RouteHost, s: FrontSession, match: RouteMatch, serv
     endpoints: s,
     handler: s,
     nowMs: l.now(),
-    abandoned: () => s.phase !== Phase.Dialing,
+    abandoned: () => s.abandoned,
     onTargetFailed: (target, err) => l.log.debug("backend connect failed", { route: match.route.name, backend: target, error: err.message }),
   });
 }
@@ -51,7 +51,7 @@ export interface ProxyHost {
  * line names both and the answer the client got (`status`).
  */
 export abstract class ProxyPreamble implements Preamble {
-  readonly immediate = false;
+  readonly immediate: boolean = false;
   readonly logMessage = "tunnel";
   abstract readonly incomplete: ErrorCode;
   protected principal: Principal | null = null;

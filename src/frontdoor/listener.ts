@@ -165,14 +165,7 @@ export abstract class FrontListener<C extends ListenerConfig, S extends FrontCon
       st.duration(s.routeSlot, seconds);
       if (error !== null) st.error(s.routeSlot, error);
     }
-    if (!this.logConnections) return;
-    const fields: Record<string, unknown> = { listener: this.name, client: s.clientText };
-    s.preamble.logFields(s, fields);
-    fields["bytes_in"] = s.relay?.bytesToUpstream ?? 0;
-    fields["bytes_out"] = s.relay?.bytesToClient ?? 0;
-    fields["duration_ms"] = Math.round(seconds * 1000);
-    fields["error"] = error;
-    this.deps.log.info(s.preamble.logMessage, fields);
+    if (this.logConnections) s.logOutcome(this.deps.log, this.name, seconds);
   }
 
   /** Twice a second: handshake, idle and linger deadlines. */

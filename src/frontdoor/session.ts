@@ -81,6 +81,8 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   private upstreamEarly: Uint8Array[] | null = null;
   private upstreamEnded = false;
   private upstreamClosed: { err: Error | undefined } | null = null;
+  /** The client went away while the dial was under way: the session ends when the dial settles (see onClose). */
+  private clientGone = false;
 
   constructor(readonly client: Conn, readonly host: FrontHost, readonly preamble: Preamble, nowMs: number) {
     this.clientAddress = client.remoteAddress;
@@ -203,16 +205,28 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
     }
     if (this.phase === Phase.Done) return;
     if (this.phase !== Phase.Closing && this.errorCode === null && err) this.errorCode = "DOWNSTREAM_RESET";
+    if (this.phase === Phase.Dialing) {
+      // Counted until the dial settles: a client that resets and reconnects must not hold more
+      // dials under way than max_connections (or HTTP/2 max_streams) allows (the "rapid reset" pattern).
+      this.clientGone = true;
+      return;
+    }
     this.done();
+  }
+
+  /** True once nothing wants the dial any more: stop trying further targets. */
+  get abandoned(): boolean {
+    return this.phase !== Phase.Dialing || this.clientGone;
   }
 
   // ---- the upstream --------------------------------------------------------------
 
   private dialed(up: Dialed): void {
-    if (this.phase !== Phase.Dialing) {
+    if (this.abandoned) {
       // The client went away (or a deadline ended it) meanwhile.
       up.conn.close();
       up.release();
+      if (this.clientGone) this.done();
       return;
     }
     this.upstream = up;
@@ -233,6 +247,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   }
 
   private dialFailed(err: unknown): void {
+    if (this.clientGone) return this.done();
     const e = asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream");
     if (this.host.log.enabled("debug")) {
       this.host.log.debug("upstream failed", { listener: this.host.config.name, client: this.clientText, error: e.code, reason: e.message });
@@ -320,6 +335,17 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   /** "ip:port" of the client, for logs. */
   get clientText(): string {
     return formatPeer(this.clientAddress, this.clientPort);
+  }
+
+  /** The session's one log line (its message and fields are the kind's), built only when it is written. */
+  logOutcome(log: Logger, listener: string, seconds: number): void {
+    const fields: Record<string, unknown> = { listener, client: this.clientText };
+    this.preamble.logFields(this, fields);
+    fields["bytes_in"] = this.relay?.bytesToUpstream ?? 0;
+    fields["bytes_out"] = this.relay?.bytesToClient ?? 0;
+    fields["duration_ms"] = Math.round(seconds * 1000);
+    fields["error"] = this.errorCode;
+    log.info(this.preamble.logMessage, fields);
   }
 
   /** Seconds since accept. */
