@@ -37,6 +37,39 @@ export function dialMatch(l: RouteHost, s: FrontSession, match: RouteMatch, serv
   });
 }
 
+/**
+ * A routing preamble (sni, tcp): once its subclass has chosen the route
+ * (`match`, and for sni the server name), the connection goes to the route's
+ * backends, and the log line names the route and the backend reached.
+ */
+export abstract class RoutePreamble implements Preamble {
+  readonly logMessage = "connection";
+  abstract readonly immediate: boolean;
+  abstract readonly incomplete: ErrorCode;
+  protected match: RouteMatch | null = null;
+  protected serverName: string | null = null;
+
+  constructor(protected readonly host: RouteHost) {}
+
+  abstract push(chunk: Uint8Array, s: FrontSession): boolean;
+  abstract takeRest(): Uint8Array[];
+  abstract refusal(err: ProxyError, s: FrontSession): Uint8Array | null;
+
+  dial(s: FrontSession): Promise<Dialed> {
+    return dialMatch(this.host, s, this.match!, this.serverName);
+  }
+
+  /** Plain TCP and raw TLS have no answer of their own: the backend speaks. */
+  accepted(): null {
+    return null;
+  }
+
+  logFields(s: FrontSession, into: Record<string, unknown>): void {
+    into["route"] = this.match?.route.name ?? null;
+    into["backend"] = s.upstream?.label ?? null;
+  }
+}
+
 /** What a forward-proxy listener (connect, socks5) has that its preamble reads. */
 export interface ProxyHost {
   readonly policy: ProxyPolicy;

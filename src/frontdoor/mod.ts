@@ -8,4 +8,4 @@
 export { FrontListener } from "./listener.ts";
 export { EARLY_BYTES, type FrontHost, FrontSession, LINGER_MS, Phase } from "./session.ts";
 export type { DataPlaneListener, FrontConnection, ListenerDeps, ListenerSettings, Preamble, Slots } from "./types.ts";
-export { dialMatch, ProxyPreamble, type ProxyHost } from "./dial.ts";
+export { dialMatch, ProxyPreamble, type ProxyHost, type RouteHost, RoutePreamble } from "./dial.ts";

@@ -8,10 +8,9 @@
  */
 import type { SniListenerConfig } from "../config/types.ts";
 import { ProxyError, TlsAlert, tlsAlertFor } from "../errors/mod.ts";
-import { dialMatch, FrontListener, type FrontSession, type ListenerSettings, Phase, type Preamble } from "../frontdoor/mod.ts";
+import { FrontListener, type FrontSession, type ListenerSettings, Phase, type Preamble, RoutePreamble } from "../frontdoor/mod.ts";
 import { ClientHelloParser, encodeTlsAlert } from "../proto/mod.ts";
-import { compileRouteTable, type RouteMatch, type RouteTable } from "../router/mod.ts";
-import type { Dialed } from "../upstream/mod.ts";
+import { compileRouteTable, type RouteTable } from "../router/mod.ts";
 
 export class SniListener extends FrontListener<SniListenerConfig, FrontSession> {
   declare table: RouteTable;
@@ -25,15 +24,13 @@ export class SniListener extends FrontListener<SniListenerConfig, FrontSession> 
   }
 }
 
-class SniPreamble implements Preamble {
+class SniPreamble extends RoutePreamble {
   readonly immediate = false;
   readonly incomplete = "TLS_DECODE";
-  readonly logMessage = "connection";
   private hello: ClientHelloParser | null;
-  private serverName: string | null = null;
-  private match: RouteMatch | null = null;
 
   constructor(private readonly listener: SniListener) {
+    super(listener);
     this.hello = new ClientHelloParser({ maxHelloBytes: listener.config.maxClientHello });
   }
 
@@ -54,19 +51,11 @@ class SniPreamble implements Preamble {
     return true;
   }
 
-  dial(s: FrontSession): Promise<Dialed> {
-    return dialMatch(this.listener, s, this.match!, this.serverName);
-  }
-
   /** The hello, untouched, goes to the backend first. */
   takeRest(): Uint8Array[] {
     const chunks = [...this.hello!.bufferedChunks()];
     this.hello = null;
     return chunks;
-  }
-
-  accepted(): null {
-    return null;
   }
 
   /**
@@ -78,9 +67,8 @@ class SniPreamble implements Preamble {
     return alert === null ? null : encodeTlsAlert(alert);
   }
 
-  logFields(s: FrontSession, into: Record<string, unknown>): void {
+  override logFields(s: FrontSession, into: Record<string, unknown>): void {
     into["sni"] = this.serverName;
-    into["route"] = this.match?.route.name ?? null;
-    into["backend"] = s.upstream?.label ?? null;
+    super.logFields(s, into);
   }
 }

@@ -8,7 +8,7 @@
  */
 import type { TcpListenerConfig } from "../config/types.ts";
 import { ProxyError } from "../errors/mod.ts";
-import { dialMatch, FrontListener, type FrontSession, type ListenerSettings, type Preamble } from "../frontdoor/mod.ts";
+import { FrontListener, type FrontSession, type ListenerSettings, type Preamble, RoutePreamble } from "../frontdoor/mod.ts";
 import { compileRouteTable, type RouteMatch } from "../router/mod.ts";
 import type { Dialed } from "../upstream/mod.ts";
 
@@ -25,39 +25,31 @@ export class TcpListener extends FrontListener<TcpListenerConfig, FrontSession> 
   }
 }
 
-class TcpPreamble implements Preamble {
+class TcpPreamble extends RoutePreamble {
   readonly immediate = true;
   readonly incomplete = "DOWNSTREAM_RESET";
-  readonly logMessage = "connection";
-  private match: RouteMatch | null = null;
 
-  constructor(private readonly listener: TcpListener) {}
+  constructor(private readonly listener: TcpListener) {
+    super(listener);
+  }
 
   push(): boolean {
     return true;
   }
 
-  dial(s: FrontSession): Promise<Dialed> {
-    const l = this.listener;
-    this.match = l.route;
-    if (this.match === null) return Promise.reject(new ProxyError("NO_ROUTE", "internal", `Listener ${l.name} has no route`));
-    return dialMatch(l, s, this.match, null);
+  /** The route of the moment the connection arrived (a reload may change it for later ones). */
+  override dial(s: FrontSession): Promise<Dialed> {
+    this.match = this.listener.route;
+    if (this.match === null) return Promise.reject(new ProxyError("NO_ROUTE", "internal", `Listener ${this.listener.name} has no route`));
+    return super.dial(s);
   }
 
   takeRest(): Uint8Array[] {
     return [];
   }
 
-  accepted(): null {
-    return null;
-  }
-
+  /** Plain TCP has no words for a refusal: the connection is closed. */
   refusal(): null {
     return null;
-  }
-
-  logFields(s: FrontSession, into: Record<string, unknown>): void {
-    into["route"] = this.match?.route.name ?? null;
-    into["backend"] = s.upstream?.label ?? null;
   }
 }
