@@ -1,8 +1,11 @@
 /**
  * `bun run bench` (quick) / `bun run bench -- --full`: edgemux against direct
  * TCP, a naive Bun forwarder, HAProxy, nginx stream and sniproxy on
- * 127.0.0.1, interleaved and repeated, plus the hot-path micro benchmarks.
- * Writes bench/results/<timestamp>.{json,md,svg} and prints the markdown.
+ * 127.0.0.1, interleaved and repeated — the SNI section (routing by the
+ * ClientHello) and the tcp section (plain L4 forwarding) — plus the hot-path
+ * micro benchmarks. `--baseline DIR` adds another checkout's edgemux as
+ * "edgemux-before" to the SNI section. Writes
+ * bench/results/<timestamp>.{json,md,svg} and prints the markdown.
  * See bench/README.md.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -10,11 +13,13 @@ import { cpus, loadavg, release, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  ALL_PEERS,
   type Backend,
+  checkoutVersion,
   clientHelloParse,
+  computeRatios,
   computeTargets,
   parseArgs,
+  peersFor,
   ProcessRegistry,
   renderMarkdown,
   renderSvg,
@@ -74,7 +79,13 @@ async function main(): Promise<number> {
     if (r.code !== 0) notes.push(`scripts/bench_deps.sh failed (exit ${r.code}); peers that are missing are skipped`);
   }
 
-  const peers = ALL_PEERS.filter((p) => !opts.peers || opts.peers.includes(p.name));
+  const baseline = opts.baseline ? resolve(opts.baseline) : null;
+  if (baseline) {
+    if (!existsSync(join(baseline, "node_modules"))) notes.push(`--baseline ${baseline} has no node_modules: link or install them there (edgemux-before may fail to start)`);
+    notes.push(`edgemux-before is ${baseline}'s src/cli/main.ts with the same config templates as this tree's edgemux; it runs in the SNI section only.`);
+  }
+  // --baseline asks for edgemux-before, whatever --peers lists.
+  const peers = peersFor(baseline).filter((p) => !opts.peers || opts.peers.includes(p.name) || p.name === "edgemux-before");
   const peerInfos = peers.map((p) => {
     const unavailable = p.unavailable(repoRoot);
     return { name: p.name, kind: p.kind, version: unavailable ? "–" : p.version(repoRoot), unavailable };
@@ -87,6 +98,13 @@ async function main(): Promise<number> {
   if (opts.micro) micro = await runMicro(reg, repoRoot, opts.plan.mode === "full" ? 600_000 : 180_000, log);
 
   const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
+  if (scenarios.some((s) => s.routing === "tcp")) {
+    notes.push(
+      "tcp section: plain L4 forwarding, no ClientHello. tcp_newconn/tcp_keepalive are wrk over plain HTTP/1.1 to nginx (no TLS at either end, so a new connection is TCP set-up and teardown only); tcp_bulk* open each stream with a short text line, then the backend streams.",
+    );
+  }
+  // The tree under test may be edited while the bench runs: record what it was at the start (and at the end, below).
+  const treeAtStart = checkoutVersion(repoRoot);
   const results: ScenarioResult[] = [];
   const backends = new Map<Backend["kind"], Backend>();
   const ctx = { reg, repoRoot, dir, plan: opts.plan, cores, log };
@@ -96,7 +114,10 @@ async function main(): Promise<number> {
       log(`bench: scenario ${sc.id} — ${sc.title}`);
       let backend = backends.get(sc.backend);
       if (!backend) {
-        backend = sc.backend === "tls" ? await startTlsBackend(reg, dir, repoRoot, cores) : await startTcpBackend(reg, dir, repoRoot, sc.backend);
+        backend =
+          sc.backend === "tls" || sc.backend === "http"
+            ? await startTlsBackend(reg, dir, repoRoot, cores, sc.backend)
+            : await startTcpBackend(reg, dir, repoRoot, sc.backend);
         backends.set(sc.backend, backend);
       }
       results.push(await runScenario(ctx, sc, runnable, backend));
@@ -133,6 +154,9 @@ async function main(): Promise<number> {
     micro: micro.results,
     microFailures: micro.failures,
     targets: computeTargets(results, subjects, hello ? hello.avgNs : null),
+    ratios: computeRatios(results),
+    tree: { atStart: treeAtStart, atEnd: checkoutVersion(repoRoot) },
+    ...(baseline ? { baseline: { dir: baseline, version: checkoutVersion(baseline) } } : {}),
   };
   const base = join(outDir, stamp);
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 1) + "\n");

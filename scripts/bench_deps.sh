@@ -3,10 +3,10 @@
 # whatever is missing. Used by `bun run bench` (bench/run.ts) before a run;
 # safe to run by hand. Installs nothing when everything is there.
 #
-#   haproxy               peer: SNI routing with req.ssl_sni
+#   haproxy               peer: SNI routing with req.ssl_sni, and `mode tcp` (tcp section)
 #   nginx + libnginx-mod-stream   peer: ssl_preread (and the TLS backend)
 #   sniproxy              peer: Debian's sniproxy 0.6
-#   wrk                   load: HTTPS new-connection and keep-alive scenarios
+#   wrk                   load: new-connection and keep-alive scenarios (HTTPS; plain HTTP in the tcp section)
 #   openssl               throwaway certificate for the TLS backend
 set -euo pipefail
 

@@ -1,5 +1,5 @@
 /** Command line of `bun run bench [-- options]`. Pure. */
-import { PLANS, type Plan, type ScenarioId } from "./scenarios.ts";
+import { PLANS, type Plan, SNI_SCENARIO_IDS, type ScenarioId, TCP_SCENARIO_IDS } from "./scenarios.ts";
 
 export interface Options {
   plan: Plan;
@@ -12,17 +12,25 @@ export interface Options {
   help: boolean;
   /** Standalone suites run after the SNI scenarios (bench/<suite>_bench.ts ...). */
   suites: SuiteId[];
+  /** Another checkout whose src/cli/main.ts runs as "edgemux-before" in the SNI scenarios. */
+  baseline: string | null;
 }
 
 export type SuiteId = "connect" | "mux" | "tunnel";
 export const SUITE_IDS: readonly SuiteId[] = ["connect", "mux", "tunnel"];
 
 export const USAGE = `usage: bun run bench [-- options]
-  --full               long run (5 rounds × 8 s, < 30 min); default is quick (3 rounds × 3 s, a few minutes)
-  --only a,b           scenarios: newconn, keepalive, bulk1, bulk4, idle (default: all)
+  --full               long run (5 rounds × 8 s, < 45 min); default is quick (3 rounds × 3 s, ~10 min)
+  --only a,b           scenarios (default: all): the SNI section newconn, keepalive, bulk1, bulk4, idle;
+                       the tcp section tcp_newconn, tcp_keepalive, tcp_bulk1, tcp_bulk4; "sni" and "tcp"
+                       stand for a whole section
+  --tcp                only the tcp section (same as --only tcp)
   --peers a,b          entries: direct, edgemux, naive_bun, haproxy, nginx, sniproxy (default: all available)
+  --baseline DIR       also run DIR's src/cli/main.ts as "edgemux-before" in the SNI scenarios, beside this
+                       tree's edgemux (a checkout of an older commit, with node_modules); adds the
+                       before/after table
   --rounds N           rounds per scenario (≥ 1; the targets want ≥ 3)
-  --seconds S          length of one measurement
+  --seconds S          length of one measurement (wrk scenarios round it to whole seconds)
   --idle-conns N       idle connections per proxy (≤ 9,500: 2 fds each under the 20,000 limit)
   --no-micro           skip bench/micro/*_bench.ts
   --no-deps            do not run scripts/bench_deps.sh (check/install the Debian peers)
@@ -33,8 +41,15 @@ export const USAGE = `usage: bun run bench [-- options]
   --keep-tmp           keep the scratch directory (configs, logs of every process)
   --help`;
 
-const SCENARIO_IDS: readonly ScenarioId[] = ["newconn", "keepalive", "bulk1", "bulk4", "idle"];
-const PEER_NAMES = ["direct", "edgemux", "naive_bun", "haproxy", "nginx", "sniproxy"];
+const SCENARIO_IDS: readonly ScenarioId[] = [...SNI_SCENARIO_IDS, ...TCP_SCENARIO_IDS];
+const PEER_NAMES = ["direct", "edgemux", "naive_bun", "haproxy", "nginx", "sniproxy", "edgemux-before"];
+
+/** Scenario ids, with the section names "sni" and "tcp" expanded, in run order and without repeats. */
+function scenarioList(raw: string | undefined, flag: string): ScenarioId[] {
+  const items = list(raw, [...SCENARIO_IDS, "sni", "tcp"] as const, flag);
+  const want = new Set(items.flatMap((i) => (i === "sni" ? SNI_SCENARIO_IDS : i === "tcp" ? TCP_SCENARIO_IDS : [i])));
+  return SCENARIO_IDS.filter((id) => want.has(id));
+}
 
 function list<T extends string>(raw: string | undefined, allowed: readonly T[], flag: string): T[] {
   if (!raw) throw new Error(`${flag} needs a value`);
@@ -50,7 +65,7 @@ function num(raw: string | undefined, flag: string, lo: number, hi: number): num
 }
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false, suites: [...SUITE_IDS] };
+  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false, suites: [...SUITE_IDS], baseline: null };
   const overrides: Partial<Plan> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -65,7 +80,14 @@ export function parseArgs(argv: readonly string[]): Options {
         o.plan = { ...PLANS.quick };
         break;
       case "--only":
-        o.scenarios = list(next(), SCENARIO_IDS, a);
+        o.scenarios = scenarioList(next(), a);
+        break;
+      case "--tcp":
+        o.scenarios = [...TCP_SCENARIO_IDS];
+        break;
+      case "--baseline":
+        o.baseline = next() ?? null;
+        if (!o.baseline) throw new Error("--baseline needs a directory");
         break;
       case "--peers":
         o.peers = list(next(), PEER_NAMES, a);

@@ -1,7 +1,8 @@
 /**
- * The backends behind the proxies: nginx http+TLS (new-connection and
- * keep-alive scenarios) and the raw TCP backend of bench/tools/tcp_backend.ts
- * (bulk and idle). Both are separate processes from the load client.
+ * The backends behind the proxies: nginx http+TLS (the SNI section's
+ * new-connection and keep-alive scenarios), the same nginx without TLS (the
+ * tcp section's), and the raw TCP backend of bench/tools/tcp_backend.ts (bulk
+ * and idle). All are separate processes from the load client.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -11,7 +12,7 @@ import { freePort, waitForPort } from "./ports.ts";
 import { renderTemplate } from "./templates.ts";
 
 export interface Backend {
-  kind: "tls" | "bulk" | "hold";
+  kind: "tls" | "http" | "bulk" | "hold";
   port: number;
   proc: Managed;
   stop(): Promise<void>;
@@ -30,16 +31,18 @@ export function makeCert(dir: string): { cert: string; key: string } {
   return { cert, key };
 }
 
-export async function startTlsBackend(reg: ProcessRegistry, dir: string, repoRoot: string, workers: number): Promise<Backend> {
+/** nginx http with TLS ("tls") or without ("http": the tcp section's plain HTTP/1.1 backend). */
+export async function startTlsBackend(reg: ProcessRegistry, dir: string, repoRoot: string, workers: number, kind: "tls" | "http" = "tls"): Promise<Backend> {
   const { cert, key } = makeCert(dir);
   const tmpl = readFileSync(join(repoRoot, "bench", "peers", "backend_nginx.conf.tmpl"), "utf8");
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const cfg = join(dir, "backend_nginx.conf");
-    writeFileSync(cfg, renderTemplate(tmpl, { WORKERS: workers, PORT: port, DIR: dir, CERT: cert, KEY: key }));
-    const proc = reg.spawn("backend_nginx", "nginx", ["-c", cfg, "-p", dir, "-e", join(dir, "backend_nginx_error.log")], {
-      logFile: join(dir, "backend_nginx.log"),
+    const name = `backend_nginx_${kind}`;
+    const cfg = join(dir, `${name}.conf`);
+    writeFileSync(cfg, renderTemplate(tmpl, { WORKERS: workers, PORT: port, DIR: dir, CERT: cert, KEY: key, SSL: kind === "tls" ? "ssl" : "", NAME: name }));
+    const proc = reg.spawn(name, "nginx", ["-c", cfg, "-p", dir, "-e", join(dir, `${name}_error.log`)], {
+      logFile: join(dir, `${name}.log`),
     });
     try {
       await Promise.race([
@@ -48,7 +51,7 @@ export async function startTlsBackend(reg: ProcessRegistry, dir: string, repoRoo
           throw new Error(`backend nginx exited with ${c}:\n${proc.tail(20)}`);
         }),
       ]);
-      return { kind: "tls", port, proc, stop: () => proc.stop() };
+      return { kind, port, proc, stop: () => proc.stop() };
     } catch (e) {
       lastErr = e;
       await proc.stop();

@@ -77,7 +77,9 @@ test("clientHelloParse takes the slowest one-chunk parse", () => {
 
 test("parseReadyLine finds the sni listener's port", () => {
   const line = JSON.stringify({ level: "info", msg: "ready", admin: "127.0.0.1:9901", listeners: { sni: "127.0.0.1:41234" } });
-  expect(parseReadyLine(line)).toEqual({ sniPort: 41234, admin: "127.0.0.1:9901" });
+  expect(parseReadyLine(line)).toEqual({ port: 41234, admin: "127.0.0.1:9901" });
+  const tcp = JSON.stringify({ msg: "ready", admin: null, listeners: { tcp: "127.0.0.1:5000" } });
+  expect(parseReadyLine(tcp)).toEqual({ port: 5000, admin: null });
   expect(parseReadyLine('{"msg":"starting"}')).toBeNull();
   expect(parseReadyLine("not json")).toBeNull();
 });
@@ -101,6 +103,11 @@ test("parseArgs: quick by default, --full, overrides and errors", () => {
   expect(f.plan.micro).toBe(false);
   expect(f.scenarios).toEqual(["newconn", "idle"]);
   expect(() => parseArgs(["--only", "nope"])).toThrow(/unknown 'nope'/);
+  expect(parseArgs(["--tcp"]).scenarios).toEqual(["tcp_newconn", "tcp_keepalive", "tcp_bulk1", "tcp_bulk4"]);
+  expect(parseArgs(["--only", "tcp_bulk1,newconn"]).scenarios).toEqual(["newconn", "tcp_bulk1"]);
+  expect(parseArgs(["--only", "sni,tcp_newconn"]).scenarios).toEqual(["newconn", "keepalive", "bulk1", "bulk4", "idle", "tcp_newconn"]);
+  expect(parseArgs(["--baseline", "/tmp/x"]).baseline).toBe("/tmp/x");
+  expect(parseArgs([]).baseline).toBeNull();
   expect(() => parseArgs(["--idle-conns", "20000"])).toThrow(/1\.\.9500/);
   expect(() => parseArgs(["--bogus"])).toThrow(/unknown option/);
 });

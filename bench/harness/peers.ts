@@ -1,15 +1,20 @@
 /**
  * Every entry a scenario runs against is one PeerDef: "direct" (no proxy),
- * edgemux, the naive Bun forwarder, HAProxy, nginx stream and sniproxy. Each
- * proxy starts on 127.0.0.1 from a checked-in template (bench/peers/) with
- * its best settings for the scenario's profile, and must route by SNI: only
- * "localhost" goes to the backend (checked by sni_check.ts before measuring).
+ * edgemux, the naive Bun forwarder, HAProxy, nginx stream and sniproxy, and
+ * with `--baseline DIR` "edgemux-before" (the edgemux of another checkout).
+ * Each proxy starts on 127.0.0.1 from a checked-in template (bench/peers/)
+ * with its best settings for the scenario's profile. In the SNI section it
+ * must route by SNI: only "localhost" goes to the backend (checked by
+ * sni_check.ts before measuring); in the tcp section it forwards every
+ * connection to the one target (edgemux `kind = "tcp"`, HAProxy `mode tcp`,
+ * nginx `stream` with a fixed `proxy_pass`).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { Managed, ProcessRegistry } from "./procs.ts";
 import { freePort, waitForPort } from "./ports.ts";
+import type { Routing } from "./scenarios.ts";
 import { renderTemplate } from "./templates.ts";
 
 /** What the scenario needs from the proxy's configuration. */
@@ -22,6 +27,8 @@ export interface PeerContext {
   repoRoot: string;
   backendPort: number;
   profile: Profile;
+  /** SNI routing (SNI section) or plain forwarding to the one target (tcp section). */
+  routing: Routing;
   cores: number;
 }
 
@@ -44,6 +51,8 @@ export interface PeerDef {
   kind: "direct" | "proxy";
   /** False only for the naive forwarder, which sends everything to one target by design. */
   routesBySni: boolean;
+  /** The sections it can take part in (sniproxy and edgemux-before have no plain tcp forwarding). */
+  routings: readonly Routing[];
   /** null when runnable here, else why not. */
   unavailable(repoRoot: string): string | null;
   version(repoRoot: string): string;
@@ -107,8 +116,11 @@ async function startOnFreePort(
   throw lastErr instanceof Error ? lastErr : new Error(String(lastErr));
 }
 
-/** Parses a ready line `{"msg":"ready","listeners":{"sni":"127.0.0.1:P"},"admin":"..."}`. */
-export function parseReadyLine(line: string): { sniPort: number; admin: string | null } | null {
+/**
+ * Parses a ready line `{"msg":"ready","listeners":{"sni":"127.0.0.1:P"},"admin":"..."}`:
+ * the port of the listener named "sni", else "tcp", else the first one.
+ */
+export function parseReadyLine(line: string): { port: number; admin: string | null } | null {
   let v: unknown;
   try {
     v = JSON.parse(line);
@@ -118,11 +130,11 @@ export function parseReadyLine(line: string): { sniPort: number; admin: string |
   if (typeof v !== "object" || v === null) return null;
   const o = v as { msg?: unknown; listeners?: Record<string, unknown>; admin?: unknown };
   if (o.msg !== "ready" || typeof o.listeners !== "object" || o.listeners === null) return null;
-  const addr = o.listeners["sni"] ?? Object.values(o.listeners)[0];
+  const addr = o.listeners["sni"] ?? o.listeners["tcp"] ?? Object.values(o.listeners)[0];
   if (typeof addr !== "string") return null;
   const m = /:(\d+)$/.exec(addr);
   if (!m) return null;
-  return { sniPort: Number(m[1]), admin: typeof o.admin === "string" ? o.admin : null };
+  return { port: Number(m[1]), admin: typeof o.admin === "string" ? o.admin : null };
 }
 
 async function startWithReadyLine(
@@ -131,14 +143,15 @@ async function startWithReadyLine(
   cmd: string,
   args: string[],
   settings: Record<string, string | number>,
+  cwd = ctx.repoRoot,
 ): Promise<RunningPeer> {
-  const proc = ctx.reg.spawn(name, cmd, args, { cwd: ctx.repoRoot, logFile: join(ctx.dir, `${name}.log`) });
+  const proc = ctx.reg.spawn(name, cmd, args, { cwd, logFile: join(ctx.dir, `${name}.log`) });
   try {
     const line = await proc.waitForLine((l) => parseReadyLine(l) !== null, 20_000);
     const ready = parseReadyLine(line)!;
     return {
       name,
-      port: ready.sniPort,
+      port: ready.port,
       pid: proc.pid,
       proc,
       settings,
@@ -155,6 +168,7 @@ export const direct: PeerDef = {
   name: "direct",
   kind: "direct",
   routesBySni: true,
+  routings: ["sni", "tcp"],
   unavailable: () => null,
   version: () => "no proxy: the client talks to the backend",
   async start(ctx) {
@@ -162,38 +176,66 @@ export const direct: PeerDef = {
   },
 };
 
-export const edgemux: PeerDef = {
-  name: "edgemux",
-  kind: "proxy",
-  routesBySni: true,
-  unavailable: (root) => (existsSync(join(root, "src", "cli", "main.ts")) ? null : "src/cli/main.ts does not exist yet"),
-  version(root) {
-    let rev = "uncommitted";
-    try {
-      rev = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-    } catch {
-      // no commit yet
-    }
-    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version?: string };
-    return `edgemux ${pkg.version ?? "?"} (${rev}) on bun ${firstLine("bun", ["--version"])}`;
-  },
-  async start(ctx) {
-    const cfg = join(ctx.dir, `edgemux_${ctx.profile}.toml`);
-    writeFileSync(cfg, renderTemplate(template(ctx, "edgemux.toml.tmpl"), { WORKERS: ctx.cores, BACKEND_PORT: ctx.backendPort }));
-    return startWithReadyLine(
-      ctx,
-      "edgemux",
-      "bun",
-      ["src/cli/main.ts", "serve", "--config", cfg, "--workers", String(ctx.cores), "--log-format", "json", "--log-level", "warn"],
-      { workers: ctx.cores },
-    );
-  },
-};
+/** "0.1.0 (abc1234, 3 files changed under src/)" for the checkout at `root`. */
+export function checkoutVersion(root: string): string {
+  let rev = "uncommitted";
+  let dirty = "";
+  try {
+    rev = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const changed = execFileSync("git", ["-C", root, "status", "--porcelain", "--", "src"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+      .split("\n")
+      .filter(Boolean).length;
+    if (changed > 0) dirty = `, ${changed} file${changed === 1 ? "" : "s"} changed under src/`;
+  } catch {
+    // no commit yet
+  }
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version?: string };
+  return `${pkg.version ?? "?"} (${rev}${dirty})`;
+}
+
+/**
+ * edgemux of the checkout at `root` (its src/cli/main.ts, run with that
+ * checkout as the working directory). Both this tree's edgemux and
+ * "edgemux-before" (`--baseline DIR`) get the same config from this tree's
+ * templates, so the comparison is code against code.
+ */
+function edgemuxOf(name: string, baseline: string | null, routings: readonly Routing[]): PeerDef {
+  const rootOf = (repoRoot: string) => baseline ?? repoRoot;
+  return {
+    name,
+    kind: "proxy",
+    routesBySni: true,
+    routings,
+    unavailable: (root) => (existsSync(join(rootOf(root), "src", "cli", "main.ts")) ? null : `${join(rootOf(root), "src/cli/main.ts")} does not exist`),
+    version: (root) => `edgemux ${checkoutVersion(rootOf(root))}${baseline ? ` at ${baseline}` : ""} on bun ${firstLine("bun", ["--version"])}`,
+    async start(ctx) {
+      const tcp = ctx.routing === "tcp";
+      const cfg = join(ctx.dir, `${name}_${ctx.routing}_${ctx.profile}.toml`);
+      writeFileSync(cfg, renderTemplate(template(ctx, tcp ? "edgemux_tcp.toml.tmpl" : "edgemux.toml.tmpl"), { WORKERS: ctx.cores, BACKEND_PORT: ctx.backendPort }));
+      return startWithReadyLine(
+        ctx,
+        name,
+        "bun",
+        ["src/cli/main.ts", "serve", "--config", cfg, "--workers", String(ctx.cores), "--log-format", "json", "--log-level", "warn"],
+        { workers: ctx.cores, listener: tcp ? "kind = tcp" : "kind = sni" },
+        rootOf(ctx.repoRoot),
+      );
+    },
+  };
+}
+
+export const edgemux: PeerDef = edgemuxOf("edgemux", null, ["sni", "tcp"]);
+
+/** The edgemux of another checkout (`--baseline DIR`), SNI section only: a tree from before the tcp listener has none. */
+export function edgemuxBefore(baselineDir: string): PeerDef {
+  return edgemuxOf("edgemux-before", baselineDir, ["sni"]);
+}
 
 export const naiveBun: PeerDef = {
   name: "naive_bun",
   kind: "proxy",
   routesBySni: false,
+  routings: ["sni", "tcp"],
   unavailable: () => (which("bun") ? null : "bun not on PATH"),
   version: () => `bun ${firstLine("bun", ["--version"])} Bun.listen→Bun.connect, 1 thread, no SNI parsing`,
   start: (ctx) =>
@@ -219,15 +261,16 @@ export const haproxy: PeerDef = {
   name: "haproxy",
   kind: "proxy",
   routesBySni: true,
+  routings: ["sni", "tcp"],
   unavailable: () => (which("haproxy") ? null : "haproxy not installed (scripts/bench_deps.sh)"),
   version: () => firstLine("haproxy", ["-v"]),
   start: (ctx) =>
     startOnFreePort(ctx, "haproxy", (port) => {
       const lim = haproxyLimits(ctx.profile);
-      const cfg = join(ctx.dir, `haproxy_${ctx.profile}.cfg`);
+      const cfg = join(ctx.dir, `haproxy_${ctx.routing}_${ctx.profile}.cfg`);
       writeFileSync(
         cfg,
-        renderTemplate(template(ctx, "haproxy.cfg.tmpl"), {
+        renderTemplate(template(ctx, ctx.routing === "tcp" ? "haproxy_tcp.cfg.tmpl" : "haproxy.cfg.tmpl"), {
           THREADS: ctx.cores,
           MAXCONN: lim.maxconn,
           MAXPIPES: lim.maxpipes,
@@ -239,7 +282,10 @@ export const haproxy: PeerDef = {
         }),
       );
       const proc = ctx.reg.spawn("haproxy", "haproxy", ["-f", cfg, "-db"], { logFile: join(ctx.dir, "haproxy.log") });
-      return { proc, settings: { nbthread: ctx.cores, maxconn: lim.maxconn, maxpipes: lim.maxpipes, splice: lim.splice ? "splice-auto" : "off", bufsize: lim.bufsize } };
+      return {
+        proc,
+        settings: { mode: ctx.routing === "tcp" ? "tcp, default_backend" : "tcp, req.ssl_sni", nbthread: ctx.cores, maxconn: lim.maxconn, maxpipes: lim.maxpipes, splice: lim.splice ? "splice-auto" : "off", bufsize: lim.bufsize },
+      };
     }),
 };
 
@@ -251,16 +297,17 @@ export const nginxStream: PeerDef = {
   name: "nginx",
   kind: "proxy",
   routesBySni: true,
+  routings: ["sni", "tcp"],
   unavailable: () =>
     !which("nginx") ? "nginx not installed (scripts/bench_deps.sh)" : !existsSync(STREAM_MODULE) ? "libnginx-mod-stream not installed" : null,
-  version: () => `${stderrLine("nginx", ["-v"])} stream ssl_preread`,
+  version: () => `${stderrLine("nginx", ["-v"])} stream (ssl_preread / plain proxy_pass)`,
   start: (ctx) =>
     startOnFreePort(ctx, "nginx", (port) => {
-      const cfg = join(ctx.dir, `nginx_stream_${ctx.profile}.conf`);
+      const cfg = join(ctx.dir, `nginx_stream_${ctx.routing}_${ctx.profile}.conf`);
       const buffer = nginxProxyBuffer(ctx.profile);
       writeFileSync(
         cfg,
-        renderTemplate(template(ctx, "nginx_stream.conf.tmpl"), {
+        renderTemplate(template(ctx, ctx.routing === "tcp" ? "nginx_stream_tcp.conf.tmpl" : "nginx_stream.conf.tmpl"), {
           MODULE: STREAM_MODULE,
           WORKERS: ctx.cores,
           DIR: ctx.dir,
@@ -272,7 +319,7 @@ export const nginxStream: PeerDef = {
       const proc = ctx.reg.spawn("nginx", "nginx", ["-c", cfg, "-p", ctx.dir, "-e", join(ctx.dir, "nginx_stream_error.log")], {
         logFile: join(ctx.dir, "nginx.log"),
       });
-      return { proc, settings: { worker_processes: ctx.cores, proxy_buffer_size: buffer, reuseport: "on" } };
+      return { proc, settings: { worker_processes: ctx.cores, proxy_buffer_size: buffer, reuseport: "on", proxy_pass: ctx.routing === "tcp" ? "fixed" : "map $ssl_preread_server_name" } };
     }),
 };
 
@@ -280,6 +327,7 @@ export const sniproxy: PeerDef = {
   name: "sniproxy",
   kind: "proxy",
   routesBySni: true,
+  routings: ["sni"],
   unavailable: () => (which("sniproxy") ? null : "sniproxy not installed (scripts/bench_deps.sh)"),
   version: () => firstLine("sniproxy", ["-V"]),
   start: (ctx) =>
@@ -296,3 +344,9 @@ export const sniproxy: PeerDef = {
 
 /** In run order: A B C … each round. */
 export const ALL_PEERS: readonly PeerDef[] = [direct, edgemux, naiveBun, haproxy, nginxStream, sniproxy];
+
+/** ALL_PEERS, with "edgemux-before" right after edgemux when a baseline checkout is given. */
+export function peersFor(baselineDir: string | null): PeerDef[] {
+  if (!baselineDir) return [...ALL_PEERS];
+  return ALL_PEERS.flatMap((p) => (p === edgemux ? [p, edgemuxBefore(baselineDir)] : [p]));
+}

@@ -1,5 +1,5 @@
 /** Renders a Results record as the markdown report and an SVG chart of the target ratios. Pure. */
-import type { EntrySummary, Results, ScenarioResult, TargetResult } from "./results.ts";
+import type { EntrySummary, RatioRow, Results, ScenarioResult, TargetResult } from "./results.ts";
 import { scenarioRatio } from "./results.ts";
 import { fmt } from "./stats.ts";
 
@@ -48,6 +48,52 @@ export function renderTargets(targets: readonly TargetResult[]): string {
       return `${targetValue(t)}${t.note ? ` (${t.note})` : ""} | ${passText(t)}`;
     });
     lines.push(`| ${label} | ${first.op === ">=" ? "≥" : "≤"} ${first.target}${first.against === "absolute" ? " µs" : "×"} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+function ratio(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(2)}×` : "–";
+}
+
+/**
+ * The tcp section: per scenario and subject, the rate and per-proxy-CPU-second
+ * ratios against HAProxy and nginx side by side, and the rate against direct.
+ */
+export function renderTcpRatios(rows: readonly RatioRow[]): string {
+  const tcp = rows.filter((r) => r.table === "tcp");
+  if (tcp.length === 0) return "";
+  const keys = [...new Set(tcp.map((r) => `${r.scenario}\u0000${r.subject}`))];
+  const lines = [
+    "| scenario | subject | ÷ haproxy, rate | ÷ haproxy, per CPU-s | ÷ nginx, rate | ÷ nginx, per CPU-s | vs direct, rate |",
+    "|---|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const k of keys) {
+    const [scenario, subject] = k.split("\u0000") as [string, string];
+    const get = (against: string) => tcp.find((r) => r.scenario === scenario && r.subject === subject && r.against === against);
+    const h = get("haproxy");
+    const n = get("nginx");
+    const d = get("direct");
+    lines.push(`| ${scenario} | ${subject} | ${ratio(h?.rate ?? NaN)} | ${ratio(h?.perCpu ?? NaN)} | ${ratio(n?.rate ?? NaN)} | ${ratio(n?.perCpu ?? NaN)} | ${ratio(d?.rate ?? NaN)} |`);
+  }
+  return lines.join("\n");
+}
+
+/** Before/after: edgemux-before ÷ HAProxy and edgemux ÷ HAProxy per SNI scenario, and edgemux ÷ edgemux-before. */
+export function renderBeforeAfter(rows: readonly RatioRow[]): string {
+  const ba = rows.filter((r) => r.table === "before_after");
+  if (ba.length === 0) return "";
+  const scenarios = [...new Set(ba.map((r) => r.scenario))];
+  const lines = [
+    "| scenario | before ÷ haproxy, rate | before ÷ haproxy, per CPU-s | after ÷ haproxy, rate | after ÷ haproxy, per CPU-s | after ÷ before, rate | after ÷ before, per CPU-s |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const sc of scenarios) {
+    const get = (subject: string, against: string) => ba.find((r) => r.scenario === sc && r.subject === subject && r.against === against);
+    const b = get("edgemux-before", "haproxy");
+    const a = get("edgemux", "haproxy");
+    const ab = get("edgemux", "edgemux-before");
+    lines.push(`| ${sc} | ${ratio(b?.rate ?? NaN)} | ${ratio(b?.perCpu ?? NaN)} | ${ratio(a?.rate ?? NaN)} | ${ratio(a?.perCpu ?? NaN)} | ${ratio(ab?.rate ?? NaN)} | ${ratio(ab?.perCpu ?? NaN)} |`);
   }
   return lines.join("\n");
 }
@@ -104,7 +150,7 @@ export function renderScenario(sc: ScenarioResult): string {
   for (const e of sc.entries) {
     const settings = Object.entries(e.settings).map(([k, v]) => `${k}=${v}`).join(", ");
     if (e.skipped) notes.push(`- ${e.name}: **skipped** — ${e.skipped}`);
-    else if (e.name !== "direct") notes.push(`- ${e.name}: ${settings || "defaults"}; SNI check: ${e.sniCheck}${adminNote(e.adminStatus)}${e.exits ? `; **exited ${e.exits}× during the scenario (restarted)**` : ""}`);
+    else if (e.name !== "direct") notes.push(`- ${e.name}: ${settings || "defaults"}; ${sc.routing === "tcp" ? "forwarding" : "SNI"} check: ${e.sniCheck}${adminNote(e.adminStatus)}${e.exits ? `; **exited ${e.exits}× during the scenario (restarted)**` : ""}`);
   }
   const failed = sc.samples.filter((s) => s.error);
   for (const f of failed.slice(0, 10)) notes.push(`- round ${f.round} ${f.entry} failed: ${f.error!.split("\n")[0]}`);
@@ -119,6 +165,7 @@ export function renderMarkdown(r: Results): string {
     `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.kernel}, ${m.bun}; open-file limit ${m.fdLimit}; load average (1/5/15 min) ${m.loadAvgAtStart} at start, ${m.loadAvgAtEnd} at end. ` +
       "Load generators, backends and proxies share these cores (nothing is pinned), so absolute figures are for the whole box; " +
       "compare entries through the ratios, which pair measurements of the same round.",
+    ...(r.tree ? [`Tree under test: edgemux ${r.tree.atStart} at the start, ${r.tree.atEnd} at the end.`] : []),
     `Plan: ${r.plan.rounds} rounds × ${r.plan.seconds} s per measurement (+${r.plan.warmupSeconds} s warm-up per entry), entries interleaved in every round; ` +
       `${r.plan.idleConns} idle connections per proxy.`,
     "",
@@ -130,11 +177,33 @@ export function renderMarkdown(r: Results): string {
     "",
     "## Targets (medians of per-round ratios, same run)",
     "",
-    renderTargets(r.targets),
-    "",
-    "## Scenarios",
+    r.targets.some((t) => Number.isFinite(t.value)) ? renderTargets(r.targets) : "No SNI scenario ran: the targets belong to the SNI section.",
     "",
   ];
+  const tcp = renderTcpRatios(r.ratios ?? []);
+  if (tcp) {
+    out.push(
+      "## tcp section: plain L4 forwarding (medians of per-round ratios)",
+      "",
+      "edgemux `kind = \"tcp\"` and the naive forwarder against HAProxy `mode tcp` and nginx `stream` (fixed `proxy_pass`). " +
+        "\"per CPU-s\" divides the work each proxy did per CPU-second of its process tree (requests, bytes); above 1 the subject is cheaper.",
+      "",
+      tcp,
+      "",
+    );
+  }
+  const ba = renderBeforeAfter(r.ratios ?? []);
+  if (ba) {
+    out.push(
+      "## Before/after: SNI scenarios, edgemux-before against this tree (medians of per-round ratios)",
+      "",
+      `before = ${r.baseline ? `${r.baseline.version} at ${r.baseline.dir}` : "edgemux-before"}; after = this tree's edgemux (${r.peers.find((p) => p.name === "edgemux")?.version ?? "?"}). Both ran with the same config, interleaved in the same rounds as HAProxy.`,
+      "",
+      ba,
+      "",
+    );
+  }
+  out.push("## Scenarios", "");
   for (const sc of r.scenarios) out.push(renderScenario(sc), "");
   out.push("## Micro benchmarks (bench/micro, mitata)", "");
   if (!r.plan.micro) out.push("Skipped (--no-micro).");

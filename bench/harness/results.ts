@@ -1,9 +1,11 @@
 /**
  * The shape of bench/results/<timestamp>.json and the pure arithmetic on it:
- * per-entry medians and the issue's targets as medians of per-round ratios.
+ * per-entry medians, the issue's targets as medians of per-round ratios, and
+ * the ratio tables of the tcp section and of the before/after comparison
+ * (rates and work per proxy CPU-second side by side).
  */
 import type { MicroResult } from "./micro.ts";
-import type { Plan, ScenarioId } from "./scenarios.ts";
+import type { Plan, Routing, ScenarioId } from "./scenarios.ts";
 import { median, medianRatio, spread } from "./stats.ts";
 
 export interface Sample {
@@ -54,6 +56,7 @@ export interface ScenarioResult {
   id: ScenarioId;
   title: string;
   profile: string;
+  routing: Routing;
   metric: { name: string; unit: string; higherIsBetter: boolean };
   workUnit: string;
   entries: EntryInfo[];
@@ -95,6 +98,12 @@ export interface Results {
   micro: MicroResult[];
   microFailures: { file: string; reason: string }[];
   targets: TargetResult[];
+  /** The tcp section's and the before/after tables, one row per scenario × subject × against. */
+  ratios: RatioRow[];
+  /** This checkout's version and how many files under src/ differed from its commit, when the run started and ended. */
+  tree?: { atStart: string; atEnd: string };
+  /** Set with --baseline: the other checkout that ran as "edgemux-before". */
+  baseline?: { dir: string; version: string };
 }
 
 export function summarise(samples: readonly Sample[]): Record<string, EntrySummary> {
@@ -127,15 +136,63 @@ export function summarise(samples: readonly Sample[]): Record<string, EntrySumma
   return out;
 }
 
-function byRound(sc: ScenarioResult | undefined, entry: string): Map<number, number> {
+/** What a ratio compares: the scenario's rate (value) or its work per proxy CPU-second. */
+export type RatioField = "value" | "perCpuS";
+
+function byRound(sc: ScenarioResult | undefined, entry: string, field: RatioField): Map<number, number> {
   const m = new Map<number, number>();
-  for (const s of sc?.samples ?? []) if (s.entry === entry && !s.error) m.set(s.round, s.value);
+  for (const s of sc?.samples ?? []) {
+    const v = field === "value" ? s.value : s.perCpuS;
+    if (s.entry === entry && !s.error && v !== null) m.set(s.round, v);
+  }
   return m;
 }
 
 /** Median over rounds of subject/against in one scenario (NaN when either is missing). */
-export function scenarioRatio(sc: ScenarioResult | undefined, subject: string, against: string): number {
-  return medianRatio(byRound(sc, subject), byRound(sc, against));
+export function scenarioRatio(sc: ScenarioResult | undefined, subject: string, against: string, field: RatioField = "value"): number {
+  return medianRatio(byRound(sc, subject, field), byRound(sc, against, field));
+}
+
+export interface RatioRow {
+  /** "tcp": the tcp section; "before_after": the SNI scenarios with --baseline. */
+  table: "tcp" | "before_after";
+  scenario: ScenarioId;
+  subject: string;
+  against: string;
+  /** Median of per-round subject/against of the scenario's metric (req/s, Gbit/s). */
+  rate: number;
+  /** The same for work (requests, bytes) per proxy CPU-second; NaN against direct. */
+  perCpu: number;
+}
+
+/** Subjects and what they are divided by, per table. */
+export const RATIO_TABLES = {
+  tcp: { subjects: ["edgemux", "naive_bun"], against: ["haproxy", "nginx", "direct"] },
+  before_after: { subjects: ["edgemux-before", "edgemux"], against: ["haproxy", "edgemux-before"] },
+} as const;
+
+/**
+ * The tcp section's ratios (every tcp scenario) and, when "edgemux-before"
+ * ran, the before/after ratios (every SNI scenario it ran in). A pair whose
+ * two sides never ran in the same round is left out.
+ */
+export function computeRatios(scenarios: readonly ScenarioResult[]): RatioRow[] {
+  const rows: RatioRow[] = [];
+  for (const sc of scenarios) {
+    if (sc.routing === "sni" && !sc.summary["edgemux-before"]) continue;
+    const table = sc.routing === "tcp" ? "tcp" : "before_after";
+    const def = RATIO_TABLES[table];
+    for (const subject of def.subjects) {
+      if (!sc.summary[subject]) continue;
+      for (const against of def.against) {
+        if (against === subject || !sc.summary[against]) continue;
+        const rate = scenarioRatio(sc, subject, against, "value");
+        if (!Number.isFinite(rate)) continue;
+        rows.push({ table, scenario: sc.id, subject, against, rate, perCpu: scenarioRatio(sc, subject, against, "perCpuS") });
+      }
+    }
+  }
+  return rows;
 }
 
 /** The mature peers the targets compare with (not the naive baseline, not the subject). */

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { renderMarkdown, renderSvg } from "./report.ts";
-import { bestPeer, computeTargets, type Results, type Sample, type ScenarioResult, summarise } from "./results.ts";
+import { bestPeer, computeRatios, computeTargets, type Results, type Sample, type ScenarioResult, summarise } from "./results.ts";
 import { PLANS, type ScenarioId } from "./scenarios.ts";
 
 function sample(entry: string, round: number, value: number, extra: Partial<Sample> = {}): Sample {
@@ -13,6 +13,7 @@ function scenario(id: ScenarioId, values: Record<string, number[]>, higherIsBett
     id,
     title: id,
     profile: "conn",
+    routing: id.startsWith("tcp_") ? "tcp" : "sni",
     metric: { name: "x", unit: higherIsBetter ? "req/s" : "B/conn", higherIsBetter },
     workUnit: "requests",
     entries: Object.keys(values).map((name) => ({ name, settings: {}, sniCheck: "ok" })),
@@ -64,6 +65,7 @@ test("markdown and SVG show every target with its verdict", () => {
     micro: [],
     microFailures: [],
     targets: computeTargets([newconn], ["edgemux", "naive_bun"], null),
+    ratios: computeRatios([newconn]),
   };
   const md = renderMarkdown(r);
   expect(md).toContain("| new-connection rate vs HAProxy | ≥ 1.1× | 0.80× | **miss** |");
@@ -73,4 +75,44 @@ test("markdown and SVG show every target with its verdict", () => {
   expect(svg.startsWith("<svg")).toBe(true);
   expect(svg).toContain("edgemux 0.80×");
   expect(svg.trim().endsWith("</svg>")).toBe(true);
+});
+
+test("tcp and before/after tables: rate and per-CPU-second ratios, medians of rounds", () => {
+  const tcp = scenario("tcp_newconn", { direct: [200, 200, 200], edgemux: [90, 110, 100], haproxy: [100, 100, 100], nginx: [50, 50, 50] });
+  // perCpuS differs from the rate: edgemux does 2× HAProxy's work per CPU-second in every round.
+  for (const s of tcp.samples) if (s.entry === "edgemux") s.perCpuS = 20;
+  for (const s of tcp.samples) if (s.entry === "haproxy") s.perCpuS = 10;
+  const sni = scenario("keepalive", { edgemux: [80, 80, 80], "edgemux-before": [100, 100, 100], haproxy: [100, 100, 100] });
+  const sniNoBaseline = scenario("bulk1", { edgemux: [1, 1, 1], haproxy: [1, 1, 1] });
+  const rows = computeRatios([tcp, sni, sniNoBaseline]);
+  const get = (scenario: string, subject: string, against: string) => rows.find((r) => r.scenario === scenario && r.subject === subject && r.against === against);
+  expect(get("tcp_newconn", "edgemux", "haproxy")!.rate).toBeCloseTo(1.0);
+  expect(get("tcp_newconn", "edgemux", "haproxy")!.perCpu).toBeCloseTo(2.0);
+  expect(get("tcp_newconn", "edgemux", "nginx")!.rate).toBeCloseTo(2.0);
+  expect(get("tcp_newconn", "edgemux", "direct")!.rate).toBeCloseTo(0.5);
+  expect(get("tcp_newconn", "naive_bun", "haproxy")).toBeUndefined(); // did not run
+  expect(get("keepalive", "edgemux-before", "haproxy")!.rate).toBeCloseTo(1.0);
+  expect(get("keepalive", "edgemux", "haproxy")!.rate).toBeCloseTo(0.8);
+  expect(get("keepalive", "edgemux", "edgemux-before")!.rate).toBeCloseTo(0.8);
+  expect(rows.some((r) => r.scenario === "bulk1")).toBe(false); // no edgemux-before there
+  const r: Results = {
+    version: 1,
+    startedAt: "2026-01-01T00:00:00.000Z",
+    finishedAt: "2026-01-01T00:05:00.000Z",
+    mode: "quick",
+    plan: PLANS.quick,
+    machine: { cpus: 2, cpuModel: "test", kernel: "Linux", bun: "bun", fdLimit: "20000", loadAvgAtStart: "0", loadAvgAtEnd: "0" },
+    notes: [],
+    peers: [{ name: "edgemux", kind: "proxy", version: "x", unavailable: null }],
+    scenarios: [tcp, sni],
+    micro: [],
+    microFailures: [],
+    targets: [],
+    ratios: rows,
+    baseline: { dir: "/tmp/before", version: "0.1.0 (130d0ec)" },
+  };
+  const md = renderMarkdown(r);
+  expect(md).toContain("| tcp_newconn | edgemux | 1.00× | 2.00× | 2.00× | 0.40× | 0.50× |");
+  expect(md).toContain("No SNI scenario ran");
+  expect(md).toContain("| keepalive | 1.00× | 1.00× | 0.80× | 0.80× | 0.80× | 0.80× |");
 });

@@ -11,7 +11,7 @@ import { resetPeaks, sampleTree } from "./proc_stats.ts";
 import type { EntryInfo, Sample, ScenarioResult } from "./results.ts";
 import { summarise } from "./results.ts";
 import type { Plan, Scenario } from "./scenarios.ts";
-import { checkSniRouting, probe } from "./sni_check.ts";
+import { checkSniRouting, checkTcpForwarding, probe } from "./sni_check.ts";
 import { fmt } from "./stats.ts";
 
 export interface RunContext {
@@ -24,9 +24,17 @@ export interface RunContext {
 }
 
 async function startChecked(ctx: RunContext, sc: Scenario, peer: PeerDef, backend: Backend): Promise<{ running: RunningPeer; check: string }> {
-  const running = await peer.start({ reg: ctx.reg, dir: ctx.dir, repoRoot: ctx.repoRoot, backendPort: backend.port, profile: sc.profile, cores: ctx.cores });
+  const running = await peer.start({ reg: ctx.reg, dir: ctx.dir, repoRoot: ctx.repoRoot, backendPort: backend.port, profile: sc.profile, routing: sc.routing, cores: ctx.cores });
   if (peer.kind === "direct") return { running, check: "n/a (no proxy)" };
   let problem: string | null;
+  if (sc.routing === "tcp") {
+    problem = await checkTcpForwarding(running.port);
+    if (problem) {
+      await running.stop();
+      throw new Error(`forwarding check failed: ${problem}`);
+    }
+    return { running, check: "plain forwarding: a plain request reached the backend and was answered" };
+  }
   if (peer.routesBySni) problem = await checkSniRouting(running.port);
   else {
     const p = await probe(running.port, "localhost");
@@ -102,7 +110,7 @@ function describe(sc: Scenario, s: Sample): string {
 }
 
 export async function runScenario(ctx: RunContext, sc: Scenario, peers: readonly PeerDef[], backend: Backend): Promise<ScenarioResult> {
-  const chosen = peers.filter((p) => sc.includesDirect || p.kind !== "direct");
+  const chosen = peers.filter((p) => (sc.includesDirect || p.kind !== "direct") && p.routings.includes(sc.routing));
   const infos: EntryInfo[] = [];
   const samples: Sample[] = [];
   const running = new Map<string, RunningPeer>();
@@ -183,6 +191,7 @@ export async function runScenario(ctx: RunContext, sc: Scenario, peers: readonly
     id: sc.id,
     title: sc.title,
     profile: sc.profile,
+    routing: sc.routing,
     metric: sc.metric,
     workUnit: sc.workUnit,
     entries: infos,

@@ -1,7 +1,10 @@
 /**
- * The end-to-end scenarios of issue 3. Each one measures one entry (direct or
- * a proxy) once; the runner (runner.ts) interleaves entries, repeats rounds
- * and wraps every measurement with the proxy's CPU and memory readings.
+ * The end-to-end scenarios: the SNI section of issue 3 (TLS passthrough routed
+ * by the ClientHello) and the tcp section (plain L4 forwarding: no ClientHello,
+ * no SNI; edgemux `kind = "tcp"`, HAProxy `mode tcp`, nginx `stream`). Each one
+ * measures one entry (direct or a proxy) once; the runner (runner.ts)
+ * interleaves entries, repeats rounds and wraps every measurement with the
+ * proxy's CPU and memory readings.
  */
 import { join } from "node:path";
 import type { Backend } from "./backends.ts";
@@ -10,7 +13,17 @@ import type { ProcessRegistry } from "./procs.ts";
 import { sampleTree } from "./proc_stats.ts";
 import { runWrk } from "./wrk.ts";
 
-export type ScenarioId = "newconn" | "keepalive" | "bulk1" | "bulk4" | "idle";
+export type ScenarioId = "newconn" | "keepalive" | "bulk1" | "bulk4" | "idle" | "tcp_newconn" | "tcp_keepalive" | "tcp_bulk1" | "tcp_bulk4";
+
+/**
+ * How a proxy is set up to reach the backend: "sni" routes by the
+ * ClientHello's server_name (only "localhost" goes through); "tcp" forwards
+ * every connection to the one target without reading anything first.
+ */
+export type Routing = "sni" | "tcp";
+
+export const SNI_SCENARIO_IDS: readonly ScenarioId[] = ["newconn", "keepalive", "bulk1", "bulk4", "idle"];
+export const TCP_SCENARIO_IDS: readonly ScenarioId[] = ["tcp_newconn", "tcp_keepalive", "tcp_bulk1", "tcp_bulk4"];
 
 export interface Plan {
   mode: "quick" | "full";
@@ -59,6 +72,7 @@ export interface Scenario {
   title: string;
   /** What the proxies' configurations are tuned for. */
   profile: Profile;
+  routing: Routing;
   backend: Backend["kind"];
   metric: { name: string; unit: string; higherIsBetter: boolean };
   workUnit: "requests" | "bytes" | "connections";
@@ -69,13 +83,14 @@ export interface Scenario {
   measure(a: MeasureArgs): Promise<Measured>;
 }
 
-async function wrkMeasure(a: MeasureArgs, close: boolean): Promise<Measured> {
+async function wrkMeasure(a: MeasureArgs, close: boolean, tls: boolean): Promise<Measured> {
   const r = await runWrk(a.reg, a.repoRoot, {
     port: a.entry.port,
     threads: a.plan.wrkThreads,
     connections: close ? a.plan.newconnConnections : a.plan.keepaliveConnections,
     seconds: a.seconds,
     close,
+    tls,
   });
   const errors = r.errors.connect + r.errors.read + r.errors.write + r.errors.status + r.errors.timeout;
   return {
@@ -88,11 +103,12 @@ async function wrkMeasure(a: MeasureArgs, close: boolean): Promise<Measured> {
   };
 }
 
-async function bulkMeasure(a: MeasureArgs, streams: number): Promise<Measured> {
+/** `hello`: "tls" opens each stream with a ClientHello naming localhost, "plain" with a short text line (tcp section). */
+async function bulkMeasure(a: MeasureArgs, streams: number, hello: "tls" | "plain"): Promise<Measured> {
   const p = a.reg.spawn(
     "bulk_client",
     "bun",
-    ["bench/tools/tcp_client.ts", "--mode", "bulk", "--port", String(a.entry.port), "--streams", String(streams), "--seconds", String(a.seconds)],
+    ["bench/tools/tcp_client.ts", "--mode", "bulk", "--port", String(a.entry.port), "--streams", String(streams), "--seconds", String(a.seconds), "--hello", hello],
     { cwd: a.repoRoot, logFile: join(a.dir, "bulk_client.log") },
   );
   const line = await p.waitForLine((l) => l.startsWith('{"ok"'), (a.seconds + 30) * 1000);
@@ -139,54 +155,59 @@ export const SCENARIOS: readonly Scenario[] = [
     id: "newconn",
     title: "TLS passthrough by SNI, new connection per request (wrk, Connection: close)",
     profile: "conn",
+    routing: "sni",
     backend: "tls",
     metric: { name: "requests/s", unit: "req/s", higherIsBetter: true },
     workUnit: "requests",
     includesDirect: true,
     freshPeerPerRound: false,
     warmup: true,
-    measure: (a) => wrkMeasure(a, true),
+    measure: (a) => wrkMeasure(a, true, true),
   },
   {
     id: "keepalive",
     title: "TLS passthrough by SNI, keep-alive (wrk, many small requests per connection)",
     profile: "conn",
+    routing: "sni",
     backend: "tls",
     metric: { name: "requests/s", unit: "req/s", higherIsBetter: true },
     workUnit: "requests",
     includesDirect: true,
     freshPeerPerRound: false,
     warmup: true,
-    measure: (a) => wrkMeasure(a, false),
+    measure: (a) => wrkMeasure(a, false, true),
   },
   {
     id: "bulk1",
     title: "Bulk transfer through an SNI route, 1 stream (raw TCP after a ClientHello)",
     profile: "bulk",
+    routing: "sni",
     backend: "bulk",
     metric: { name: "Gbit/s", unit: "Gbit/s", higherIsBetter: true },
     workUnit: "bytes",
     includesDirect: true,
     freshPeerPerRound: false,
     warmup: true,
-    measure: (a) => bulkMeasure(a, 1),
+    measure: (a) => bulkMeasure(a, 1, "tls"),
   },
   {
     id: "bulk4",
     title: "Bulk transfer through an SNI route, 4 streams in parallel",
     profile: "bulk",
+    routing: "sni",
     backend: "bulk",
     metric: { name: "Gbit/s", unit: "Gbit/s", higherIsBetter: true },
     workUnit: "bytes",
     includesDirect: true,
     freshPeerPerRound: false,
     warmup: true,
-    measure: (a) => bulkMeasure(a, 4),
+    measure: (a) => bulkMeasure(a, 4, "tls"),
   },
   {
     id: "idle",
     title: "Idle proxied connections held open: RSS per connection",
     profile: "idle",
+    routing: "sni",
     backend: "hold",
     metric: { name: "RSS bytes per connection", unit: "B/conn", higherIsBetter: false },
     workUnit: "connections",
@@ -194,5 +215,61 @@ export const SCENARIOS: readonly Scenario[] = [
     freshPeerPerRound: true,
     warmup: false,
     measure: idleMeasure,
+  },
+  // The tcp section: the same workloads as plain L4 forwarding. No TLS at the
+  // ends of the request scenarios (plain HTTP/1.1 to an nginx backend), so a
+  // new connection costs only TCP set-up and teardown at every hop, and the
+  // proxies' differences are not buried under two TLS handshakes.
+  {
+    id: "tcp_newconn",
+    title: "Plain TCP forwarding, new connection per request (wrk over plain HTTP, Connection: close)",
+    profile: "conn",
+    routing: "tcp",
+    backend: "http",
+    metric: { name: "requests/s", unit: "req/s", higherIsBetter: true },
+    workUnit: "requests",
+    includesDirect: true,
+    freshPeerPerRound: false,
+    warmup: true,
+    measure: (a) => wrkMeasure(a, true, false),
+  },
+  {
+    id: "tcp_keepalive",
+    title: "Plain TCP forwarding, keep-alive (wrk over plain HTTP, many small requests per connection)",
+    profile: "conn",
+    routing: "tcp",
+    backend: "http",
+    metric: { name: "requests/s", unit: "req/s", higherIsBetter: true },
+    workUnit: "requests",
+    includesDirect: true,
+    freshPeerPerRound: false,
+    warmup: true,
+    measure: (a) => wrkMeasure(a, false, false),
+  },
+  {
+    id: "tcp_bulk1",
+    title: "Plain TCP forwarding, bulk transfer, 1 stream",
+    profile: "bulk",
+    routing: "tcp",
+    backend: "bulk",
+    metric: { name: "Gbit/s", unit: "Gbit/s", higherIsBetter: true },
+    workUnit: "bytes",
+    includesDirect: true,
+    freshPeerPerRound: false,
+    warmup: true,
+    measure: (a) => bulkMeasure(a, 1, "plain"),
+  },
+  {
+    id: "tcp_bulk4",
+    title: "Plain TCP forwarding, bulk transfer, 4 streams in parallel",
+    profile: "bulk",
+    routing: "tcp",
+    backend: "bulk",
+    metric: { name: "Gbit/s", unit: "Gbit/s", higherIsBetter: true },
+    workUnit: "bytes",
+    includesDirect: true,
+    freshPeerPerRound: false,
+    warmup: true,
+    measure: (a) => bulkMeasure(a, 4, "plain"),
   },
 ];

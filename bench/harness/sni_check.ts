@@ -2,6 +2,8 @@
  * Proof that a proxy routes by SNI: a ClientHello naming "localhost" must
  * reach the backend (it answers), one naming an unknown host must not (the
  * proxy closes or answers a TLS alert). Run before measuring every proxy.
+ * The tcp section's check is plainer: a few bytes of HTTP must reach the
+ * backend and be answered (every backend answers any first bytes).
  */
 import { connect } from "node:net";
 import { buildClientHello } from "./client_hello.ts";
@@ -12,10 +14,12 @@ export interface ProbeResult {
   detail: string;
 }
 
-export function probe(port: number, serverName: string, timeoutMs = 3000): Promise<ProbeResult> {
+/** Sends a ClientHello naming `serverName`, or with serverName null a plain `GET / HTTP/1.0`. */
+export function probe(port: number, serverName: string | null, timeoutMs = 3000): Promise<ProbeResult> {
+  const first = serverName === null ? new TextEncoder().encode("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n") : buildClientHello({ serverName, alpn: ["http/1.1"] });
   return new Promise((resolve) => {
     let settled = false;
-    const sock = connect({ port, host: "127.0.0.1" }, () => sock.write(buildClientHello({ serverName, alpn: ["http/1.1"] })));
+    const sock = connect({ port, host: "127.0.0.1" }, () => sock.write(first));
     const finish = (r: ProbeResult) => {
       if (settled) return;
       settled = true;
@@ -40,4 +44,10 @@ export async function checkSniRouting(port: number): Promise<string | null> {
   const bad = await probe(port, "unrouted.invalid");
   if (bad.routed) return `SNI "unrouted.invalid" reached the backend (${bad.detail}): the proxy does not route by SNI`;
   return null;
+}
+
+/** null when plain bytes sent to the proxy reach the backend and are answered; else what went wrong. */
+export async function checkTcpForwarding(port: number): Promise<string | null> {
+  const p = await probe(port, null);
+  return p.routed ? null : `plain bytes did not reach the backend: ${p.detail}`;
 }

@@ -42,17 +42,20 @@ export interface WrkOptions {
   threads: number;
   connections: number;
   seconds: number;
-  /** Send `Connection: close`: one TLS handshake per request. */
+  /** Send `Connection: close`: one TCP connection (and with tls, one TLS handshake) per request. */
   close: boolean;
+  /** https://localhost (SNI "localhost") when true; plain http://127.0.0.1 for the tcp section. */
+  tls: boolean;
 }
 
 export async function runWrk(reg: ProcessRegistry, repoRoot: string, o: WrkOptions): Promise<WrkResult> {
-  // The URL host is both what wrk resolves (127.0.0.1 via /etc/hosts) and the SNI it sends.
+  // With TLS the URL host is both what wrk resolves (127.0.0.1 via /etc/hosts) and the SNI it sends.
   const args = [
-    "-t", String(o.threads), "-c", String(o.connections), "-d", `${o.seconds}s`, "--timeout", "5s",
+    // wrk takes whole seconds only ("-d 2.5s" is an error); the rate uses the duration wrk reports.
+    "-t", String(o.threads), "-c", String(o.connections), "-d", `${Math.max(1, Math.round(o.seconds))}s`, "--timeout", "5s",
     "-s", join(repoRoot, "bench", "tools", "wrk_report.lua"),
     ...(o.close ? ["-H", "Connection: close"] : []),
-    `https://localhost:${o.port}/`,
+    o.tls ? `https://localhost:${o.port}/` : `http://127.0.0.1:${o.port}/`,
   ];
   const r = await runToEnd(reg, "wrk", "wrk", args, (o.seconds + 20) * 1000);
   const parsed = parseWrkOutput(r.output);

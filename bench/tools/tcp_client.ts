@@ -1,8 +1,11 @@
 /**
  * Raw TCP load client for the bulk and idle scenarios. Each connection first
- * sends a real TLS ClientHello with SNI (so SNI routers route it), then:
+ * sends a real TLS ClientHello with SNI (so SNI routers route it), or with
+ * `--hello plain` a short text line instead (the tcp section: plain L4
+ * forwarding, nothing for a proxy to parse; the backend starts on any first
+ * bytes), then:
  *
- *   bulk: bun bench/tools/tcp_client.ts --mode bulk --port P --streams S --seconds D [--sni localhost]
+ *   bulk: bun bench/tools/tcp_client.ts --mode bulk --port P --streams S --seconds D [--sni localhost] [--hello tls|plain]
  *         reads for D seconds from each stream's first byte, then closes;
  *         prints {"ok":true,"bytes","gbps","streams":[{bytes,seconds}]}.
  *   idle: bun bench/tools/tcp_client.ts --mode idle --port P --conns N [--concurrency 256] [--hold-max 120]
@@ -24,7 +27,9 @@ const num = (k: string, d: number, lo: number, hi: number) => {
 const mode = args.get("mode") ?? "bulk";
 const port = num("port", 0, 1, 65535);
 const sni = args.get("sni") ?? "localhost";
-const hello = buildClientHello({ serverName: sni, alpn: ["http/1.1"] });
+const helloKind = args.get("hello") ?? "tls";
+if (helloKind !== "tls" && helloKind !== "plain") throw new Error(`--hello must be tls or plain, got ${helloKind}`);
+const hello = helloKind === "tls" ? buildClientHello({ serverName: sni, alpn: ["http/1.1"] }) : new TextEncoder().encode("bulk please\n");
 
 function sortedPct(v: number[], p: number): number {
   if (v.length === 0) return Number.NaN;
