@@ -19,7 +19,7 @@
 import { type AccessList, ANONYMOUS, parseProxyAuthorization, type Principal } from "../auth/mod.ts";
 import type { ConnectListenerConfig } from "../config/types.ts";
 import { asProxyError, type ErrorCode, h2StatusFor, ProxyError } from "../errors/mod.ts";
-import { type FrontConnection, type FrontHost, FrontSession, ProxyPreamble } from "../frontdoor/mod.ts";
+import { type FrontConnection, type FrontHost, FrontSession, LINGER_MS, ProxyPreamble } from "../frontdoor/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { H2Connection, type H2ConnectionOwner, type H2Stream } from "../mux/mod.ts";
 import { type Authority, formatPeer, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
@@ -28,8 +28,6 @@ import type { StatsWriter } from "../stats/mod.ts";
 import type { Dialed } from "../upstream/mod.ts";
 import type { ConnectListener } from "./listener.ts";
 
-/** After our GOAWAY (or a connection error) the peer gets this long to close before we do. */
-const CLOSE_LINGER_MS = 1000;
 
 /** Connection-specific fields that make an HTTP/2 request malformed (RFC 9113 §8.2.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade"]);
@@ -125,7 +123,8 @@ export class HboneSession implements FrontConnection, H2ConnectionOwner, FrontHo
     const cfg = this.listener.config;
     if (this.h2.closed) {
       // We sent GOAWAY and FIN; a peer that keeps its half open is cut off.
-      if (nowMs - this.endedAtMs >= CLOSE_LINGER_MS) {
+      // After our GOAWAY (or a connection error) the peer gets the front door's linger to close first.
+      if (nowMs - this.endedAtMs >= LINGER_MS) {
         for (const t of [...this.tunnels]) t.abort("DRAINING");
         this.finish();
       }

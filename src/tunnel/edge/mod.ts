@@ -5,6 +5,6 @@
  * over a peer link, another).
  */
 export { TunnelListenerState, type TunnelListenerDeps } from "./listener.ts";
-export { EdgeSession, REFUSAL_LINGER_MS, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
+export { EdgeSession, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
 export { type DestinationSession, type HubOptions, type PeerRoute, TunnelHub, tunnelError } from "./hub.ts";
 export type { HubStats, OpenRequest, TunnelAuthority, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";

@@ -32,7 +32,7 @@ import {
 import { Relay, type RelayOwner } from "../../relay/mod.ts";
 import { coarseClock, monotonicMs, wallMs } from "../../runtime/mod.ts";
 import type { Conn } from "../../runtime/types.ts";
-import type { FrontConnection } from "../../frontdoor/mod.ts";
+import { type FrontConnection, LINGER_MS } from "../../frontdoor/mod.ts";
 import type { StatsWriter } from "../../stats/mod.ts";
 import { VERSION } from "../../version.ts";
 import { checkUpgradeRequest, FirstMessage, handOver, refusalResponse, switchingProtocols, TUNNEL_MAX_FRAME, upgradeRequestParser, WsConn } from "../transport/mod.ts";
@@ -71,17 +71,18 @@ export interface TunnelSessionHost {
   agentSessionEnded(s: EdgeSession): void;
 }
 
-const enum Phase {
+/**
+ * Where an agent session is. Not the front session's lifecycle: an agent
+ * connection carries a whole multiplexed session (upgrade, hello, then many
+ * streams), whose streams the hub relays one by one.
+ */
+const enum Stage {
   Head,
   Hello,
   Ready,
   Closing,
   Done,
 }
-
-
-/** How long a refused agent may keep its connection after our error (so it reads it). */
-export const REFUSAL_LINGER_MS = 1000;
 
 /** A stream relayed through this session (source agent → service), for logs and idle checks. */
 class SourceStream implements RelayOwner {
@@ -101,9 +102,9 @@ class SourceStream implements RelayOwner {
 export class EdgeSession implements FrontConnection, DestinationSession {
   readonly id: string;
   agent = "";
-  private phase = Phase.Head;
+  private stage = Stage.Head;
   draining = false;
-  phaseStartedMs: number;
+  stageStartedMs: number;
   private head: Http1RequestParser | null = upgradeRequestParser();
   private transport: "smux" | "websocket" | "" = "";
   private mux: MuxSession | null = null;
@@ -131,7 +132,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   constructor(readonly conn: Conn, private readonly host: TunnelSessionHost, nowMs: number) {
     this.id = host.nextSessionId();
-    this.phaseStartedMs = nowMs;
+    this.stageStartedMs = nowMs;
     this.peer = formatPeer(conn.remoteAddress, conn.remotePort);
   }
 
@@ -139,7 +140,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   onData(c: Conn, chunk: Uint8Array): void {
     if (c === this.control) return this.onControlData(chunk);
-    if (this.phase !== Phase.Head) return; // Closing: discard while our refusal drains
+    if (this.stage !== Stage.Head) return; // Closing: discard while our refusal drains
     const p = this.head!;
     p.push(chunk);
     let head;
@@ -192,7 +193,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     this.mux = mux;
     mux.onStream = (s) => this.onStream(s);
     mux.onClosed = (_m, err) => this.onMuxClosed(err);
-    this.phase = Phase.Hello;
+    this.stage = Stage.Hello;
     if (wire instanceof WsConn) wire.feed(rest);
     else for (const r of rest) mux.onData(wire, r);
   }
@@ -201,7 +202,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   onEnd(c: Conn): void {
     if (c === this.control) {
-      if (this.phase === Phase.Closing) {
+      if (this.stage === Stage.Closing) {
         this.mux?.close();
         return;
       }
@@ -212,16 +213,16 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       this.control.end();
       return;
     }
-    if (c === this.conn && this.phase === Phase.Head) this.finish("TUNNEL_PROTOCOL", "closed before the upgrade request was complete");
-    if (c === this.conn && this.phase === Phase.Closing) this.conn.close();
+    if (c === this.conn && this.stage === Stage.Head) this.finish("TUNNEL_PROTOCOL", "closed before the upgrade request was complete");
+    if (c === this.conn && this.stage === Stage.Closing) this.conn.close();
   }
 
   onClose(c: Conn, err?: Error): void {
     if (c === this.control) {
       // A leaving agent's control stream finished (FIN both ways): close once our side of every
       // stream is done too (we may still be delivering what it sent); the sweeper checks.
-      if (this.phase === Phase.Ready && this.draining && this.servicesRemoved && !err) this.closeWhenIdle();
-      else if (this.phase === Phase.Ready || this.phase === Phase.Hello) this.mux?.close();
+      if (this.stage === Stage.Ready && this.draining && this.servicesRemoved && !err) this.closeWhenIdle();
+      else if (this.stage === Stage.Ready || this.stage === Stage.Hello) this.mux?.close();
       return;
     }
     if (c !== this.conn || this.mux !== null) return;
@@ -230,8 +231,8 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   private refuseHttp(code: number, reason: string): void {
     this.logRefusal(code, reason);
-    this.phase = Phase.Closing;
-    this.phaseStartedMs = coarseClock.now;
+    this.stage = Stage.Closing;
+    this.stageStartedMs = coarseClock.now;
     this.head = null;
     this.conn.write(refusalResponse(code, reason));
     this.conn.end();
@@ -261,7 +262,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       s.setHandler(this);
       return;
     }
-    if (this.phase !== Phase.Ready) {
+    if (this.stage !== Stage.Ready) {
       s.close(); // data streams only after welcome
       return;
     }
@@ -269,7 +270,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   }
 
   private onControlData(chunk: Uint8Array): void {
-    if (this.phase === Phase.Closing || this.phase === Phase.Done) return;
+    if (this.stage === Stage.Closing || this.stage === Stage.Done) return;
     this.ctl.push(chunk);
     for (;;) {
       let m: TunnelMessage | null;
@@ -279,7 +280,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         return this.refuseSession(TunnelErrorCode.PROTOCOL, (err as Error).message);
       }
       if (m === null) return;
-      if (this.phase === Phase.Hello) {
+      if (this.stage === Stage.Hello) {
         if (m.type !== "hello") return this.refuseSession(TunnelErrorCode.PROTOCOL, `expected hello first, got ${m.type}`);
         this.onHello(m);
       } else if (m.type === "announce") {
@@ -289,7 +290,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       } else {
         return this.refuseSession(TunnelErrorCode.PROTOCOL, `unexpected ${m.type} on the control stream`);
       }
-      if (this.phase !== Phase.Ready) return;
+      if (this.stage !== Stage.Ready) return;
     }
   }
 
@@ -333,7 +334,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     this.sessionSlot = slot;
     this.roles = h.roles;
     for (const s of h.services) this.services.set(s.name, s);
-    this.phase = Phase.Ready;
+    this.stage = Stage.Ready;
     this.host.stats.handshake(this.host.listenerSlot, (monotonicMs() - this.startedAt) / 1000);
     if (this.services.size > 0) this.host.hub.addServices(this, [...this.services.keys()]);
     this.sendControl({ type: "welcome", session: this.id, peer: this.peer, edge: `edgemux ${VERSION}` });
@@ -383,11 +384,11 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   /** Refusal after the upgrade: an error message on the control stream, then the session closes. */
   private refuseSession(code: number, reason: string): void {
-    if (this.phase >= Phase.Closing) return;
+    if (this.stage >= Stage.Closing) return;
     this.logRefusal(code, reason);
     this.leaveReady();
-    this.phase = Phase.Closing;
-    this.phaseStartedMs = coarseClock.now;
+    this.stage = Stage.Closing;
+    this.stageStartedMs = coarseClock.now;
     if (this.control !== null && !this.control.isClosed) {
       this.sendControl({ type: "error", code, message: reason });
       this.control.end();
@@ -404,7 +405,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   sendGoAway(reason: string): void {
     this.draining = true;
-    if (this.phase !== Phase.Ready) return;
+    if (this.stage !== Stage.Ready) return;
     this.sendControl({ type: "goaway", reconnectMs: this.host.sessionConfig.goawayDelayMs, reason });
   }
 
@@ -413,7 +414,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   /** DestinationSession: a client wants one of this agent's services. */
   openService(req: OpenRequest, timeoutMs: number): Promise<Conn> {
     return new Promise<Conn>((resolve, reject) => {
-      if (this.phase !== Phase.Ready || this.mux === null || !this.services.has(req.service)) {
+      if (this.stage !== Stage.Ready || this.mux === null || !this.services.has(req.service)) {
         reject(tunnelError("SERVICE_OFFLINE", `tunnel service '${req.service}': agent '${this.agent}' is not connected`));
         return;
       }
@@ -481,7 +482,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   }
 
   private startSourceRelay(fm: FirstMessage, s: MuxStream, dest: Conn, service: string): void {
-    if (s.isClosed || this.phase === Phase.Done) {
+    if (s.isClosed || this.stage === Stage.Done) {
       dest.close();
       return;
     }
@@ -529,8 +530,8 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   // ---------------------------------------------------------------- endings
 
   private onMuxClosed(err?: ProxyError): void {
-    if (this.phase === Phase.Done) return;
-    if (err && this.errorCode === null && this.phase !== Phase.Closing) {
+    if (this.stage === Stage.Done) return;
+    if (err && this.errorCode === null && this.stage !== Stage.Closing) {
       this.errorCode = err.code;
       this.reason = err.message;
       if (err.code === "MUX_PROTOCOL" || err.code === "TUNNEL_PROTOCOL") {
@@ -541,14 +542,14 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   }
 
   private leaveReady(): void {
-    if (this.phase === Phase.Ready && this.services.size > 0 && !this.servicesRemoved) this.host.hub.removeServices(this, [...this.services.keys()]);
+    if (this.stage === Stage.Ready && this.services.size > 0 && !this.servicesRemoved) this.host.hub.removeServices(this, [...this.services.keys()]);
     this.servicesRemoved = true;
   }
 
   private finish(code: ErrorCode | null, reason: string | null): void {
-    if (this.phase === Phase.Done) return;
+    if (this.stage === Stage.Done) return;
     this.leaveReady();
-    this.phase = Phase.Done;
+    this.stage = Stage.Done;
     this.errorCode = code;
     this.reason = reason;
     for (const fm of this.pendingOpens) fm.cancel();
@@ -575,20 +576,20 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   /** Sweeper: handshake deadline, refusal linger, idle streams. */
   sweep(nowMs: number): void {
     const cfg = this.host.sessionConfig;
-    switch (this.phase) {
-      case Phase.Head:
-      case Phase.Hello:
-        if (nowMs - this.phaseStartedMs >= cfg.handshakeTimeoutMs) {
-          if (this.phase === Phase.Head) {
+    switch (this.stage) {
+      case Stage.Head:
+      case Stage.Hello:
+        if (nowMs - this.stageStartedMs >= cfg.handshakeTimeoutMs) {
+          if (this.stage === Stage.Head) {
             this.logRefusal(TunnelErrorCode.HELLO_TIMEOUT, `no upgrade request within ${cfg.handshakeTimeoutMs} ms`);
             this.finish(this.errorCode, this.reason);
           } else this.refuseSession(TunnelErrorCode.HELLO_TIMEOUT, `no hello within ${cfg.handshakeTimeoutMs} ms`);
         }
         return;
-      case Phase.Closing:
-        if (nowMs - this.phaseStartedMs >= REFUSAL_LINGER_MS) this.finish(this.errorCode, this.reason);
+      case Stage.Closing:
+        if (nowMs - this.stageStartedMs >= LINGER_MS) this.finish(this.errorCode, this.reason);
         return;
-      case Phase.Ready:
+      case Stage.Ready:
         if (this.leavingIdle) this.closeWhenIdle();
         if (cfg.idleTimeoutMs > 0) {
           for (const st of this.streams) if (st.relay && nowMs - st.relay.lastActiveMs >= cfg.idleTimeoutMs) st.relay.abort("IDLE_TIMEOUT");
@@ -602,7 +603,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   }
 
   get isReady(): boolean {
-    return this.phase === Phase.Ready;
+    return this.stage === Stage.Ready;
   }
 
   outcome() {
