@@ -11,6 +11,17 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install.sh || { echo "install failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# Everything the tests write to the temporary directory (configs, PKI, sockets,
+# agents' working directories) goes under one folder that is removed at the end,
+# with any process still started from it (a test that failed before its cleanup).
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/edgemux-run-XXXXXX")
+export TMPDIR="$run_tmp"
+cleanup() {
+  pkill -f -- "$run_tmp" 2>/dev/null || true
+  rm -rf "$run_tmp"
+}
+trap cleanup EXIT
+
 passed=0
 failed=0
 log_dir=$(mktemp -d)
