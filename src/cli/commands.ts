@@ -8,8 +8,6 @@ import { type ConfigFlags, ConfigError, defaultConfigToml, loadConfigFile, loadD
 import { canonicalHostname } from "../proto/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
-import { passedSockets } from "../supervisor/mod.ts";
-import { serve } from "./serve.ts";
 import { hashToken } from "../auth/mod.ts";
 import { AGENT_DEFAULTS, type AgentFlags, runAgent } from "../agent/mod.ts";
 import process from "node:process";
@@ -159,6 +157,9 @@ export const commands: Record<string, Command> = {
         return 2;
       }
       const path = chosen.path;
+      // The edge's pieces (supervisor, admin app, data plane) load only for serve: an agent process never holds them.
+      const { passedSockets } = await import("../supervisor/mod.ts");
+      const { serve } = await import("./serve.ts");
       let config;
       let inherited;
       try {
