@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { commands } from "../src/cli/commands.ts";
 import { edgemuxCommand, EdgemuxProcess, run, tempDir } from "./support/edgemux.ts";
 
 async function edgemux(...args: string[]) {
@@ -140,6 +141,77 @@ describe("edgemux CLI", () => {
     expect(r.stdout).toContain("default");
     const main = await edgemux("--help");
     for (const c of ["serve", "check-config", "hostname", "default-config", "version"]) expect(main.stdout).toContain(c);
+  });
+
+  /** A usage error: exit 2, nothing on stdout, the first stderr line, and no help dump (at most a one-line pointer to it). */
+  async function usageError(...args: string[]): Promise<string> {
+    const r = await edgemux(...args);
+    expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: "" });
+    const lines = r.stderr.trimEnd().split("\n");
+    expect({ args, lines: lines.length }).toEqual({ args, lines: 2 });
+    expect(lines[1]).toMatch(/^run `edgemux help( [a-z-]+)?`/);
+    return lines[0]!;
+  }
+
+  test("an unknown flag is named with the nearest flag of the command", async () => {
+    expect(await usageError("serve", "--confg", "x")).toBe("edgemux serve: unknown flag --confg (did you mean --config?)");
+    expect(await usageError("agent", "--edg", "edge:7443")).toBe("edgemux agent: unknown flag --edg (did you mean --edge?)");
+    expect(await usageError("agent", "--log-levl", "debug")).toBe("edgemux agent: unknown flag --log-levl (did you mean --log-level?)");
+    expect(await usageError("check-config", "x.toml", "--drain-timout", "5s")).toBe("edgemux check-config: unknown flag --drain-timout (did you mean --drain-timeout?)");
+    expect(await usageError("hostname", "-x", "a.example")).toBe("edgemux hostname: unknown flag -x");
+    expect(await usageError("servr")).toBe('edgemux: unknown command "servr" (did you mean serve?)');
+  });
+
+  test("a flag of another command is reported as such", async () => {
+    expect(await usageError("serve", "--edge", "edge:7443")).toBe("edgemux serve: unknown flag --edge (--edge is a flag of `edgemux agent`)");
+    expect(await usageError("agent", "--workers", "2")).toBe("edgemux agent: unknown flag --workers (--workers is a flag of `edgemux serve` and `edgemux check-config`)");
+    expect(await usageError("version", "-c", "x")).toBe("edgemux version: unknown flag -c (-c is a flag of `edgemux serve`, `edgemux check-config` and `edgemux agent`)");
+    expect(await usageError("--workers", "2")).toBe("edgemux: --workers is a flag of `edgemux serve` and `edgemux check-config`: give the command first");
+  });
+
+  test("a flag without its value, or a value for a flag that takes none, is named", async () => {
+    expect(await usageError("serve", "--config")).toBe("edgemux serve: --config needs a value (--config FILE)");
+    expect(await usageError("serve", "-w")).toBe("edgemux serve: -w needs a value (--workers N)");
+    expect(await usageError("agent", "--expose", "web=127.0.0.1:80", "--edge")).toBe("edgemux agent: --edge needs a value (--edge HOST:PORT)");
+    // A value that looks like a flag is taken for a forgotten value, as parseArgs does; `=` passes it.
+    expect(await usageError("serve", "--config", "--workers", "2")).toBe('edgemux serve: --config needs a value (--config FILE), got the flag "--workers" (write --config=--workers if that is the value)');
+    expect(await usageError("serve", "--help=yes")).toBe('edgemux serve: --help takes no value, got "yes"');
+  });
+
+  test("help COMMAND is COMMAND --help, and every flag that takes a value names it", async () => {
+    for (const [name, cmd] of Object.entries(commands)) {
+      const viaHelp = await edgemux("help", name);
+      const viaFlag = await edgemux(name, "--help");
+      expect({ name, code: viaHelp.code, stdout: viaHelp.stdout, stderr: viaHelp.stderr }).toEqual({ name, code: 0, stdout: viaFlag.stdout, stderr: "" });
+      expect(viaFlag.code).toBe(0);
+      expect(viaHelp.stdout).not.toContain("VALUE");
+      for (const [flag, spec] of Object.entries(cmd.flags)) {
+        if (spec.type === "string") expect(viaHelp.stdout).toContain(`--${flag} ${spec.placeholder} `);
+      }
+    }
+    const serve = (await edgemux("help", "serve")).stdout;
+    for (const f of ["-c, --config FILE ", "-w, --workers N ", "--admin ADDR|off ", "--log-level LEVEL ", "--drain-timeout DURATION ", "--listen-fd NAME=FD "]) expect(serve).toContain(f);
+    const agent = (await edgemux("help", "agent")).stdout;
+    for (const f of ["--edge HOST:PORT ", "--expose NAME=TARGET ", "--token-file FILE ", "--status ADDR|off "]) expect(agent).toContain(f);
+  }, 120_000);
+
+  test("help lists the commands; help of an unknown command suggests one", async () => {
+    const list = await edgemux("help");
+    expect(list.code).toBe(0);
+    for (const name of Object.keys(commands)) expect(list.stdout).toContain(`  ${name} `);
+    expect(list.stdout).toContain("edgemux help COMMAND");
+    expect(await usageError("help", "nosuch")).toBe('edgemux help: unknown command "nosuch"');
+    expect(await usageError("help", "chek-config")).toBe('edgemux help: unknown command "chek-config" (did you mean check-config?)');
+  });
+
+  test("no command: the short command list, exit 2", async () => {
+    const r = await edgemux();
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines.length).toBeLessThanOrEqual(3);
+    for (const name of Object.keys(commands)) expect(r.stderr).toContain(name);
+    expect(r.stderr).toContain("edgemux help");
   });
 
   test("default-config prints the built-in config", async () => {

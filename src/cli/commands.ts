@@ -3,8 +3,8 @@
  * `--help`; `runCommand` returns the exit code, or null for `serve`, which
  * keeps running until drained.
  */
-import { parseArgs } from "node:util";
 import { type ConfigFlags, ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig } from "../config/mod.ts";
+import { type FlagSpec, type FlagValues, flagHead, HELP_FLAG, nearestName, parseFlags } from "./flags.ts";
 import { canonicalHostname } from "../proto/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
@@ -37,73 +37,66 @@ async function readSecret(): Promise<Uint8Array | null> {
 
 type Out = (s: string) => void;
 
-interface FlagSpec {
-  type: "string" | "boolean";
-  short?: string;
-  /** May be given more than once. */
-  multiple?: boolean;
-  /** What applies when the flag is absent, as `--help` shows it. */
-  default: string;
-  help: string;
-}
-
 interface Command {
   summary: string;
   usage: string;
   flags: Record<string, FlagSpec>;
   /** Positional arguments reach run(); without this, any is refused before it runs. */
   takesArgs?: true;
-  run(rt: Runtime, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], out: Out, err: Out): Promise<number | null> | number | null;
+  run(rt: Runtime, values: FlagValues, positionals: string[], out: Out, err: Out): Promise<number | null> | number | null;
 }
 
 const configFlags: Record<string, FlagSpec> = {
-  config: { type: "string", short: "c", default: "the built-in config, see `edgemux default-config`", help: "TOML config file (or give FILE as the argument)" },
-  workers: { type: "string", short: "w", default: "config `workers`, else 0", help: "worker threads, 0 = one per CPU" },
-  admin: { type: "string", default: "config `admin.address`, else 127.0.0.1:9901", help: "admin API address host:port, or off" },
-  "log-level": { type: "string", default: "config `log.level`, else info", help: "debug | info | warn | error" },
-  "log-format": { type: "string", default: "config `log.format`, else text", help: "text | json" },
-  "drain-timeout": { type: "string", default: "config `drain_timeout`, else 30s", help: "how long SIGTERM lets connections finish, e.g. 30s" },
+  config: { type: "string", placeholder: "FILE", short: "c", default: "the built-in config, see `edgemux default-config`", help: "TOML config file (or give FILE as the argument)" },
+  workers: { type: "string", placeholder: "N", short: "w", default: "config `workers`, else 0", help: "worker threads, 0 = one per CPU" },
+  admin: { type: "string", placeholder: "ADDR|off", default: "config `admin.address`, else 127.0.0.1:9901", help: "admin API address host:port, or off" },
+  "log-level": { type: "string", placeholder: "LEVEL", default: "config `log.level`, else info", help: "debug | info | warn | error" },
+  "log-format": { type: "string", placeholder: "FORMAT", default: "config `log.format`, else text", help: "text | json" },
+  "drain-timeout": { type: "string", placeholder: "DURATION", default: "config `drain_timeout`, else 30s", help: "how long SIGTERM lets connections finish, e.g. 30s" },
 };
 
 /** `edgemux agent`: every flag also has a key in the agent's TOML file (src/agent/config.ts; README "Reverse tunnels"). */
 const agentFlags: Record<string, FlagSpec> = {
-  config: { type: "string", short: "c", default: "none", help: "agent TOML file (see examples/agent.toml); flags win, --expose/--forward add to its lists" },
-  edge: { type: "string", default: "required", help: "the edge's tunnel listener, HOST:PORT" },
-  servername: { type: "string", default: "the --edge host", help: "TLS server name (SNI and certificate check)" },
-  ca: { type: "string", default: "system roots", help: "CA bundle (PEM) that verifies the edge's certificate" },
-  cert: { type: "string", default: "none", help: "client certificate (PEM) for mTLS, with --key" },
-  key: { type: "string", default: "none", help: "private key (PEM) of --cert" },
-  token: { type: "string", default: "$EDGEMUX_TOKEN", help: "bearer token (visible in ps: prefer --token-file)" },
-  "token-file": { type: "string", default: "none", help: "file holding the bearer token" },
-  name: { type: "string", default: "the host name", help: "agent name shown in the edge's logs" },
-  transport: { type: "string", default: AGENT_DEFAULTS.transport, help: "upgrade (HTTP/1.1 upgrade to smux) | websocket (RFC 6455)" },
+  config: { type: "string", placeholder: "FILE", short: "c", default: "none", help: "agent TOML file (see examples/agent.toml); flags win, --expose/--forward add to its lists" },
+  edge: { type: "string", placeholder: "HOST:PORT", default: "required", help: "the edge's tunnel listener" },
+  servername: { type: "string", placeholder: "NAME", default: "the --edge host", help: "TLS server name (SNI and certificate check)" },
+  ca: { type: "string", placeholder: "FILE", default: "system roots", help: "CA bundle (PEM) that verifies the edge's certificate" },
+  cert: { type: "string", placeholder: "FILE", default: "none", help: "client certificate (PEM) for mTLS, with --key" },
+  key: { type: "string", placeholder: "FILE", default: "none", help: "private key (PEM) of --cert" },
+  token: { type: "string", placeholder: "TOKEN", default: "$EDGEMUX_TOKEN", help: "bearer token (visible in ps: prefer --token-file)" },
+  "token-file": { type: "string", placeholder: "FILE", default: "none", help: "file holding the bearer token" },
+  name: { type: "string", placeholder: "NAME", default: "the host name", help: "agent name shown in the edge's logs" },
+  transport: { type: "string", placeholder: "MODE", default: AGENT_DEFAULTS.transport, help: "upgrade (HTTP/1.1 upgrade to smux) | websocket (RFC 6455)" },
   expose: {
     type: "string",
+    placeholder: "NAME=TARGET",
     multiple: true,
     default: "none",
     help: "destination role: NAME=TARGET[,proxy=v1|v2], TARGET host:port | unix:/path | file:./dir | udp:ip:port; repeatable",
   },
-  forward: { type: "string", multiple: true, default: "none", help: "source role, TCP: LISTEN=NAME, e.g. 127.0.0.1:8000=web (port 0 = kernel picks); repeatable" },
-  "forward-udp": { type: "string", multiple: true, default: "none", help: "source role, UDP: LISTEN=NAME; repeatable" },
-  status: { type: "string", default: AGENT_DEFAULTS.status, help: "status endpoint address (GET /status JSON, GET /healthz), or off" },
-  "reconnect-min": { type: "string", default: AGENT_DEFAULTS.reconnectMin, help: "first reconnect delay (exponential backoff with jitter)" },
-  "reconnect-max": { type: "string", default: AGENT_DEFAULTS.reconnectMax, help: "longest reconnect delay" },
-  "connect-timeout": { type: "string", default: AGENT_DEFAULTS.connectTimeout, help: "dialing the edge: TCP, TLS, upgrade and hello" },
-  "udp-idle": { type: "string", default: AGENT_DEFAULTS.udpIdle, help: "close a UDP flow idle this long" },
+  forward: { type: "string", placeholder: "LISTEN=NAME", multiple: true, default: "none", help: "source role, TCP: LISTEN=NAME, e.g. 127.0.0.1:8000=web (port 0 = kernel picks); repeatable" },
+  "forward-udp": { type: "string", placeholder: "LISTEN=NAME", multiple: true, default: "none", help: "source role, UDP: LISTEN=NAME; repeatable" },
+  status: { type: "string", placeholder: "ADDR|off", default: AGENT_DEFAULTS.status, help: "status endpoint address (GET /status JSON, GET /healthz), or off" },
+  "reconnect-min": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.reconnectMin, help: "first reconnect delay (exponential backoff with jitter)" },
+  "reconnect-max": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.reconnectMax, help: "longest reconnect delay" },
+  "connect-timeout": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.connectTimeout, help: "dialing the edge: TCP, TLS, upgrade and hello" },
+  "udp-idle": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.udpIdle, help: "close a UDP flow idle this long" },
   "stream-window": {
     type: "string",
+    placeholder: "BYTES",
     default: String(AGENT_DEFAULTS.streamWindow),
     help: "bytes the edge may send on one stream before it is read (smux v2 window); raise it for long round trips",
   },
-  "max-streams": { type: "string", default: String(AGENT_DEFAULTS.maxStreams), help: "open streams on the session, both directions" },
-  "log-level": { type: "string", default: AGENT_DEFAULTS.logLevel, help: "debug | info | warn | error" },
-  "log-format": { type: "string", default: AGENT_DEFAULTS.logFormat, help: "text | json" },
+  "max-streams": { type: "string", placeholder: "N", default: String(AGENT_DEFAULTS.maxStreams), help: "open streams on the session, both directions" },
+  "log-level": { type: "string", placeholder: "LEVEL", default: AGENT_DEFAULTS.logLevel, help: "debug | info | warn | error" },
+  "log-format": { type: "string", placeholder: "FORMAT", default: AGENT_DEFAULTS.logFormat, help: "text | json" },
 };
 
 const serveFlags: Record<string, FlagSpec> = {
   ...configFlags,
   "listen-fd": {
     type: "string",
+    placeholder: "NAME=FD",
     multiple: true,
     default: "none; systemd's LISTEN_FDS are adopted without it",
     help: "adopt the listening socket on descriptor FD for listener NAME instead of binding (NAME=FD, 0 = stdin as inetd passes it); repeatable",
@@ -114,7 +107,7 @@ const serveFlags: Record<string, FlagSpec> = {
  * The config file of `serve`: `serve FILE` is `serve --config FILE`. Giving
  * it both ways is accepted only when both name the same file.
  */
-function configPathOf(values: Record<string, string | boolean | string[] | undefined>, pos: string[]): { path: string | null } | { error: string } {
+function configPathOf(values: FlagValues, pos: string[]): { path: string | null } | { error: string } {
   const flag = typeof values.config === "string" ? values.config : null;
   if (pos.length > 1) return { error: `runs one config file, got ${pos.length}: ${pos.map((p) => JSON.stringify(p)).join(" ")} (check several with \`edgemux check-config\`)` };
   const arg = pos[0] ?? null;
@@ -132,7 +125,7 @@ function checkFailure(path: string, e: unknown): string {
   return [head, ...e.issues.map((i) => (i.startsWith(`${path}: `) ? i : `${path}: ${i}`))].join("\n");
 }
 
-function flagsFrom(values: Record<string, string | boolean | string[] | undefined>): ConfigFlags {
+function flagsFrom(values: FlagValues): ConfigFlags {
   const f: ConfigFlags = {};
   if (typeof values.workers === "string") f.workers = values.workers;
   if (typeof values.admin === "string") f.admin = values.admin;
@@ -175,7 +168,7 @@ export const commands: Record<string, Command> = {
   "check-config": {
     summary: "validate config files (and flags) without starting",
     usage: "edgemux check-config FILE... [flags]",
-    flags: { ...configFlags, config: { type: "string", short: "c", default: "none: give FILE as the argument", help: "a file to check, as well as any FILE arguments" } },
+    flags: { ...configFlags, config: { type: "string", placeholder: "FILE", short: "c", default: "none: give FILE as the argument", help: "a file to check, as well as any FILE arguments" } },
     takesArgs: true,
     run(_rt, values, pos, out, err) {
       const paths = [...pos];
@@ -276,13 +269,11 @@ export function versionLine(rt: Runtime): string {
 
 function commandHelp(c: Command): string {
   const lines = [`${c.usage}`, "", c.summary, ""];
-  const entries = Object.entries(c.flags);
-  if (entries.length > 0) lines.push("Flags:");
-  for (const [flag, spec] of entries) {
-    const head = `  ${spec.short ? `-${spec.short}, ` : "    "}--${flag}${spec.type === "string" ? " VALUE" : ""}`;
-    lines.push(`${head.padEnd(30)} ${spec.help} (default: ${spec.default})`);
-  }
-  lines.push(`  ${"    --help".padEnd(28)} this help`);
+  const entries: [string, FlagSpec][] = [...Object.entries(c.flags), ["help", HELP_FLAG]];
+  const width = Math.max(28, ...entries.map(([name, spec]) => flagHead(name, spec).length + 2));
+  if (entries.length > 1) lines.push("Flags:");
+  for (const [name, spec] of Object.entries(c.flags)) lines.push(`  ${flagHead(name, spec).padEnd(width)} ${spec.help} (default: ${spec.default})`);
+  lines.push(`  ${flagHead("help", HELP_FLAG).padEnd(width)} ${HELP_FLAG.help}`);
   return lines.join("\n");
 }
 
@@ -290,48 +281,112 @@ export function mainHelp(): string {
   const lines = [
     "edgemux — SNI router, CONNECT proxy and reverse-tunnel runtime",
     "",
-    "Usage: edgemux <command> [flags]",
+    "Usage: edgemux COMMAND [flags]",
     "",
     "Commands:",
   ];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(16)} ${c.summary}`);
-  lines.push("", "Global flags:", "  --version, -V     print version and runtime", "  --help, -h        this help; `edgemux <command> --help` for a command's flags");
+  lines.push(
+    "",
+    "`edgemux help COMMAND` (or `edgemux COMMAND --help`) shows a command's flags.",
+    "",
+    "Global flags:",
+    "  --version, -V     print version and runtime",
+    "  --help, -h        this help",
+  );
   return lines.join("\n");
+}
+
+/** What `edgemux` alone prints, as an error: the command names, and where the rest is. */
+function shortList(): string {
+  return `edgemux: give a command: ${Object.keys(commands).join(", ")}\nrun \`edgemux help\` for what each does, \`edgemux help COMMAND\` for its flags`;
+}
+
+/** Flags of `edgemux` itself, before any command. */
+const GLOBAL_FLAGS = ["--help", "-h", "--version", "-V"];
+
+/** The commands that have the flag typed as `raw` (`--edge`, `-c`), as `edgemux agent` for messages. */
+function ownersOf(raw: string, except: string | null): string[] {
+  const owners = [];
+  if (except !== null && GLOBAL_FLAGS.includes(raw)) owners.push("`edgemux`");
+  for (const [name, c] of Object.entries(commands)) {
+    if (name === except) continue;
+    const has = raw.startsWith("--") ? Object.hasOwn(c.flags, raw.slice(2)) : Object.values(c.flags).some((f) => `-${f.short}` === raw);
+    if (has) owners.push(`\`edgemux ${name}\``);
+  }
+  return owners;
+}
+
+function listed(items: string[]): string {
+  return items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/** The message for a flag `command` does not have: another command's flag, or the nearest of its own. */
+function unknownFlag(command: string, raw: string): string {
+  const owners = ownersOf(raw, command);
+  if (owners.length > 0) return `unknown flag ${raw} (${raw} is a flag of ${listed(owners)})`;
+  const near = raw.startsWith("--") ? nearestName(raw, [...Object.keys(commands[command]!.flags), "help"]) : null;
+  return `unknown flag ${raw}${near === null ? "" : ` (did you mean --${near}?)`}`;
+}
+
+function unknownCommand(name: string, names: string[]): string {
+  const near = nearestName(name, names);
+  return `unknown command ${JSON.stringify(name)}${near === null ? "" : ` (did you mean ${near}?)`}`;
+}
+
+/** A usage error: one line that names the problem, one that says where help is; exit status 2. */
+function usageError(err: Out, where: string, message: string, command: string | null): 2 {
+  err(`${where}: ${message}\nrun \`edgemux help${command === null ? "" : ` ${command}`}\` for ${command === null ? "the commands" : "its flags"}`);
+  return 2;
+}
+
+/** `edgemux help [COMMAND]`. */
+function help(args: string[], out: Out, err: Out): number {
+  if (args.length === 0 || (args.length === 1 && args[0] === "help")) {
+    out(mainHelp());
+    return 0;
+  }
+  if (args.length > 1) return usageError(err, "edgemux help", `shows one command, got ${args.map((a) => JSON.stringify(a)).join(" ")}`, null);
+  const cmd = Object.hasOwn(commands, args[0]!) ? commands[args[0]!]! : undefined;
+  if (cmd === undefined) return usageError(err, "edgemux help", unknownCommand(args[0]!, Object.keys(commands)), null);
+  out(commandHelp(cmd));
+  return 0;
 }
 
 export async function runCommand(rt: Runtime, argv: string[], out: Out, err: Out): Promise<number | null> {
   const [first, ...rest] = argv;
-  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+  if (first === undefined) {
+    err(shortList());
+    return 2;
+  }
+  if (first === "--help" || first === "-h") {
     out(mainHelp());
-    return first === undefined ? 2 : 0;
+    return 0;
   }
   if (first === "--version" || first === "-V") {
     out(versionLine(rt));
     return 0;
   }
-  const cmd = commands[first];
-  if (!cmd) {
-    err(`edgemux: unknown command ${JSON.stringify(first)}\n\n${mainHelp()}`);
-    return 2;
+  if (first === "help") return help(rest, out, err);
+  if (first.startsWith("-")) {
+    const raw = first.replace(/=.*$/s, "");
+    const owners = ownersOf(raw, null);
+    if (owners.length > 0) return usageError(err, "edgemux", `${raw} is a flag of ${listed(owners)}: give the command first`, null);
+    const near = raw.startsWith("--") ? nearestName(raw, ["help", "version"]) : null;
+    return usageError(err, "edgemux", `unknown flag ${raw}${near === null ? "" : ` (did you mean --${near}?)`}`, null);
   }
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = { help: { type: "boolean", short: "h" } };
-  for (const [flag, spec] of Object.entries(cmd.flags)) {
-    options[flag] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) };
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    err(`edgemux ${first}: ${(e as Error).message}\n\n${commandHelp(cmd)}`);
-    return 2;
-  }
+  const cmd = Object.hasOwn(commands, first) ? commands[first]! : undefined;
+  if (cmd === undefined) return usageError(err, "edgemux", unknownCommand(first, [...Object.keys(commands), "help"]), null);
+  const where = `edgemux ${first}`;
+  const parsed = parseFlags(cmd.flags, rest);
+  if ("unknown" in parsed) return usageError(err, where, unknownFlag(first, parsed.unknown), first);
+  if ("error" in parsed) return usageError(err, where, parsed.error, first);
   if (parsed.values.help) {
     out(commandHelp(cmd));
     return 0;
   }
   if (!cmd.takesArgs && parsed.positionals.length > 0) {
-    err(`edgemux ${first}: takes no arguments, got ${parsed.positionals.map((p) => JSON.stringify(p)).join(" ")}\n\n${commandHelp(cmd)}`);
-    return 2;
+    return usageError(err, where, `takes no arguments, got ${parsed.positionals.map((p) => JSON.stringify(p)).join(" ")}`, first);
   }
-  return await cmd.run(rt, parsed.values as Record<string, string | boolean | string[] | undefined>, parsed.positionals, out, err);
+  return await cmd.run(rt, parsed.values, parsed.positionals, out, err);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 /**
- * `edgemux <command>`: serve, check-config, hostname, default-config, version.
- * Arguments are parsed with node:util parseArgs (same in Bun and Deno).
+ * `edgemux COMMAND [flags]`: the commands are the table in commands.ts
+ * (`edgemux help` lists them); flags are parsed and judged in flags.ts.
  */
 import { detectRuntime } from "../runtime/mod.ts";
 import { runCommand } from "./commands.ts";

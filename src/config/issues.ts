@@ -77,8 +77,11 @@ function distance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** ` (did you mean "address"?)` when one candidate is close, else "". */
-export function didYouMean(got: string, candidates: readonly string[]): string {
+/**
+ * The candidate `got` was probably meant to be, or null. Case and `-`/`_` are
+ * ignored in `got`; candidates are compared as given.
+ */
+export function nearest(got: string, candidates: readonly string[]): string | null {
   const g = got.toLowerCase().replaceAll("-", "_");
   let best: string | null = null;
   let bestD = Infinity;
@@ -90,10 +93,15 @@ export function didYouMean(got: string, candidates: readonly string[]): string {
     }
   }
   // Close means at most 2 edits and less than half the word changed...
-  if (best !== null && bestD <= 2 && bestD * 2 < Math.max(best.length, 2)) return ` (did you mean "${best}"?)`;
+  if (best !== null && bestD <= 2 && bestD * 2 < Math.max(best.length, 2)) return best;
   // ...or one word begins the other ("warning" -> "warn", "addr" -> "address").
-  const prefix = candidates.find((c) => Math.min(c.length, g.length) >= 3 && (g.startsWith(c) || c.startsWith(g)));
-  return prefix === undefined ? "" : ` (did you mean "${prefix}"?)`;
+  return candidates.find((c) => Math.min(c.length, g.length) >= 3 && (g.startsWith(c) || c.startsWith(g))) ?? null;
+}
+
+/** ` (did you mean "address"?)` when one candidate is close, else "". */
+export function didYouMean(got: string, candidates: readonly string[]): string {
+  const best = nearest(got, candidates);
+  return best === null ? "" : ` (did you mean "${best}"?)`;
 }
 
 /** Reports every key of `table` that is not in `known`, then returns. */

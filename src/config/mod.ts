@@ -8,7 +8,7 @@
 export type * from "./types.ts";
 export { parseConfig, loadConfigFile, loadDefaultConfig, type ParseOptions } from "./load.ts";
 export { defaultConfigToml } from "./defaults.ts";
-export { ConfigError } from "./issues.ts";
+export { ConfigError, didYouMean, nearest } from "./issues.ts";
 export { parseDuration, formatDuration } from "./durations.ts";
 export { parseAddress, formatAddress, type AddressOptions } from "./address.ts";
 export { applyFlags, type ConfigFlags, type FlaggedRaw } from "./flags.ts";
