@@ -10,17 +10,30 @@
  *   GET  /metrics               Prometheus text format 0.0.4
  *   POST /reload                like SIGHUP
  *   POST /workers/:id/restart   terminate a worker; the supervisor replaces it
+ *
+ * With `[[admin.tokens]]` every path but /healthz needs a token (auth.ts):
+ * 401 with a Basic challenge without a valid one, 403 when its scope is short.
  */
 
 import { Hono } from "hono";
 import { DEFAULT_STALE_AFTER_MS, PROMETHEUS_CONTENT_TYPE } from "../stats/mod.ts";
 import { DASHBOARD_HTML } from "./dashboard.ts";
+import type { AdminTokenConfig } from "../config/types.ts";
+import { AdminAuth, requiredScope, WWW_AUTHENTICATE } from "./auth.ts";
 import type { AdminSource, WorkerStatus } from "./types.ts";
 
 export interface AdminOptions {
   /** A worker whose heartbeat is older than this is unhealthy. Default DEFAULT_STALE_AFTER_MS. */
   heartbeatStaleMs?: number;
+  /**
+   * The `[[admin.tokens]]` in force, asked on every request so a reload
+   * applies to the next one (a new array is compiled once). Absent or empty:
+   * the API is open.
+   */
+  tokens?: () => readonly AdminTokenConfig[];
 }
+
+const TEXT_PLAIN = { "content-type": "text/plain; charset=utf-8" } as const;
 
 /** Paths and the methods they answer; anything else on them is 405. */
 const ALLOWED: ReadonlyArray<readonly [string, string]> = [
@@ -42,6 +55,18 @@ export function createAdminApp(source: AdminSource, opts: AdminOptions = {}): Ho
     c.header("cache-control", "no-store");
   });
 
+  // Credentials before any endpoint runs; /healthz stays open (auth.ts requiredScope).
+  let tokens: readonly AdminTokenConfig[] = [];
+  let auth = new AdminAuth(tokens);
+  app.use("*", async (c, next) => {
+    const now = opts.tokens?.() ?? [];
+    if (now !== tokens) auth = new AdminAuth((tokens = now));
+    const access = auth.check(c.req.header("authorization") ?? null, requiredScope(c.req.method, c.req.path));
+    if (access.ok) return await next();
+    if (access.status === 403) return c.json({ error: access.error }, 403);
+    return c.json({ error: access.error }, 401, { "www-authenticate": WWW_AUTHENTICATE });
+  });
+
   // The mutating endpoints must not be reachable from another site's page in
   // an operator's browser (a form POST needs no CORS preflight). Tools like
   // curl send neither header; browsers send at least one of them.
@@ -54,10 +79,12 @@ export function createAdminApp(source: AdminSource, opts: AdminOptions = {}): Ho
 
   app.get("/", (c) => c.html(DASHBOARD_HTML));
 
+  // Explicit content type: with c.text() alone (and the cache-control middleware above)
+  // the answer carried no content-type at all.
   app.get("/healthz", (c) => {
     const problems = healthProblems(source.workers(), staleMs);
-    if (problems.length === 0) return c.text("ok\n");
-    return c.text(`unhealthy: ${problems.join("; ")}\n`, 503);
+    if (problems.length === 0) return c.text("ok\n", 200, TEXT_PLAIN);
+    return c.text(`unhealthy: ${problems.join("; ")}\n`, 503, TEXT_PLAIN);
   });
 
   app.get("/status", (c) => c.json(source.status()));

@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { hashToken } from "../auth/mod.ts";
+import type { AdminTokenConfig } from "../config/types.ts";
 import { createAdminApp, healthProblems } from "./app.ts";
+import { requiredScope } from "./auth.ts";
 import type { AdminSource, ReloadResult, StatusJson, WorkerStatus } from "./types.ts";
 
 function worker(id: number, over: Partial<WorkerStatus> = {}): WorkerStatus {
@@ -49,6 +52,7 @@ describe("GET /healthz", () => {
     const app = createAdminApp(new FakeSource());
     const res = await app.request("/healthz");
     expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
     expect(await res.text()).toBe("ok\n");
   });
 
@@ -58,6 +62,7 @@ describe("GET /healthz", () => {
     src.list = [worker(0), worker(1, { up: false }), worker(2, { heartbeatAgeMs: null }), worker(3, { heartbeatAgeMs: 1500 })];
     const res = await app.request("/healthz");
     expect(res.status).toBe(503);
+    expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
     expect(await res.text()).toBe(
       "unhealthy: worker 1 is down; worker 2 has not sent a heartbeat yet; worker 3 heartbeat is 1500 ms old\n",
     );
@@ -183,4 +188,121 @@ test("wrong method on a known path is 405 with allow", async () => {
   const res = await createAdminApp(new FakeSource()).request("/metrics", { method: "POST" });
   expect(res.status).toBe(405);
   expect(res.headers.get("allow")).toBe("GET, HEAD");
+});
+
+describe("[[admin.tokens]]", () => {
+  const READ = "read-secret";
+  const ADMIN = "admin-secret";
+  const tokens: AdminTokenConfig[] = [
+    { name: "prom", sha256: hashToken(READ), scope: "read" },
+    { name: "ops", sha256: hashToken(ADMIN), scope: "admin" },
+  ];
+  const bearer = (s: string) => ({ authorization: `Bearer ${s}` });
+  const basic = (user: string, s: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${s}`).toString("base64")}` });
+  const setup = (list: readonly AdminTokenConfig[] = tokens) => {
+    const src = new FakeSource();
+    return { src, app: createAdminApp(src, { tokens: () => list }) };
+  };
+
+  test("/healthz is open to everyone and answers text/plain", async () => {
+    const { app } = setup();
+    const res = await app.request("/healthz");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(await res.text()).toBe("ok\n");
+    expect((await app.request("/healthz", { method: "HEAD" })).status).toBe(200);
+  });
+
+  test("without credentials: 401 with a Basic challenge, on every other path", async () => {
+    const { app, src } = setup();
+    for (const [path, method] of [["/", "GET"], ["/status", "GET"], ["/metrics", "GET"], ["/metrics", "HEAD"], ["/reload", "POST"], ["/workers/0/restart", "POST"], ["/nope", "GET"]] as const) {
+      const res = await app.request(path, { method });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toBe('Basic realm="edgemux"');
+      expect(res.headers.get("cache-control")).toBe("no-store");
+    }
+    expect(src.reloads).toBe(0);
+    expect(src.restarted).toEqual([]);
+  });
+
+  test("a wrong secret or a malformed header is 401 too", async () => {
+    const { app } = setup();
+    for (const authorization of ["Bearer wrong", "Basic " + Buffer.from("x:wrong").toString("base64"), "Bearer", "Digest abc", "Basic !!!", `Bearer ${hashToken(READ)}`]) {
+      const res = await app.request("/metrics", { headers: { authorization } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toBe('Basic realm="edgemux"');
+      expect(await res.json()).toHaveProperty("error");
+    }
+  });
+
+  test("a read token may GET /, /status and /metrics, by Bearer or Basic with any user name", async () => {
+    const { app } = setup();
+    for (const headers of [bearer(READ), basic("", READ), basic("grafana", READ), { authorization: `bearer ${READ}` }]) {
+      for (const path of ["/", "/status", "/metrics"]) expect((await app.request(path, { headers })).status).toBe(200);
+    }
+  });
+
+  test("a read token gets 403 on the admin endpoints, which do nothing", async () => {
+    const { app, src } = setup();
+    for (const headers of [bearer(READ), basic("u", READ)]) {
+      const reload = await app.request("/reload", { method: "POST", headers });
+      expect(reload.status).toBe(403);
+      expect(reload.headers.get("www-authenticate")).toBeNull();
+      expect(await reload.json()).toEqual({ error: `token 'prom' has scope "read"; this needs scope "admin"` });
+      expect((await app.request("/workers/0/restart", { method: "POST", headers })).status).toBe(403);
+    }
+    expect(src.reloads).toBe(0);
+    expect(src.restarted).toEqual([]);
+  });
+
+  test("an admin token may do everything (admin implies read)", async () => {
+    const { app, src } = setup();
+    for (const headers of [bearer(ADMIN), basic("me", ADMIN)]) {
+      for (const path of ["/", "/status", "/metrics"]) expect((await app.request(path, { headers })).status).toBe(200);
+      expect((await app.request("/reload", { method: "POST", headers })).status).toBe(200);
+      expect((await app.request("/workers/1/restart", { method: "POST", headers })).status).toBe(202);
+      expect((await app.request("/nope", { headers })).status).toBe(404);
+      expect((await app.request("/metrics", { method: "POST", headers })).status).toBe(405);
+    }
+    expect(src.reloads).toBe(2);
+    expect(src.restarted).toEqual([1, 1]);
+  });
+
+  test("the cross-origin check still applies to an admin token", async () => {
+    const { app, src } = setup();
+    const res = await app.request("http://127.0.0.1:9901/reload", { method: "POST", headers: { ...bearer(ADMIN), host: "127.0.0.1:9901", origin: "https://evil.example" } });
+    expect(res.status).toBe(403);
+    expect(src.reloads).toBe(0);
+  });
+
+  test("no tokens: open, as before", async () => {
+    const { app, src } = setup([]);
+    expect((await app.request("/metrics")).status).toBe(200);
+    expect((await app.request("/reload", { method: "POST" })).status).toBe(200);
+    expect(src.reloads).toBe(1);
+  });
+
+  test("the token list is asked per request, so a reload applies to the next one", async () => {
+    let list: readonly AdminTokenConfig[] = [];
+    const app = createAdminApp(new FakeSource(), { tokens: () => list });
+    expect((await app.request("/status")).status).toBe(200);
+    list = [tokens[0]!];
+    expect((await app.request("/status")).status).toBe(401);
+    expect((await app.request("/status", { headers: bearer(READ) })).status).toBe(200);
+    list = [{ ...tokens[0]!, scope: "admin" }];
+    expect((await app.request("/reload", { method: "POST", headers: bearer(READ) })).status).toBe(200);
+    list = [tokens[1]!];
+    expect((await app.request("/status", { headers: bearer(READ) })).status).toBe(401);
+  });
+
+  test("requiredScope: read-only paths by GET/HEAD, /healthz none, anything else admin", () => {
+    expect(requiredScope("GET", "/healthz")).toBeNull();
+    expect(requiredScope("HEAD", "/healthz")).toBeNull();
+    expect(requiredScope("POST", "/healthz")).toBe("admin");
+    for (const p of ["/", "/status", "/metrics"]) {
+      expect(requiredScope("GET", p)).toBe("read");
+      expect(requiredScope("POST", p)).toBe("admin");
+    }
+    for (const p of ["/reload", "/workers/0/restart", "/drain", "/status/", "/unknown"]) expect(requiredScope("GET", p)).toBe("admin");
+  });
 });

@@ -20,6 +20,7 @@ export {
   hashToken,
   parseProxyAuthorization,
   type ProxyCredentials,
+  SecretDigests,
   type TokenCheck,
   type TokenGrant,
   TokenStore,

@@ -70,18 +70,38 @@ export type TokenCheck =
   | { ok: true; grant: TokenGrant }
   | { ok: false; code: Extract<ErrorCode, "AUTH_REQUIRED" | "AUTH_DENIED">; reason: string };
 
-interface Entry {
-  digest: Buffer;
-  grant: TokenGrant;
-}
-
 /** Hex SHA-256 of a secret, as `[[tokens]] sha256` stores it (`edgemux hash-token`). */
 export function hashToken(secret: string | Uint8Array): string {
   return createHash("sha256").update(secret).digest("hex");
 }
 
+/**
+ * Values keyed by the SHA-256 of a secret (lowercase hex, as `sha256` in the
+ * config): `find` hashes the presented secret once, looks the digest up and
+ * confirms it in constant time. The one lookup both `[[tokens]]` and
+ * `[[admin.tokens]]` use.
+ */
+export class SecretDigests<T> {
+  private readonly map = new Map<string, { digest: Buffer; value: T }>();
+
+  /** The first value added for a digest wins. */
+  add(sha256Hex: string, value: T): void {
+    if (!this.map.has(sha256Hex)) this.map.set(sha256Hex, { digest: Buffer.from(sha256Hex, "hex"), value });
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  find(secret: string | Uint8Array): T | null {
+    const digest = createHash("sha256").update(secret).digest();
+    const e = this.map.get(digest.toString("hex"));
+    return e !== undefined && timingSafeEqual(digest, e.digest) ? e.value : null;
+  }
+}
+
 export class TokenStore {
-  private readonly byDigest = new Map<string, Entry>();
+  private readonly byDigest = new SecretDigests<TokenGrant>();
   private readonly byNameMap = new Map<string, TokenGrant>();
 
   constructor(tokens: readonly TokenConfig[]) {
@@ -89,7 +109,7 @@ export class TokenStore {
       const grant = new TokenGrant(t, index);
       this.byNameMap.set(t.name, grant);
       // Two names with one secret: the first wins (validation reports duplicate names, not secrets).
-      if (!this.byDigest.has(t.sha256)) this.byDigest.set(t.sha256, { digest: Buffer.from(t.sha256, "hex"), grant });
+      this.byDigest.add(t.sha256, grant);
     });
   }
 
@@ -103,9 +123,7 @@ export class TokenStore {
 
   /** The grant whose digest a presented secret has, or null. */
   byToken(secret: string | Uint8Array): TokenGrant | null {
-    const digest = createHash("sha256").update(secret).digest();
-    const e = this.byDigest.get(digest.toString("hex"));
-    return e !== undefined && timingSafeEqual(digest, e.digest) ? e.grant : null;
+    return this.byDigest.find(secret);
   }
 
   /**

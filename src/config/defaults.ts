@@ -71,6 +71,8 @@ export const MAX_DIRECTORY = 4096;
 /** Longest file path accepted for certificates, keys and tokens_file. */
 export const MAX_PATH = 4096;
 export const MAX_TOKENS = 65_536;
+/** `[[admin.tokens]]` entries: a few operators and scrapers, not a user table. */
+export const MAX_ADMIN_TOKENS = 1_024;
 export const MAX_PATTERNS = 4_096;
 export const MAX_CONNECT_RULES = 4_096;
 /** Largest PEM file (certificate chain, key or CA bundle) read. */
@@ -94,6 +96,7 @@ export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel", "tcp", "udp
 export const PROXY_AUTH_MODES = ["none", "token"] as const;
 export const CLIENT_CERT_MODES = ["none", "request", "require"] as const;
 export const TOKEN_ROLES = ["proxy", "source", "destination"] as const;
+export const ADMIN_SCOPES = ["read", "admin"] as const;
 export const ACCEPT_PROXY_MODES = ["none", "v1", "v2", "any"] as const;
 export const PROXY_PROTOCOL_MODES = ["none", "v1", "v2"] as const;
 export const BALANCE_MODES = ["round_robin", "least_conn"] as const;

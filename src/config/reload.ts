@@ -1,9 +1,10 @@
 /**
  * What SIGHUP may change. Routes, access lists, tokens (and tokens_file),
- * egress policy, connect rules, per-listener limits and logging are swapped
- * in place; anything bound to a socket or a thread count (listeners'
- * identity, address, kind, accept_proxy, TLS settings; workers; the admin
- * address) or sized at start-up (stats.max_routes) needs a restart.
+ * admin tokens, egress policy, connect rules, per-listener limits and logging
+ * are swapped in place; anything bound to a socket or a thread count
+ * (listeners' identity, address, kind, accept_proxy, TLS settings; workers;
+ * the admin address and [admin.tls]) or sized at start-up (stats.max_routes)
+ * needs a restart.
  */
 
 import type { Config } from "./types.ts";
@@ -19,6 +20,9 @@ export function reloadProblems(old: Config, next: Config): string[] {
   if (adminOf(old) !== adminOf(next)) {
     problems.push(`admin.address: changing the admin address needs a restart (${adminOf(old)} -> ${adminOf(next)})`);
   }
+  // [[admin.tokens]] and admin.insecure apply to the next request; the certificate is handed to the server at bind time.
+  const adminTlsOf = (c: Config) => (c.admin.tls === null ? "" : `${c.admin.tls.cert}\0${c.admin.tls.key}`);
+  if (adminTlsOf(old) !== adminTlsOf(next)) problems.push("admin.tls: changing the admin API's certificate or key needs a restart");
 
   // The shared-memory stats slabs are sized by max_routes when workers start.
   if (old.stats.maxRoutes !== next.stats.maxRoutes) {

@@ -224,13 +224,47 @@ export interface RouteConfig {
   tunnel?: string;
 }
 
+/** What an `[[admin.tokens]]` entry may do: `read` = `/`, `/status`, `/metrics`; `admin` = everything (admin implies read). */
+export type AdminScope = "read" | "admin";
+
+/** One `[[admin.tokens]]` entry. Like `[[tokens]]`, only the secret's SHA-256 is stored. */
+export interface AdminTokenConfig {
+  /** Unique among the admin tokens. */
+  name: string;
+  /** Lowercase hex SHA-256 of the secret (64 characters), as `edgemux hash-token` prints it. */
+  sha256: string;
+  scope: AdminScope;
+}
+
+/** `[admin.tls]`: the admin API is served over HTTPS. Read when the config is loaded; a change needs a restart. */
+export interface AdminTlsConfig {
+  /** Absolute paths, for messages and reload comparisons. */
+  certPath: string;
+  keyPath: string;
+  /** PEM text. */
+  cert: string;
+  key: string;
+}
+
+export interface AdminConfig {
+  /** Null disables the admin API. */
+  address: HostPort | null;
+  /**
+   * Empty: the API is open to anyone who reaches it, which validation allows
+   * only on a loopback address or with `insecure`. Reloadable.
+   */
+  tokens: AdminTokenConfig[];
+  /** Let a non-loopback admin address run without tokens. */
+  insecure: boolean;
+  tls: AdminTlsConfig | null;
+}
+
 export interface Config {
   /** Worker threads; 0 = one per CPU. */
   workers: number;
   drainTimeoutMs: number;
   log: { level: LogLevel; format: LogFormat; connections: boolean };
-  /** Null disables the admin API. */
-  admin: { address: HostPort | null };
+  admin: AdminConfig;
   /** Global CIDR lists run before any other work: deny wins, then allow (empty allow = all). */
   access: { allow: string[]; deny: string[] };
   stats: { maxRoutes: number };

@@ -4,17 +4,18 @@
  * and throws one ConfigError listing them all.
  */
 
-import type { Address, Config, ConnectRuleConfig, HostPort, ListenerConfig, TokenConfig } from "./types.ts";
-import { addressFrom } from "./address.ts";
+import type { Config, ConnectRuleConfig, ListenerConfig, TokenConfig } from "./types.ts";
 import { canonicalCidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
-import { readBool, readDuration, readEnum, readInt, readString, readStringArray, readTable, reportDuplicates, type Entry } from "./fields.ts";
-import { checkKeys, describe, Issues, type RawTable } from "./issues.ts";
+import { readBool, readDuration, readEnum, readInt, readStringArray, readTable, reportDuplicates, type Entry } from "./fields.ts";
+import { checkKeys, Issues, type RawTable } from "./issues.ts";
 import { readRoutes } from "./validate_routes.ts";
 import { readListeners } from "./validate_listeners.ts";
 import { readConnectRules, readEgress, readTokens } from "./validate_policy.ts";
+import { readAdmin } from "./validate_admin.ts";
 
 export { LISTENER_KEYS } from "./validate_listeners.ts";
+export { ADMIN_KEYS, ADMIN_TLS_KEYS, ADMIN_TOKEN_KEYS } from "./validate_admin.ts";
 
 export const TOP_KEYS = [
   "workers",
@@ -31,7 +32,6 @@ export const TOP_KEYS = [
   "connect_rules",
 ] as const;
 export const LOG_KEYS = ["level", "format", "connections"] as const;
-export const ADMIN_KEYS = ["address"] as const;
 export const ACCESS_KEYS = ["allow", "deny"] as const;
 export const STATS_KEYS = ["max_routes"] as const;
 export interface ValidateOptions {
@@ -58,9 +58,7 @@ export function validate(raw: RawTable, opts: ValidateOptions): Config {
     connections: readBool(is, logT, "connections", "log.connections", true),
   };
 
-  const adminT = readTable(is, raw, "admin", "admin");
-  checkKeys(is, adminT, "admin", ADMIN_KEYS);
-  const admin = { address: readAdminAddress(is, adminT) };
+  const admin = readAdmin(is, raw, opts.baseDir);
 
   const accessT = readTable(is, raw, "access", "access");
   checkKeys(is, accessT, "access", ACCESS_KEYS);
@@ -107,18 +105,6 @@ function checkProxyListeners(is: Issues, listeners: readonly ListenerConfig[], t
       );
     }
   });
-}
-
-function readAdminAddress(is: Issues, t: RawTable): HostPort | null {
-  const text = readString(is, t, "address", "admin.address") ?? D.DEFAULT_ADMIN;
-  if (text === "off") return null;
-  const r = addressFrom(text, { allowPortZero: true, allowHostnames: false, allowUnix: false });
-  if ("error" in r) {
-    is.add("admin.address", `${r.error}; "off" disables the admin API`);
-    return null;
-  }
-  const a = r.address as Extract<Address, { kind: "tcp" }>;
-  return { hostname: a.hostname, port: a.port };
 }
 
 function readCidrs(is: Issues, t: RawTable, key: "allow" | "deny"): string[] {

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
 import { ProxyError } from "../errors/mod.ts";
 import { ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig } from "./mod.ts";
-import { ACCESS_KEYS, ADMIN_KEYS, LISTENER_KEYS, LOG_KEYS, STATS_KEYS, TOP_KEYS } from "./validate.ts";
+import { ACCESS_KEYS, ADMIN_KEYS, ADMIN_TLS_KEYS, ADMIN_TOKEN_KEYS, LISTENER_KEYS, LOG_KEYS, STATS_KEYS, TOP_KEYS } from "./validate.ts";
 import { HBONE_KEYS, ROUTE_KEYS } from "./validate_routes.ts";
 import { CONNECT_RULE_KEYS, EGRESS_KEYS, TOKEN_KEYS } from "./validate_policy.ts";
 import { TLS_KEYS } from "./validate_tls.ts";
@@ -27,7 +27,7 @@ describe("defaults", () => {
       workers: 0,
       drainTimeoutMs: 30_000,
       log: { level: "info", format: "text", connections: true },
-      admin: { address: { hostname: "127.0.0.1", port: 9901 } },
+      admin: { address: { hostname: "127.0.0.1", port: 9901 }, tokens: [], insecure: false, tls: null },
       access: { allow: [], deny: [] },
       stats: { maxRoutes: 4096 },
       listeners: [
@@ -84,6 +84,13 @@ describe("full.toml sets every option", () => {
     expect(c.drainTimeoutMs).toBe(45_000);
     expect(c.log).toEqual({ level: "debug", format: "json", connections: false });
     expect(c.admin.address).toEqual({ hostname: "127.0.0.1", port: 9902 });
+    expect(c.admin.insecure).toBe(true);
+    expect(c.admin.tokens).toEqual([
+      { name: "ops", sha256: "32323cfa9ec9d62750daad0836a4cf3d7b60d23723b7852a529667deed01669f", scope: "admin" },
+      { name: "prometheus", sha256: "7ccc6f421648a8f89c218935d5b404a0a83efc4a90ac589c7bc0e318715bca93", scope: "read" },
+    ]);
+    expect(c.admin.tls?.certPath).toBe(join(HERE, "testdata", "pki", "plain.crt"));
+    expect(c.admin.tls?.key).toContain("PRIVATE KEY");
     expect(c.access).toEqual({ allow: ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"], deny: ["10.6.6.0/24"] });
     expect(c.stats.maxRoutes).toBe(1024);
     expect(c.listeners[0]).toEqual({
@@ -138,7 +145,9 @@ describe("full.toml sets every option", () => {
     const known = new Set<string>([
       ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "listeners", "routes", "tokens", "egress", "connect_rules"].includes(k)),
       ...LOG_KEYS.map((k) => `log.${k}`),
-      ...ADMIN_KEYS.map((k) => `admin.${k}`),
+      ...ADMIN_KEYS.filter((k) => k !== "tokens" && k !== "tls").map((k) => `admin.${k}`),
+      ...ADMIN_TOKEN_KEYS.map((k) => `admin.tokens.${k}`),
+      ...ADMIN_TLS_KEYS.map((k) => `admin.tls.${k}`),
       ...ACCESS_KEYS.map((k) => `access.${k}`),
       ...STATS_KEYS.map((k) => `stats.${k}`),
       ...LISTENER_KEYS.filter((k) => k !== "tls").map((k) => `listeners.${k}`),

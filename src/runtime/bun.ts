@@ -423,7 +423,13 @@ function tlsErrorFor(err: Error | null, opts: ConnectOptions): ProxyError {
 }
 
 async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
-  const server = Bun.serve({ hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort ?? false, fetch: opts.fetch });
+  const server = Bun.serve({
+    hostname: opts.hostname,
+    port: opts.port,
+    reusePort: opts.reusePort ?? false,
+    ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    fetch: opts.fetch,
+  });
   return {
     hostname: server.hostname ?? opts.hostname,
     port: server.port ?? opts.port,

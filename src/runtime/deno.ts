@@ -317,7 +317,8 @@ async function connect(opts: ConnectOptions): Promise<Conn> {
 async function serveHttp(opts: HttpServeOptions): Promise<HttpServer> {
   let resolveAddr!: (a: { hostname: string; port: number }) => void;
   const ready = new Promise<{ hostname: string; port: number }>((r) => (resolveAddr = r));
-  const server = D.serve({ hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort ?? false, onListen: resolveAddr }, opts.fetch);
+  const tls = opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {};
+  const server = D.serve({ hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort ?? false, ...tls, onListen: resolveAddr }, opts.fetch);
   const addr = await ready;
   return {
     hostname: addr.hostname,

@@ -124,6 +124,8 @@ export interface HttpServeOptions {
   port: number;
   /** Share the port with other sockets that set it (SO_REUSEPORT), e.g. a new process during an upgrade. */
   reusePort?: boolean;
+  /** Serve HTTPS with this certificate chain and key (PEM text); plain HTTP when absent. */
+  tls?: { cert: string; key: string };
   fetch(req: Request): Response | Promise<Response>;
 }
 

@@ -71,8 +71,20 @@ function tunnelCounts(sup: Supervisor): TunnelSessionCount[] {
   return [...counts.values()];
 }
 
+/**
+ * Serves the admin API on `address`, over TLS with `[admin.tls]`. Its tokens
+ * are read from the supervisor's config on each request, so SIGHUP (which
+ * swaps `sup.config`) changes them; the address and TLS files are bound here once.
+ */
 export async function startAdmin(sup: Supervisor, address: HostPort): Promise<HttpServer> {
-  const app = createAdminApp(adminSource(sup));
-  // reusePort: during an upgrade the new process binds the same admin address while the old one drains.
-  return await sup.runtime.serveHttp({ hostname: address.hostname, port: address.port, reusePort: true, fetch: (req) => app.fetch(req) });
+  const app = createAdminApp(adminSource(sup), { tokens: () => sup.config.admin.tokens });
+  const tls = sup.config.admin.tls;
+  return await sup.runtime.serveHttp({
+    hostname: address.hostname,
+    port: address.port,
+    // reusePort: during an upgrade the new process binds the same admin address while the old one drains.
+    reusePort: true,
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    fetch: (req) => app.fetch(req),
+  });
 }

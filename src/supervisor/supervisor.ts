@@ -137,7 +137,7 @@ export class Supervisor {
     const msg: ToWorker = {
       type: "start",
       workerId: w.id,
-      config: this.config,
+      config: forWorkers(this.config),
       slots: this.slots,
       slab: w.slab,
       limits: this.limits.buffer as SharedArrayBuffer,
@@ -262,7 +262,7 @@ export class Supervisor {
     this.slots = this.assignSlots(next);
     this.log.configure(next.log.level, next.log.format);
     const seq = ++this.reloadSeq;
-    for (const w of this.workers) w.handle?.postMessage({ type: "reload", config: next, slots: this.slots, seq } satisfies ToWorker);
+    for (const w of this.workers) w.handle?.postMessage({ type: "reload", config: forWorkers(next), slots: this.slots, seq } satisfies ToWorker);
     this.log.info("config reloaded", { seq, routes: next.routes.length });
     return { ok: true };
   }
@@ -303,4 +303,9 @@ export class Supervisor {
   get version(): string {
     return VERSION;
   }
+}
+
+/** The config a worker gets: the admin API's tokens and TLS key stay with the supervisor, which alone serves it. */
+function forWorkers(config: Config): Config {
+  return { ...config, admin: { ...config.admin, tokens: [], tls: null } };
 }

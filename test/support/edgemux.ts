@@ -118,8 +118,9 @@ export class EdgemuxProcess {
     return { host: a.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(a.slice(i + 1)) };
   }
 
-  async adminGet(path: string): Promise<Response> {
-    return await fetch(`http://${this.admin}${path}`);
+  /** GET on the admin API; `headers` e.g. `{ authorization: "Bearer SECRET" }` when it has [[admin.tokens]]. */
+  async adminGet(path: string, headers?: Record<string, string>): Promise<Response> {
+    return await fetch(`http://${this.admin}${path}`, headers ? { headers } : {});
   }
 
   async status(): Promise<StatusJson> {
