@@ -7,7 +7,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { buildStatus, createAdminApp, type AdminSource, type StatusJson } from "../src/admin/mod.ts";
 import type { ListenerConfig, RouteConfig } from "../src/config/types.ts";
 import { ERROR_CODES } from "../src/errors/mod.ts";
@@ -63,6 +63,8 @@ const PROC: ProcessInfo = {
   startTimeSeconds: 1_767_225_600.25,
   residentMemoryBytes: 73_400_320,
   cpuSecondsTotal: 12.375,
+  openFds: 731,
+  maxFds: 65_536,
 };
 
 /** Three workers' worth of traffic, one restart, routes overflowing the stats capacity. */
@@ -144,6 +146,12 @@ describe("promtool check metrics", () => {
     expect(text).toContain('route="odd \\"name\\" with \\\\ and\\nnewline"');
     expect(text).toContain('route="_other"');
     expect(text).toContain('edgemux_worker_restarts_total{worker="2"} 1');
+    for (const f of ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"]) {
+      expect(text).toContain(`\n# TYPE ${f} `);
+    }
+    // Every family, process_* with the descriptor counts included, is in the README's table.
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    for (const m of text.matchAll(/^# TYPE (\S+) /gm)) expect(readme).toContain(`| \`${m[1]}\` |`);
     const r = promtool(text);
     expect(r.output).toBe("");
     expect(r.status).toBe(0);
@@ -193,9 +201,9 @@ describe("promtool check metrics", () => {
     expect(status.status).toBe(200);
     const body = (await status.json()) as StatusJson;
     expect(Object.keys(body).sort()).toEqual(
-      ["listeners", "pid", "routes", "runtime", "startedAt", "totals", "tunnels", "uptimeSeconds", "version", "workers"],
+      ["listeners", "pid", "routes", "runtime", "started_at", "totals", "tunnels", "uptime_seconds", "version", "workers"],
     );
-    expect(body.uptimeSeconds).toBeGreaterThanOrEqual(60);
+    expect(body.uptime_seconds).toBeGreaterThanOrEqual(60);
     expect(body.workers).toHaveLength(3);
     expect(body.listeners.map((l) => [l.name, l.address])).toEqual([
       ["public-tls", "0.0.0.0:443"],
@@ -206,7 +214,18 @@ describe("promtool check metrics", () => {
     expect(body.totals.accepted).toBe(sumAccepted);
     expect(body.totals.accepted + body.totals.refused).toBe(1500);
     const codes = new Set<string>(ERROR_CODES);
-    for (const r of body.routes) for (const c of Object.keys(r.errorsByCode)) expect(codes.has(c)).toBe(true);
+    for (const r of body.routes) for (const c of Object.keys(r.errors)) expect(codes.has(c)).toBe(true);
+    // Each listener's errors by code are the ones /metrics reports for it, and sum to its errors_total.
+    const metricsText = await (await app.request("/metrics")).text();
+    for (const l of body.listeners) {
+      expect(Object.values(l.errors).reduce((a, b) => a + b, 0)).toBe(l.errors_total);
+      const fromMetrics: Record<string, number> = {};
+      const re = new RegExp(`^edgemux_listener_errors_total\\{listener="${l.name}",code="([A-Z_]+)"\\} (\\d+)$`, "gm");
+      for (const m of metricsText.matchAll(re)) if (m[2] !== "0") fromMetrics[m[1]!] = Number(m[2]);
+      expect(l.errors).toEqual(fromMetrics);
+      expect(Object.keys(l.errors).length).toBeGreaterThan(0);
+      expect(Object.keys(l.aborts)).toEqual(["DOWNSTREAM_RESET"]);
+    }
 
     const health = await app.request("/healthz");
     expect(health.status).toBe(200);

@@ -116,7 +116,7 @@ describe("agent settings", () => {
     const p = new EdgemuxProcess(spawn(cmd, argv, { cwd: mkdtempSync(join(tmpdir(), "agent-ready-")), stdio: ["ignore", "pipe", "pipe"] }), "");
     try {
       const ready = await Promise.race([
-        p.waitForLine((l) => / INFO ready /.test(l.msg), 30_000),
+        p.waitForLine((l) => / level=info msg=ready /.test(l.msg), 30_000),
         p.waitExit(30_000).then((code) => {
           throw new Error(`agent exited with ${code} before ready: ${p.stderr.join("")} ${JSON.stringify(p.lines)}`);
         }),

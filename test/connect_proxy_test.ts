@@ -186,7 +186,7 @@ describe("refusals close only themselves", () => {
     await waitFor(async () => {
       const s = await em.status();
       const l = s.listeners.find((x) => x.name === "open")!;
-      return l.accepted >= 10 && l.errors >= 10 && l.bytesIn > 0;
+      return l.accepted >= 10 && l.errors_total >= 10 && Object.keys(l.errors).length > 0 && l.bytes_in > 0;
     }, 10_000, "listener stats");
   });
 });

@@ -88,6 +88,9 @@ describe("workers", () => {
         return s.workers[0].up && s.workers[0].restarts === 1 ? s : null;
       });
       expect(status.workers[1].restarts).toBe(0);
+      // Asked for, so logged at info, not as a crash.
+      expect(await em.waitForLine((l) => l.msg === "worker restarted by operator")).toMatchObject({ level: "info", worker: 0 });
+      expect(em.lines.filter((l) => l.level === "error")).toEqual([]);
       expect((await em.adminGet("/healthz")).status).toBe(200);
       for (let i = 0; i < 10; i++) expect((await curl(em, "a.test")).stdout).toBe("backend=a.test\n");
     } finally {

@@ -92,9 +92,9 @@ async function adminRouteCounters(entry: RunningPeer): Promise<Record<string, un
   if (typeof admin !== "string") return null;
   try {
     const res = await fetch(`http://${admin}/status`, { signal: AbortSignal.timeout(3000) });
-    const body = (await res.json()) as { routes?: { name: string; connections: number; errors: number; errorsByCode?: unknown }[]; totals?: unknown };
+    const body = (await res.json()) as { routes?: { name: string; connections: number; errors_total: number; errors?: unknown }[]; totals?: unknown };
     return {
-      routes: (body.routes ?? []).map((r) => ({ name: r.name, connections: r.connections, errors: r.errors, errorsByCode: r.errorsByCode ?? {} })),
+      routes: (body.routes ?? []).map((r) => ({ name: r.name, connections: r.connections, errors: r.errors_total, errorsByCode: r.errors ?? {} })),
       totals: body.totals ?? null,
     };
   } catch (e) {

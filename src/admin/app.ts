@@ -123,8 +123,8 @@ export function healthProblems(workers: readonly WorkerStatus[], staleMs: number
   const problems: string[] = [];
   for (const w of workers) {
     if (!w.up) problems.push(`worker ${w.id} is down`);
-    else if (w.heartbeatAgeMs === null) problems.push(`worker ${w.id} has not sent a heartbeat yet`);
-    else if (w.heartbeatAgeMs > staleMs) problems.push(`worker ${w.id} heartbeat is ${Math.round(w.heartbeatAgeMs)} ms old`);
+    else if (w.heartbeat_age_ms === null) problems.push(`worker ${w.id} has not sent a heartbeat yet`);
+    else if (w.heartbeat_age_ms > staleMs) problems.push(`worker ${w.id} heartbeat is ${Math.round(w.heartbeat_age_ms)} ms old`);
   }
   return problems;
 }

@@ -6,19 +6,19 @@ import { requiredScope } from "./auth.ts";
 import type { AdminSource, ReloadResult, StatusJson, WorkerStatus } from "./types.ts";
 
 function worker(id: number, over: Partial<WorkerStatus> = {}): WorkerStatus {
-  return { id, threadId: id + 1, up: true, restarts: 0, heartbeatAgeMs: 100, activeConnections: 0, ...over };
+  return { id, thread_id: id + 1, up: true, restarts: 0, heartbeat_age_ms: 100, active_connections: 0, ...over };
 }
 
 const STATUS: StatusJson = {
   version: "0.1.0",
   runtime: "bun 1.4.5",
-  uptimeSeconds: 12,
+  uptime_seconds: 12,
   pid: 4242,
-  startedAt: "2026-01-01T00:00:00.000Z",
+  started_at: "2026-01-01T00:00:00.000Z",
   workers: [worker(0)],
   listeners: [],
   routes: [],
-  totals: { accepted: 0, active: 0, closed: 0, refused: 0, bytesIn: 0, bytesOut: 0, errors: 0 },
+  totals: { accepted: 0, active: 0, closed: 0, refused: 0, bytes_in: 0, bytes_out: 0, errors_total: 0, errors: {}, aborts: {} },
   tunnels: { sessions: 0, list: [] },
 };
 
@@ -59,7 +59,7 @@ describe("GET /healthz", () => {
   test("503 with the reason when a worker is down, silent or stale", async () => {
     const src = new FakeSource();
     const app = createAdminApp(src, { heartbeatStaleMs: 1000 });
-    src.list = [worker(0), worker(1, { up: false }), worker(2, { heartbeatAgeMs: null }), worker(3, { heartbeatAgeMs: 1500 })];
+    src.list = [worker(0), worker(1, { up: false }), worker(2, { heartbeat_age_ms: null }), worker(3, { heartbeat_age_ms: 1500 })];
     const res = await app.request("/healthz");
     expect(res.status).toBe(503);
     expect(res.headers.get("content-type")).toBe("text/plain; charset=utf-8");
@@ -73,8 +73,8 @@ describe("GET /healthz", () => {
   });
 
   test("the stale threshold is inclusive", () => {
-    expect(healthProblems([worker(0, { heartbeatAgeMs: 1000 })], 1000)).toEqual([]);
-    expect(healthProblems([worker(0, { heartbeatAgeMs: 1001 })], 1000)).toHaveLength(1);
+    expect(healthProblems([worker(0, { heartbeat_age_ms: 1000 })], 1000)).toEqual([]);
+    expect(healthProblems([worker(0, { heartbeat_age_ms: 1001 })], 1000)).toHaveLength(1);
   });
 });
 

@@ -65,30 +65,35 @@ function table(el, head, rows) {
     }
   }
 }
+function codes(m) {
+  const e = Object.entries(m);
+  return e.length ? e.map(([code, n]) => code + " " + n).join(", ") : "–";
+}
 function render(s, dt) {
   const p = prev || { totals: {}, listeners: [], routes: [] };
   const byName = (list) => Object.fromEntries(list.map((x) => [x.name, x]));
   const pl = byName(p.listeners), pr = byName(p.routes);
-  $("meta").textContent = "version " + s.version + " · " + s.runtime + " · pid " + s.pid + " · up " + s.uptimeSeconds + " s";
+  $("meta").textContent = "version " + s.version + " · " + s.runtime + " · pid " + s.pid + " · up " + s.uptime_seconds + " s";
   const t = s.totals;
   table($("totals"), ["", "accepted", "conn/s", "active", "refused", "errors", "in", "out", "in B/s", "out B/s"], [[
-    "all", t.accepted, rate(t.accepted, p.totals.accepted, dt), t.active, t.refused, t.errors, bytes(t.bytesIn), bytes(t.bytesOut),
-    p.totals.bytesIn === undefined ? "–" : bytes(Math.max(0, (t.bytesIn - p.totals.bytesIn) / dt)),
-    p.totals.bytesOut === undefined ? "–" : bytes(Math.max(0, (t.bytesOut - p.totals.bytesOut) / dt)),
+    "all", t.accepted, rate(t.accepted, p.totals.accepted, dt), t.active, t.refused, t.errors_total, bytes(t.bytes_in), bytes(t.bytes_out),
+    p.totals.bytes_in === undefined ? "–" : bytes(Math.max(0, (t.bytes_in - p.totals.bytes_in) / dt)),
+    p.totals.bytes_out === undefined ? "–" : bytes(Math.max(0, (t.bytes_out - p.totals.bytes_out) / dt)),
   ]]);
   table($("workers"), ["worker", "thread", "state", "restarts", "heartbeat age", "active"], s.workers.map((w) => [
-    w.id, w.threadId, w.up ? { text: "up", cls: "up" } : { text: "down", cls: "down" }, w.restarts,
-    w.heartbeatAgeMs === null ? "–" : w.heartbeatAgeMs + " ms", w.activeConnections,
+    w.id, w.thread_id, w.up ? { text: "up", cls: "up" } : { text: "down", cls: "down" }, w.restarts,
+    w.heartbeat_age_ms === null ? "–" : w.heartbeat_age_ms + " ms", w.active_connections,
   ]));
-  table($("listeners"), ["listener", "kind", "address", "accepted", "conn/s", "active", "max", "refused", "errors", "in", "out"],
+  table($("listeners"), ["listener", "kind", "address", "accepted", "conn/s", "active", "max", "refused", "errors", "by code", "in", "out"],
     s.listeners.map((l) => [
       l.name, { text: l.kind, cls: "text" }, { text: l.address, cls: "text" }, l.accepted, rate(l.accepted, (pl[l.name] || {}).accepted, dt),
-      l.active, l.maxConnections || "∞", l.refused, l.errors, bytes(l.bytesIn), bytes(l.bytesOut),
+      l.active, l.max_connections || "∞", l.refused, l.errors_total, { text: codes(l.errors), cls: "text" }, bytes(l.bytes_in), bytes(l.bytes_out),
     ]));
-  table($("routes"), ["route", "match", "targets", "connections", "conn/s", "active", "errors", "in", "out"],
+  table($("routes"), ["route", "match", "targets", "connections", "conn/s", "active", "errors", "by code", "in", "out"],
     s.routes.map((r) => [
       r.name, { text: r.match, cls: "text" }, { text: r.targets.join(", "), cls: "text" }, r.connections,
-      rate(r.connections, (pr[r.name] || {}).connections, dt), r.active, r.errors, bytes(r.bytesIn), bytes(r.bytesOut),
+      rate(r.connections, (pr[r.name] || {}).connections, dt), r.active, r.errors_total, { text: codes(r.errors), cls: "text" },
+      bytes(r.bytes_in), bytes(r.bytes_out),
     ]));
   const tu = s.tunnels;
   $("tunnels-title").textContent = "Tunnel sessions (" + tu.sessions + (tu.sessions > tu.list.length ? ", first " + tu.list.length + " shown" : "") + ")";

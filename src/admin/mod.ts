@@ -16,6 +16,7 @@ export {
 } from "./status.ts";
 export type {
   AdminSource,
+  ErrorCounts,
   ListenerStatus,
   ReloadResult,
   RouteStatus,

@@ -7,8 +7,9 @@
 import { wallMs } from "../runtime/mod.ts";
 import type { ListenerConfig, RouteConfig } from "../config/types.ts";
 import { formatAddress } from "../config/mod.ts";
-import { OVERFLOW_NAME, type SlotSnapshot, type StatsSnapshot } from "../stats/mod.ts";
-import type { ListenerStatus, RouteStatus, StatusJson, TunnelSessionStatus, TunnelsStatus, WorkerStatus } from "./types.ts";
+import { ABORT_CODES, type ErrorCode } from "../errors/mod.ts";
+import { type CounterSet, OVERFLOW_NAME, type SlotSnapshot, type StatsSnapshot } from "../stats/mod.ts";
+import type { ErrorCounts, ListenerStatus, RouteStatus, StatusJson, TunnelSessionStatus, TunnelsStatus, WorkerStatus } from "./types.ts";
 
 /** /status lists at most this many tunnel sessions (the count is always whole). */
 export const STATUS_MAX_TUNNEL_SESSIONS = 1000;
@@ -54,11 +55,11 @@ export function buildStatus(input: StatusInput): StatusJson {
     const slab = snap.workers[w.id];
     return {
       id: w.id,
-      threadId: w.threadId,
+      thread_id: w.threadId,
       up: w.up,
       restarts: w.restarts,
-      heartbeatAgeMs: slab?.heartbeatAgeMs ?? null,
-      activeConnections: slab?.activeConnections ?? 0,
+      heartbeat_age_ms: slab?.heartbeatAgeMs ?? null,
+      active_connections: slab?.activeConnections ?? 0,
     };
   });
 
@@ -68,14 +69,14 @@ export function buildStatus(input: StatusInput): StatusJson {
       name: l.name,
       kind: l.kind,
       address: formatAddress(l.address),
-      maxConnections: l.maxConnections,
+      max_connections: l.maxConnections,
       accepted: s?.accepted ?? 0,
       active: s?.active ?? 0,
       closed: s?.closed ?? 0,
       refused: s?.refused ?? 0,
-      bytesIn: s?.bytesIn ?? 0,
-      bytesOut: s?.bytesOut ?? 0,
-      errors: s?.errorsTotal ?? 0,
+      bytes_in: s?.bytesIn ?? 0,
+      bytes_out: s?.bytesOut ?? 0,
+      ...errorFields(s),
     };
   });
 
@@ -88,9 +89,9 @@ export function buildStatus(input: StatusInput): StatusJson {
   return {
     version: input.version,
     runtime: input.runtime,
-    uptimeSeconds: Math.max(0, Math.floor((nowMs - input.startedMs) / 1000)),
+    uptime_seconds: Math.max(0, Math.floor((nowMs - input.startedMs) / 1000)),
     pid: input.pid,
-    startedAt: new Date(input.startedMs).toISOString(),
+    started_at: new Date(input.startedMs).toISOString(),
     workers,
     listeners,
     routes,
@@ -99,9 +100,9 @@ export function buildStatus(input: StatusInput): StatusJson {
       active: t.active,
       closed: t.closed,
       refused: t.refused,
-      bytesIn: t.bytesIn,
-      bytesOut: t.bytesOut,
-      errors: t.errorsTotal,
+      bytes_in: t.bytesIn,
+      bytes_out: t.bytesOut,
+      ...errorFields(t),
     },
     tunnels: tunnelsStatus(input.tunnels ?? []),
   };
@@ -133,11 +134,23 @@ function routeStatus(name: string, match: string, targets: string[], s: SlotSnap
     targets,
     connections: s?.accepted ?? 0,
     active: s?.active ?? 0,
-    bytesIn: s?.bytesIn ?? 0,
-    bytesOut: s?.bytesOut ?? 0,
-    errors: s?.errorsTotal ?? 0,
-    errorsByCode: { ...s?.errors },
+    bytes_in: s?.bytesIn ?? 0,
+    bytes_out: s?.bytesOut ?? 0,
+    ...errorFields(s),
   };
+}
+
+/**
+ * A slot's error counts split as /metrics splits them: `errors` (codes, summing
+ * to `errors_total`) and `aborts` (peer resets, ABORT_CODES). Non-zero codes only.
+ */
+function errorFields(s: CounterSet | undefined): { errors_total: number; errors: ErrorCounts; aborts: ErrorCounts } {
+  const errors: ErrorCounts = {};
+  const aborts: ErrorCounts = {};
+  for (const [code, n] of Object.entries(s?.errors ?? {}) as [ErrorCode, number][]) {
+    if (n > 0) (ABORT_CODES.has(code) ? aborts : errors)[code] = n;
+  }
+  return { errors_total: s?.errorsTotal ?? 0, errors, aborts };
 }
 
 /** A route's targets as the config file spells them: "host:port", "hbone://host:port", "tunnel:NAME" or "dir:/path". */

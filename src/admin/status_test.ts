@@ -49,6 +49,10 @@ test("buildStatus joins config, stats and the supervisor's worker table", () => 
   w1.opened(slots.routes["c.example"]!); // overflow
   w1.refused(slots.listeners.tls!);
   w1.error(slots.listeners.tls!, "LISTENER_FULL");
+  w0.error(slots.listeners.tls!, "NO_ROUTE");
+  w1.error(slots.listeners.tls!, "NO_ROUTE");
+  w0.error(slots.listeners.tls!, "DOWNSTREAM_RESET"); // an abort, not an error
+  w0.error(slots.routes["a.example"]!, "UPSTREAM_RESET");
   w1.error(slots.routes["c.example"]!, "UPSTREAM_CONNECT_REFUSED");
 
   const status = buildStatus({
@@ -66,38 +70,53 @@ test("buildStatus joins config, stats and the supervisor's worker table", () => 
     ],
   });
 
-  expect(status).toMatchObject({ version: "0.1.0", runtime: "bun 1.4.5", pid: 77, uptimeSeconds: 10 });
-  expect(status.startedAt).toBe("1970-01-01T00:00:01.000Z");
+  expect(status).toMatchObject({ version: "0.1.0", runtime: "bun 1.4.5", pid: 77, uptime_seconds: 10 });
+  expect(status.started_at).toBe("1970-01-01T00:00:01.000Z");
   expect(status.workers).toEqual([
-    { id: 0, threadId: 1, up: true, restarts: 0, heartbeatAgeMs: 1500, activeConnections: 1 },
-    { id: 1, threadId: 5, up: false, restarts: 2, heartbeatAgeMs: null, activeConnections: 1 },
+    { id: 0, thread_id: 1, up: true, restarts: 0, heartbeat_age_ms: 1500, active_connections: 1 },
+    { id: 1, thread_id: 5, up: false, restarts: 2, heartbeat_age_ms: null, active_connections: 1 },
   ]);
   expect(status.listeners).toEqual([
     {
       name: "tls",
       kind: "sni",
       address: "[::]:443",
-      maxConnections: 1000,
+      max_connections: 1000,
       accepted: 2,
       active: 2,
       closed: 0,
       refused: 1,
-      bytesIn: 10,
-      bytesOut: 20,
-      errors: 1,
+      bytes_in: 10,
+      bytes_out: 20,
+      errors_total: 3,
+      errors: { NO_ROUTE: 2, LISTENER_FULL: 1 },
+      aborts: { DOWNSTREAM_RESET: 1 },
     },
   ]);
-  expect(status.routes.map((r) => [r.name, r.match, r.targets, r.connections, r.errors])).toEqual([
+  expect(status.routes.map((r) => [r.name, r.match, r.targets, r.connections, r.errors_total])).toEqual([
     ["a.example", "a.example", ["10.0.0.1:8443"], 1, 0],
     ["b.example", "b.example", ["unix:/run/b.sock"], 0, 0],
     ["c.example", "c.example", ["dir:/srv/tls"], 0, 0], // beyond capacity: counted under _other
     ["_other", "", [], 1, 1],
   ]);
-  expect(status.routes[3]!.errorsByCode).toEqual({ UPSTREAM_CONNECT_REFUSED: 1 });
-  expect(status.routes[0]).toMatchObject({ bytesIn: 10, bytesOut: 20, active: 1 });
-  expect(status.totals).toEqual({ accepted: 2, active: 2, closed: 0, refused: 1, bytesIn: 10, bytesOut: 20, errors: 1 });
+  expect(status.routes[3]!.errors).toEqual({ UPSTREAM_CONNECT_REFUSED: 1 });
+  expect(status.routes[0]).toMatchObject({ bytes_in: 10, bytes_out: 20, active: 1, errors: {}, aborts: { UPSTREAM_RESET: 1 } });
+  expect(status.routes[1]).toMatchObject({ errors_total: 0, errors: {}, aborts: {} });
+  expect(status.totals).toEqual({
+    accepted: 2, active: 2, closed: 0, refused: 1, bytes_in: 10, bytes_out: 20,
+    errors_total: 3, errors: { NO_ROUTE: 2, LISTENER_FULL: 1 }, aborts: { DOWNSTREAM_RESET: 1 },
+  });
   expect(status.tunnels).toEqual({ sessions: 0, list: [] });
   expect(JSON.parse(JSON.stringify(status))).toEqual(status); // plain data
+  // Every key is snake_case, like the config file and the log fields (error codes are values' keys, not fields).
+  const keys = (v: unknown, path: string): string[] =>
+    v === null || typeof v !== "object"
+      ? []
+      : Object.entries(v).flatMap(([k, x]) => [
+        ...(/^(errors|aborts)$/.test(path.split(".").pop()!) ? [] : [`${path}.${k}`]),
+        ...keys(x, Array.isArray(v) ? path : `${path}.${k}`),
+      ]);
+  for (const k of keys(status, "")) expect(k).toMatch(/^(\.[a-z0-9_]+)+$/);
 });
 
 test("tunnel sessions: oldest first, the list capped, the count whole", () => {

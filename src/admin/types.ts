@@ -1,7 +1,8 @@
 /**
  * The admin API's contract with the supervisor. The supervisor implements
  * AdminSource; the admin app only calls it and never imports the data plane.
- * Everything here is plain JSON-able data.
+ * Everything here is plain JSON-able data; the /status keys are snake_case,
+ * like the config file and the log fields.
  */
 
 import type { ErrorCode } from "../errors/mod.ts";
@@ -9,15 +10,18 @@ import type { ErrorCode } from "../errors/mod.ts";
 export interface WorkerStatus {
   id: number;
   /** The worker thread's id as the runtime reports it. */
-  threadId: number;
+  thread_id: number;
   /** The thread is running (the supervisor saw no exit since it started). */
   up: boolean;
   /** Times this worker slot was restarted after its thread ended. */
   restarts: number;
   /** Since the worker's last heartbeat; null before its first. */
-  heartbeatAgeMs: number | null;
-  activeConnections: number;
+  heartbeat_age_ms: number | null;
+  active_connections: number;
 }
+
+/** Non-zero counts by error code; codes never seen are left out. */
+export type ErrorCounts = Partial<Record<ErrorCode, number>>;
 
 export interface ListenerStatus {
   name: string;
@@ -25,15 +29,19 @@ export interface ListenerStatus {
   /** "host:port", "[v6]:port" or "unix:/path". */
   address: string;
   /** Open-connection limit across workers; 0 = unlimited. */
-  maxConnections: number;
+  max_connections: number;
   accepted: number;
   active: number;
   closed: number;
   refused: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** All error codes together; see /metrics for the split. */
-  errors: number;
+  bytes_in: number;
+  bytes_out: number;
+  /** All error codes together (the sum of `errors`). */
+  errors_total: number;
+  /** Errors by code, like `edgemux_listener_errors_total{code}`. */
+  errors: ErrorCounts;
+  /** Peer resets by side (DOWNSTREAM_RESET, UPSTREAM_RESET): not errors, like `edgemux_listener_aborts_total{code}`. */
+  aborts: ErrorCounts;
 }
 
 export interface RouteStatus {
@@ -45,11 +53,14 @@ export interface RouteStatus {
   /** Connections routed here since start. */
   connections: number;
   active: number;
-  bytesIn: number;
-  bytesOut: number;
-  errors: number;
-  /** Non-zero codes only. */
-  errorsByCode: Partial<Record<ErrorCode, number>>;
+  bytes_in: number;
+  bytes_out: number;
+  /** All error codes together (the sum of `errors`). */
+  errors_total: number;
+  /** Errors after the route was chosen, by code. */
+  errors: ErrorCounts;
+  /** Peer resets by side. */
+  aborts: ErrorCounts;
 }
 
 export interface TotalsStatus {
@@ -57,9 +68,12 @@ export interface TotalsStatus {
   active: number;
   closed: number;
   refused: number;
-  bytesIn: number;
-  bytesOut: number;
-  errors: number;
+  bytes_in: number;
+  bytes_out: number;
+  errors_total: number;
+  /** Every listener's errors by code. */
+  errors: ErrorCounts;
+  aborts: ErrorCounts;
 }
 
 /** An agent session held by a tunnel listener. */
@@ -91,10 +105,10 @@ export interface StatusJson {
   version: string;
   /** e.g. "bun 1.4.5". */
   runtime: string;
-  uptimeSeconds: number;
+  uptime_seconds: number;
   pid: number;
   /** ISO 8601 time the process started. */
-  startedAt: string;
+  started_at: string;
   workers: WorkerStatus[];
   listeners: ListenerStatus[];
   routes: RouteStatus[];

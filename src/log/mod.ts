@@ -1,7 +1,8 @@
 /**
- * Line-oriented logger: text (`2026-11-21T22:54:48.123Z INFO msg k=v`) or
- * JSON (one object per line). Workers and the supervisor each hold one; the
- * level and format follow the config and change on reload.
+ * Line-oriented logger: text in logfmt
+ * (`ts=2026-11-21T22:54:48.123Z level=info msg=ready k=v reason="no route"`,
+ * see `logfmtValue`) or JSON (one object per line). Workers and the supervisor
+ * each hold one; the level and format follow the config and change on reload.
  */
 import type { LogFormat, LogLevel } from "../config/types.ts";
 
@@ -54,7 +55,7 @@ export class Logger {
       this.sink(JSON.stringify({ ts, level, msg, ...this.base, ...fields }));
       return;
     }
-    let line = `${ts} ${level.toUpperCase()} ${msg}`;
+    let line = `ts=${ts} level=${level} msg=${logfmtValue(msg)}`;
     line += textFields(this.base, "");
     if (fields) line += textFields(fields, "");
     this.sink(line);
@@ -62,11 +63,11 @@ export class Logger {
 }
 
 /**
- * Text form of fields: `key=value`, quoted when the value has a space, quote
- * or `=`. An object flattens to dotted keys (`limits.max=3`); a list of
- * plain values joins with commas (`services=web,db`); a list holding objects
- * flattens with each index (`forwards.0.service=web forwards.0.listen=…`),
- * the only form that neither loses a field nor prints `[object Object]`.
+ * Text form of fields, logfmt: ` key=value` each. An object flattens to
+ * dotted keys (`limits.max=3`); a list of plain values joins with commas
+ * (`services=web,db`); a list holding objects flattens with each index
+ * (`forwards.0.service=web forwards.0.listen=…`), the only form that neither
+ * loses a field nor prints `[object Object]`. null and undefined are left out.
  */
 function textFields(fields: LogFields, prefix: string): string {
   let out = "";
@@ -77,8 +78,27 @@ function textFields(fields: LogFields, prefix: string): string {
       out += textFields(v as LogFields, `${prefix}${key}.`);
       continue;
     }
-    const s = Array.isArray(v) ? v.join(",") : String(v);
-    out += ` ${prefix}${key}=${/[\s"=]/.test(s) || s === "" ? JSON.stringify(s) : s}`;
+    out += ` ${logfmtKey(prefix + key)}=${logfmtValue(Array.isArray(v) ? v.join(",") : String(v))}`;
   }
   return out;
+}
+
+/** A value that needs quotes: empty, or holding whitespace, a control character, `=` or `"`. */
+const NEEDS_QUOTES = /[\s\p{Cc}="]/u;
+
+/**
+ * A logfmt value: bare when it can be, else double-quoted with `"` and `\`
+ * escaped and control characters (line feed included) as `\n`, `\t`,
+ * `\u001b`, so a line never breaks (JSON string escaping, which Go's logfmt
+ * and slog readers unquote).
+ */
+export function logfmtValue(s: string): string {
+  if (s !== "" && !NEEDS_QUOTES.test(s)) return s;
+  // JSON leaves U+007F..U+009F (NEL among them) and the Unicode line/paragraph separators raw.
+  return JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A logfmt key is bare: a character that would end or split it becomes `_`. */
+function logfmtKey(k: string): string {
+  return k === "" ? "_" : k.replace(/[\s\p{Cc}="]/gu, "_");
 }

@@ -32,6 +32,10 @@ export interface ProcessInfo {
   residentMemoryBytes: number;
   /** User + system CPU time, in seconds. */
   cpuSecondsTotal: number;
+  /** Open file descriptors; absent where the runtime cannot count them (not Linux): no sample then. */
+  openFds?: number;
+  /** The open-files limit (RLIMIT_NOFILE soft limit); absent where unknown. */
+  maxFds?: number;
 }
 
 /** What the supervisor knows about a worker beyond its slab. */
@@ -178,6 +182,23 @@ export function renderPrometheus(
   // ---- process ----
   family("edgemux_build_info", "gauge", "Always 1; labels carry the edgemux version and the JavaScript runtime.");
   sample("edgemux_build_info", `${labelPair("version", proc.version)},${labelPair("runtime", proc.runtime)}`, 1);
+  // The names and meanings Prometheus' client libraries give every process
+  // (client_golang's process collector), so stock dashboards and alerts work.
+  family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+  sample("process_cpu_seconds_total", "", proc.cpuSecondsTotal);
+  family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  sample("process_resident_memory_bytes", "", proc.residentMemoryBytes);
+  if (proc.openFds !== undefined) {
+    family("process_open_fds", "gauge", "Number of open file descriptors.");
+    sample("process_open_fds", "", proc.openFds);
+  }
+  if (proc.maxFds !== undefined) {
+    family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    sample("process_max_fds", "", proc.maxFds);
+  }
+  family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+  sample("process_start_time_seconds", "", proc.startTimeSeconds);
+  // The same three facts under edgemux's own prefix, as before process_* existed (kept for existing dashboards).
   family("edgemux_process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
   sample("edgemux_process_start_time_seconds", "", proc.startTimeSeconds);
   family("edgemux_process_resident_memory_bytes", "gauge", "Resident memory of the process (all workers), in bytes.");

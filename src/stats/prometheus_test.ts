@@ -72,7 +72,7 @@ describe("renderPrometheus", () => {
         expect([currentFamily, `${currentFamily}_bucket`, `${currentFamily}_sum`, `${currentFamily}_count`]).toContain(metric);
       }
     }
-    expect(families.length).toBe(23);
+    expect(families.length).toBe(26); // 23 edgemux_* + process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds
     for (const f of families) {
       const type = lines.find((l) => l.startsWith(`# TYPE ${f} `))!.split(" ")[3];
       if (type === "counter") expect(f.endsWith("_total")).toBe(true);
@@ -120,6 +120,22 @@ describe("renderPrometheus", () => {
     expect(text).toContain('edgemux_build_info{version="0.1.0",runtime="bun 1.4.5"} 1\n');
     expect(text).toContain("edgemux_process_start_time_seconds 1700000000.5\n");
     expect(text).toContain("edgemux_process_cpu_seconds_total 3.25\n");
+  });
+
+  test("the standard process_* families, as Prometheus' client libraries name them", () => {
+    const reg = new StatsRegistry(1);
+    const snap = reg.snapshot([reg.createSlab()], { nowMs: 1000 });
+    const full = renderPrometheus(snap, { ...PROC, openFds: 17, maxFds: 1024 });
+    expect(full).toContain("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 3.25\n");
+    expect(full).toContain("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 52428800\n");
+    expect(full).toContain("# TYPE process_open_fds gauge\nprocess_open_fds 17\n");
+    expect(full).toContain("# TYPE process_max_fds gauge\nprocess_max_fds 1024\n");
+    expect(full).toContain("# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 1700000000.5\n");
+    // Where descriptors cannot be counted (no /proc), their families are left out, not shown empty.
+    const bare = renderPrometheus(snap, PROC);
+    expect(bare).toContain("process_cpu_seconds_total 3.25\n");
+    expect(bare).not.toContain("process_open_fds");
+    expect(bare).not.toContain("process_max_fds");
   });
 
   test("the supervisor's view of workers overrides heartbeat inference", () => {

@@ -7,10 +7,16 @@ import { type AdminSource, buildStatus, createAdminApp, type TunnelSessionFact }
 import type { HostPort } from "../config/types.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { renderPrometheus, type TunnelSessionCount } from "../stats/mod.ts";
+import { ProcessMetrics } from "./process_metrics.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 export function adminSource(sup: Supervisor): AdminSource {
   const rt = sup.runtime;
+  const proc = new ProcessMetrics({
+    startTimeSeconds: sup.startedAt / 1000,
+    residentMemoryBytes: () => rt.rss(),
+    cpuSecondsTotal: () => rt.cpuUsageMicros() / 1e6,
+  });
   const snapshot = () => sup.registry.snapshot(sup.workers.map((w) => w.slab));
   const workerFacts = () => sup.workers.map((w) => ({ id: w.id, threadId: w.handle?.threadId ?? 0, up: w.up, restarts: w.restarts }));
   const tunnelFacts = (): TunnelSessionFact[] => sup.workers.flatMap((w) => [...w.agents.values()].map((s) => ({ ...s, worker: w.id })));
@@ -36,13 +42,7 @@ export function adminSource(sup: Supervisor): AdminSource {
     metrics: () =>
       renderPrometheus(
         snapshot(),
-        {
-          version: sup.version,
-          runtime: `${rt.name} ${rt.version}`,
-          startTimeSeconds: sup.startedAt / 1000,
-          residentMemoryBytes: rt.rss(),
-          cpuSecondsTotal: rt.cpuUsageMicros() / 1e6,
-        },
+        { version: sup.version, runtime: `${rt.name} ${rt.version}`, ...proc.read() },
         sup.workers.map((w) => ({ id: w.id, up: w.up, restarts: w.restarts })),
         tunnelCounts(sup),
       ),

@@ -69,6 +69,8 @@ export class Supervisor {
   private readyPending = 0;
   private drainedPending = 0;
   private drainDone: (() => void) | null = null;
+  /** Worker threads ended on an operator's request (POST /workers/N/restart): their exit is no crash. */
+  private readonly operatorRestarts = new WeakSet<WorkerHandle>();
 
   constructor(private readonly opts: SupervisorOptions) {
     this.config = opts.config;
@@ -217,27 +219,34 @@ export class Supervisor {
       this.readyReject(new ProxyError("INTERNAL", "internal", `worker ${w.id} exited before it was ready: ${reason}`));
       return;
     }
-    w.lastExitReason = reason;
-    this.log.error("worker exited; restarting", { worker: w.id, reason });
+    const byOperator = this.operatorRestarts.has(handle);
+    w.lastExitReason = byOperator ? "restarted by operator" : reason;
+    if (byOperator) this.log.info("worker restarted by operator", { worker: w.id });
+    else this.log.error("worker exited; restarting", { worker: w.id, reason });
     // Its connections died with it: give back their gauges and max_connections permits.
     this.registry.resetGauges(w.slab, this.limits);
     // And its tunnel sessions: their max_sessions counts, and the services peers routed to it.
     if (this.tunnelSessions) releaseWorkerSessions(this.tunnelSessions, w.id);
     w.agents.clear();
     for (const v of this.workers) v.handle?.postMessage({ type: "peer-gone", workerId: w.id } satisfies ToWorker);
+    // A requested restart is not a crash loop: it neither waits out nor grows the back-off.
     const lived = wallMs() - w.startedAt;
-    w.backoffMs = lived > 30_000 ? RESTART_BACKOFF_MIN_MS : Math.min(RESTART_BACKOFF_MAX_MS, w.backoffMs * 2);
+    if (!byOperator) w.backoffMs = lived > 30_000 ? RESTART_BACKOFF_MIN_MS : Math.min(RESTART_BACKOFF_MAX_MS, w.backoffMs * 2);
     setTimeout(() => {
       if (this.draining || w.handle) return;
       w.restarts++;
       this.spawn(w);
-    }, lived > 30_000 ? RESTART_BACKOFF_MIN_MS : w.backoffMs);
+    }, byOperator || lived > 30_000 ? RESTART_BACKOFF_MIN_MS : w.backoffMs);
   }
 
-  /** Terminate one worker as if it crashed (admin API); the supervisor restarts it. */
+  /**
+   * Terminate one worker (admin API, POST /workers/N/restart); the supervisor
+   * replaces it as it would a crashed one, but logs it at info, without back-off.
+   */
   restartWorker(id: number): boolean {
     const w = this.workers[id];
     if (!w?.handle) return false;
+    this.operatorRestarts.add(w.handle);
     w.handle.terminate();
     return true;
   }
