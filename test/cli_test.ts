@@ -1,10 +1,11 @@
 /** The command line, run as a real process (Bun, or Deno with EDGEMUX_RUNTIME=deno). */
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { commands } from "../src/cli/commands.ts";
-import { edgemuxCommand, EdgemuxProcess, run, tempDir } from "./support/edgemux.ts";
+import { edgemuxCommand, EdgemuxProcess, run, startEdgemux, tempDir } from "./support/edgemux.ts";
 
 async function edgemux(...args: string[]) {
   const { cmd, argv } = edgemuxCommand(args);
@@ -14,6 +15,18 @@ async function edgemux(...args: string[]) {
 /** A config with one sni listener named `name` on a kernel-chosen port and the admin API on one too. */
 const servable = (name: string) =>
   `workers = 1\n[admin]\naddress = "127.0.0.1:0"\n[[listeners]]\nname = "${name}"\nkind = "sni"\naddress = "127.0.0.1:0"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:8443"]\n`;
+
+/** A port the kernel just handed out (and took back): free now, fixed from here on. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 /** Runs `edgemux ARGS` until its ready line (JSON), then SIGTERM; the ready line and the exit code. */
 async function serveUntilReady(args: string[], cwd: string) {
@@ -87,6 +100,62 @@ describe("edgemux CLI", () => {
     expect([both.code, both.stdout]).toEqual([0, `${good}: ok (1 listener(s), 1 route(s))\n`]);
   });
 
+  test("check-config prints warnings under the file; --strict makes them fail the check", async () => {
+    const dir = tempDir();
+    const risky = join(dir, "risky.toml");
+    // An open socks5 proxy off loopback, egress to private ranges, and an sni listener no route names. Nothing is bound.
+    writeFileSync(
+      risky,
+      `[[listeners]]\nname = "pub"\nkind = "socks5"\naddress = "0.0.0.0:1080"\n[[listeners]]\nname = "a"\nkind = "sni"\naddress = "127.0.0.1:0"\n` +
+        `[[listeners]]\nname = "b"\nkind = "sni"\naddress = "127.0.0.1:0"\n[[routes]]\nmatch = "*"\nlisteners = ["a"]\ntargets = ["127.0.0.1:8443"]\n[egress]\nallow_private = true\n`,
+    );
+    const r = await edgemux("check-config", risky);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${risky}: ok (3 listener(s), 1 route(s), 3 warning(s))\n`);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines.map((l) => l.slice(0, l.indexOf(": ", risky.length + 11)))).toEqual([
+      `${risky}: warning: listeners[0].auth`,
+      `${risky}: warning: listeners[2]`,
+      `${risky}: warning: egress.allow_private`,
+    ]);
+    expect(lines[0]).toContain(`socks5 listener "pub" on 0.0.0.0 with auth = "none" is an open proxy`);
+    const strict = await edgemux("check-config", "--strict", risky);
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toBe("");
+    expect(strict.stderr).toContain(`${risky}: refused by --strict (3 listener(s), 1 route(s), 3 warning(s))`);
+    // A clean file passes --strict.
+    const clean = join(dir, "clean.toml");
+    writeFileSync(clean, `[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:0"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:8443"]\n`);
+    const ok = await edgemux("check-config", "--strict", clean);
+    expect([ok.code, ok.stdout, ok.stderr]).toEqual([0, `${clean}: ok (1 listener(s), 1 route(s))\n`, ""]);
+  });
+
+  test("serve refuses a port another process already answers on, unless --allow-shared-ports; warnings are logged", async () => {
+    const dir = tempDir();
+    // A fixed port, taken from the kernel: the point is two processes asking for the same one.
+    const port = await freePort();
+    const path = join(dir, "edge.toml");
+    writeFileSync(path, servable("sni").replace('address = "127.0.0.1:0"\n[[routes]]', `address = "127.0.0.1:${port}"\n[[routes]]`) + `[egress]\nallow_private = true\n`);
+    const first = await startEdgemux(readFileSync(path, "utf8"), { dir });
+    try {
+      expect(first.listeners.sni).toBe(`127.0.0.1:${port}`);
+      expect(first.lines.find((l) => l.msg === "config warning")).toMatchObject({ level: "warn", field: "egress.allow_private" });
+      const { cmd, argv } = edgemuxCommand(["serve", path, "--log-format", "json"]);
+      const refused = await run(cmd, argv, { timeoutMs: 30_000 });
+      expect(refused.code).toBe(1);
+      const line = refused.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).find((l) => l.msg === "start refused");
+      expect(line?.reason).toBe(
+        `listeners[0].address: 127.0.0.1:${port} is already in use by another process (edgemux would share it through SO_REUSEPORT and split its traffic); stop it or pass --allow-shared-ports`,
+      );
+      expect(refused.stdout).not.toContain('"msg":"ready"');
+      const shared = await serveUntilReady(["serve", path, "--allow-shared-ports"], dir);
+      expect((shared.ready.listeners as Record<string, string>).sni).toBe(`127.0.0.1:${port}`);
+      expect(shared.code).toBe(0);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+  }, 90_000);
+
   test("serve FILE is serve --config FILE", async () => {
     const dir = tempDir();
     const path = join(dir, "edge.toml");
@@ -137,7 +206,7 @@ describe("edgemux CLI", () => {
   test("every command's --help lists its flags", async () => {
     const r = await edgemux("serve", "--help");
     expect(r.code).toBe(0);
-    for (const f of ["--config", "--workers", "--admin", "--log-level", "--log-format", "--drain-timeout"]) expect(r.stdout).toContain(f);
+    for (const f of ["--config", "--workers", "--admin", "--log-level", "--log-format", "--drain-timeout", "--allow-shared-ports"]) expect(r.stdout).toContain(f);
     expect(r.stdout).toContain("default");
     const main = await edgemux("--help");
     for (const c of ["serve", "check-config", "hostname", "default-config", "version"]) expect(main.stdout).toContain(c);

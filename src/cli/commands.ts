@@ -3,7 +3,7 @@
  * `--help`; `runCommand` returns the exit code, or null for `serve`, which
  * keeps running until drained.
  */
-import { type ConfigFlags, ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig } from "../config/mod.ts";
+import { type ConfigFlags, ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig, warnings } from "../config/mod.ts";
 import { type FlagSpec, type FlagValues, flagHead, HELP_FLAG, nearestName, parseFlags } from "./flags.ts";
 import { canonicalHostname } from "../proto/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
@@ -101,6 +101,11 @@ const serveFlags: Record<string, FlagSpec> = {
     default: "none; systemd's LISTEN_FDS are adopted without it",
     help: "adopt the listening socket on descriptor FD for listener NAME instead of binding (NAME=FD, 0 = stdin as inetd passes it); repeatable",
   },
+  "allow-shared-ports": {
+    type: "boolean",
+    default: "off: refuse to start when another process answers on a listener's port",
+    help: "start beside another process on the same ports (SO_REUSEPORT splits new connections between them): the second process of a zero-downtime upgrade",
+  },
 };
 
 /**
@@ -162,13 +167,17 @@ export const commands: Record<string, Command> = {
         err(e instanceof ConfigError ? e.message : `edgemux: ${(e as Error).message}`);
         return 2;
       }
-      return await serve(rt, config, path, flags, inherited);
+      return await serve(rt, config, path, flags, inherited, { allowSharedPorts: values["allow-shared-ports"] === true });
     },
   },
   "check-config": {
     summary: "validate config files (and flags) without starting",
     usage: "edgemux check-config FILE... [flags]",
-    flags: { ...configFlags, config: { type: "string", placeholder: "FILE", short: "c", default: "none: give FILE as the argument", help: "a file to check, as well as any FILE arguments" } },
+    flags: {
+      ...configFlags,
+      config: { type: "string", placeholder: "FILE", short: "c", default: "none: give FILE as the argument", help: "a file to check, as well as any FILE arguments" },
+      strict: { type: "boolean", default: "off: warnings are printed, the exit status stays 0", help: "a file with warnings (risky but valid settings) fails the check, exit status 1" },
+    },
     takesArgs: true,
     run(_rt, values, pos, out, err) {
       const paths = [...pos];
@@ -183,7 +192,15 @@ export const commands: Record<string, Command> = {
       for (const path of paths) {
         try {
           const c = loadConfigFile(path, flags);
-          out(`${path}: ok (${c.listeners.length} listener(s), ${c.routes.length} route(s))`);
+          const found = warnings(c);
+          for (const w of found) err(`${path}: warning: ${w.field}: ${w.message}`);
+          const counts = `${c.listeners.length} listener(s), ${c.routes.length} route(s)${found.length > 0 ? `, ${found.length} warning(s)` : ""}`;
+          if (values.strict && found.length > 0) {
+            err(`${path}: refused by --strict (${counts})`);
+            code = 1;
+          } else {
+            out(`${path}: ok (${counts})`);
+          }
         } catch (e) {
           err(checkFailure(path, e));
           code = 1;

@@ -4,15 +4,37 @@
  * (always, whatever the log level: tests and scripts read it).
  */
 import { existsSync } from "node:fs";
-import type { Config, ConfigFlags } from "../config/mod.ts";
+import { type Config, type ConfigFlags, warnings } from "../config/mod.ts";
 import { formatHostPort } from "../proto/mod.ts";
 import { Logger } from "../log/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { type PassedSocket, startAdmin, Supervisor, workerEntryUrl } from "../supervisor/mod.ts";
 import { notifySystemd } from "./notify.ts";
+import { adoptingListeners, sharedPortProblem } from "./shared_ports.ts";
 
-export async function serve(rt: Runtime, config: Config, configPath: string | null, flags: ConfigFlags, inherited: PassedSocket[] = []): Promise<null | number> {
+export interface ServeOptions {
+  /** Start even when another process answers on a listener's port (the zero-downtime upgrade's second process). */
+  allowSharedPorts?: boolean;
+}
+
+export async function serve(
+  rt: Runtime,
+  config: Config,
+  configPath: string | null,
+  flags: ConfigFlags,
+  inherited: PassedSocket[] = [],
+  opts: ServeOptions = {},
+): Promise<null | number> {
   const log = new Logger(config.log.level, config.log.format, {});
+  for (const w of warnings(config)) log.warn("config warning", { field: w.field, warning: w.message });
+  if (!opts.allowSharedPorts) {
+    const adopting = adoptingListeners(rt, config, inherited);
+    const problem = adopting === null ? null : await sharedPortProblem(rt, config, adopting);
+    if (problem !== null) {
+      log.error("start refused", { reason: problem });
+      return 1;
+    }
+  }
   const sup = new Supervisor({ runtime: rt, log, config, configPath, flags, workerUrl: workerEntryUrl(), inherited });
   try {
     await sup.start();

@@ -1,8 +1,8 @@
 /**
  * The zero-downtime upgrade, as an operator runs it, under load:
  *
- *   old edgemux serving → start the new one on the same ports (reusePort)
- *   → wait for its "ready" line → SIGTERM the old one → it drains and exits 0.
+ *   old edgemux serving → start the new one on the same ports (reusePort,
+ *   `--allow-shared-ports`) → wait for its "ready" line → SIGTERM the old one → it drains and exits 0.
  *
  * Meanwhile short TLS requests run in a few loops and long transfers
  * (downloads and an echo of random bytes) cross the switch. Prints one line
@@ -82,7 +82,8 @@ async function main(): Promise<Record<string, unknown>> {
     mark("load_running");
 
     // The new process binds the same address (reusePort) and must be ready before the old one is told to go.
-    newP = await startEdgemux(config(port, backend.address), { dir: tempDir("edgemux-new-") });
+    // Sharing the port is the point here, so it says so: without the flag edgemux refuses a port another process answers on.
+    newP = await startEdgemux(config(port, backend.address), { dir: tempDir("edgemux-new-"), args: ["--allow-shared-ports"] });
     mark("new_ready");
     const newPort = newP.hostPort("sni").port;
     const transfersCrossed = !transfersDone;
