@@ -67,7 +67,8 @@ describe("deploy/systemd", () => {
       expect(one("NoNewPrivileges")).toBe("yes");
       expect(one("Type")).toBe("notify");
       expect(one("NotifyAccess")).toBe("all");
-      expect(one("ExecStart")).toBe("/usr/local/bin/edgemux serve --config /etc/edgemux/edgemux.toml");
+      // Both units may hold the ports at once (the hand-over): the shared-port check must let them.
+      expect(one("ExecStart")).toBe("/usr/local/bin/edgemux serve --config /etc/edgemux/edgemux.toml --allow-shared-ports");
       expect(one("ExecReload")).toBe("/bin/kill -HUP $MAINPID");
       expect(d.has("MemoryDenyWriteExecute")).toBe(false); // the JIT needs W+X pages
     });
