@@ -126,6 +126,15 @@ describe("HTTP/1.1 CONNECT with curl", () => {
     expect(t.head).toContain("Edgemux-Error: AUTH_REQUIRED");
     await within(t.closed, 5000, "close after 407");
   });
+
+  test("a wrong token is a 407 too, but counted and logged as AUTH_INVALID, apart from a missing one", async () => {
+    const t = await rawRequest(em.hostPort("auth").port, [`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Bearer not-a-token\r\n\r\n`]);
+    expect(t.status).toBe(407);
+    expect(t.head).toContain("Edgemux-Error: AUTH_INVALID");
+    await within(t.closed, 5000, "close after 407");
+    const line = await em.waitForLine((l) => l.msg === "tunnel" && l.listener === "auth" && l.error === "AUTH_INVALID");
+    expect(line.status).toBe(407);
+  });
 });
 
 describe("refusals close only themselves", () => {

@@ -63,8 +63,9 @@ export class ProxyPolicy {
   }
 
   /**
-   * Checks a token secret for role "proxy"; throws AUTH_REQUIRED (no or
-   * unknown credentials) or AUTH_DENIED (role, client address).
+   * Checks a token secret for role "proxy"; throws AUTH_REQUIRED (no
+   * credentials), AUTH_INVALID (a secret no entry has) or AUTH_DENIED (role,
+   * client address).
    */
   checkToken(secret: string | null, user: string | null, clientIp: string): Principal {
     if (secret === null) throw new ProxyError("AUTH_REQUIRED", "downstream", "Proxy authentication required: a [[tokens]] secret (Bearer, or Basic with the token as password)");

@@ -68,7 +68,7 @@ export class TokenGrant {
 
 export type TokenCheck =
   | { ok: true; grant: TokenGrant }
-  | { ok: false; code: Extract<ErrorCode, "AUTH_REQUIRED" | "AUTH_DENIED">; reason: string };
+  | { ok: false; code: Extract<ErrorCode, "AUTH_INVALID" | "AUTH_DENIED">; reason: string };
 
 /** Hex SHA-256 of a secret, as `[[tokens]] sha256` stores it (`edgemux hash-token`). */
 export function hashToken(secret: string | Uint8Array): string {
@@ -138,7 +138,7 @@ export class TokenStore {
   /** The grant for a secret, checked for `role` and the client address. */
   verify(secret: string | Uint8Array, role: TokenRole, clientIp: string): TokenCheck {
     const g = this.byToken(secret);
-    if (g === null) return { ok: false, code: "AUTH_REQUIRED", reason: "The token matches no [[tokens]] entry" };
+    if (g === null) return { ok: false, code: "AUTH_INVALID", reason: "The token matches no [[tokens]] entry" };
     if (!g.roles.has(role)) return { ok: false, code: "AUTH_DENIED", reason: `Token '${g.name}' does not have role '${role}'` };
     if (!g.access.allows(clientIp)) return { ok: false, code: "AUTH_DENIED", reason: `Token '${g.name}' may not be used from ${clientIp}` };
     return { ok: true, grant: g };

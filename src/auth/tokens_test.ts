@@ -30,9 +30,9 @@ describe("TokenStore", () => {
     expect(store.verify(new TextEncoder().encode("s3cret"), "proxy", "::1").ok).toBe(true);
   });
 
-  test("unknown secrets are AUTH_REQUIRED; a wrong role or address AUTH_DENIED", () => {
-    expect(store.verify("nope", "proxy", "127.0.0.1")).toMatchObject({ ok: false, code: "AUTH_REQUIRED" });
-    expect(store.verify("", "proxy", "127.0.0.1")).toMatchObject({ ok: false, code: "AUTH_REQUIRED" });
+  test("unknown secrets (wrong or empty) are AUTH_INVALID; a wrong role or address AUTH_DENIED", () => {
+    expect(store.verify("nope", "proxy", "127.0.0.1")).toMatchObject({ ok: false, code: "AUTH_INVALID" });
+    expect(store.verify("", "proxy", "127.0.0.1")).toMatchObject({ ok: false, code: "AUTH_INVALID" });
     expect(store.verify("agent-secret", "proxy", "127.0.0.1")).toMatchObject({ ok: false, code: "AUTH_DENIED" });
     expect(store.verify("office-secret", "proxy", "10.1.2.3").ok).toBe(true);
     expect(store.verify("office-secret", "proxy", "::ffff:10.1.2.3").ok).toBe(true);

@@ -61,6 +61,7 @@ const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]>
   DATAGRAM_TOO_LARGE: [null, 400, 503, 503, 1],
   SERVICE_UNREACHABLE: [80, 502, 503, 503, 5],
   TLS_BAD_SERVER_NAME: [112, 400, 503, 503, 1],
+  AUTH_INVALID: [null, 407, 401, 407, 2],
 };
 
 test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply it had", () => {
@@ -89,12 +90,12 @@ const WIRE_BEFORE: Record<number, [ErrorCode, number]> = {
   1: ["TUNNEL_PROTOCOL", 400], // PROTOCOL
   2: ["TUNNEL_PROTOCOL", 400], // VERSION
   3: ["HANDSHAKE_TIMEOUT", 400], // HELLO_TIMEOUT
-  10: ["AUTH_DENIED", 401], // BAD_TOKEN
+  10: ["AUTH_INVALID", 401], // BAD_TOKEN: a wrong secret, counted apart from a missing one since AUTH_INVALID
   11: ["ROLE_DENIED", 403],
   12: ["ACCESS_DENIED", 403], // CIDR_DENIED
   13: ["SERVICE_DENIED", 403],
   14: ["SESSION_LIMIT", 429],
-  15: ["AUTH_DENIED", 401], // AUTH_REQUIRED
+  15: ["AUTH_REQUIRED", 401], // AUTH_REQUIRED: no credentials at all
   20: ["SERVICE_UNKNOWN", 400],
   21: ["SERVICE_OFFLINE", 400],
   22: ["SERVICE_UNREACHABLE", 400], // its own stats code since the wire code travels only as the error code

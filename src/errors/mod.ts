@@ -39,7 +39,7 @@ export const ERROR_CODES = [
   "HTTP_BAD_REQUEST", // malformed HTTP request head or CONNECT authority (connect listener)
   "HTTP_HEADER_TOO_LARGE", // request head over max_header_bytes, or too many fields
   "HTTP_METHOD_NOT_ALLOWED", // a proxy request that is neither CONNECT nor POST with x-tun
-  "AUTH_REQUIRED", // no credentials, or credentials that match no token (HTTP 407, SOCKS5 auth failure)
+  "AUTH_REQUIRED", // no credentials (HTTP 407, SOCKS5 auth failure)
   "EGRESS_DENIED", // the destination is outside the [egress] policy (host, port or address)
   "IDENTITY_DENIED", // HBONE: the client's SPIFFE identity may not reach this destination
   "UPSTREAM_DNS", // the destination name did not resolve
@@ -48,6 +48,7 @@ export const ERROR_CODES = [
   "DATAGRAM_TOO_LARGE", // udp listener: a datagram over max_datagram, dropped
   "SERVICE_UNREACHABLE", // the destination agent could not reach (or did not answer for) its local service
   "TLS_BAD_SERVER_NAME", // a well-formed ClientHello whose server_name cannot be a hostname (an IP, bad characters)
+  "AUTH_INVALID", // credentials were presented but match no [[tokens]] entry (a wrong or revoked secret)
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -202,6 +203,8 @@ export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
   SERVICE_UNREACHABLE:      { tls: A.internal_error,     http: 502, h2: 503, socks: S.connection_refused, tunnel: T.SERVICE_UNREACHABLE },
   // RFC 6066 §3: a name the server "does not recognize": unrecognized_name.
   TLS_BAD_SERVER_NAME:      { tls: A.unrecognized_name,  http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
+  // Answered like missing credentials (a client re-prompts on 407), counted apart: a wrong secret is an operator's signal.
+  AUTH_INVALID:             { tls: null,                 http: 407, h2: 401, socks: S.not_allowed,        tunnel: T.BAD_TOKEN },
 };
 
 /** The alert a TLS peer receives for a code, or null when the connection just closes. */
@@ -220,7 +223,7 @@ export function httpStatusFor(code: ErrorCode): number {
  * takes tokens, else 401.
  */
 export function h2StatusFor(code: ErrorCode, proxyAuth = false): number {
-  return proxyAuth && code === "AUTH_REQUIRED" ? 407 : WIRE[code].h2;
+  return proxyAuth && (code === "AUTH_REQUIRED" || code === "AUTH_INVALID") ? 407 : WIRE[code].h2;
 }
 
 /** The SOCKS5 reply a client receives for a code (socks5 listener). */
@@ -242,12 +245,12 @@ const TUNNEL_WIRE: ReadonlyMap<number, { error: ErrorCode; upgradeStatus: number
   [T.PROTOCOL,            { error: "TUNNEL_PROTOCOL",   upgradeStatus: 400 }],
   [T.VERSION,             { error: "TUNNEL_PROTOCOL",   upgradeStatus: 400 }],
   [T.HELLO_TIMEOUT,       { error: "HANDSHAKE_TIMEOUT", upgradeStatus: 400 }],
-  [T.BAD_TOKEN,           { error: "AUTH_DENIED",       upgradeStatus: 401 }],
+  [T.BAD_TOKEN,           { error: "AUTH_INVALID",      upgradeStatus: 401 }],
   [T.ROLE_DENIED,         { error: "ROLE_DENIED",       upgradeStatus: 403 }],
   [T.CIDR_DENIED,         { error: "ACCESS_DENIED",     upgradeStatus: 403 }],
   [T.SERVICE_DENIED,      { error: "SERVICE_DENIED",    upgradeStatus: 403 }],
   [T.SESSION_LIMIT,       { error: "SESSION_LIMIT",     upgradeStatus: 429 }],
-  [T.AUTH_REQUIRED,       { error: "AUTH_DENIED",       upgradeStatus: 401 }],
+  [T.AUTH_REQUIRED,       { error: "AUTH_REQUIRED",     upgradeStatus: 401 }],
   [T.SERVICE_UNKNOWN,     { error: "SERVICE_UNKNOWN",   upgradeStatus: 400 }],
   [T.SERVICE_OFFLINE,     { error: "SERVICE_OFFLINE",   upgradeStatus: 400 }],
   [T.SERVICE_UNREACHABLE, { error: "SERVICE_UNREACHABLE", upgradeStatus: 400 }],
