@@ -32,8 +32,8 @@ export function dialMatch(l: RouteHost, s: FrontSession, match: RouteMatch, serv
     endpoints: s,
     handler: s,
     nowMs: l.now(),
-    abandoned: () => s.abandoned,
-    onTargetFailed: (target, err) => l.log.debug("backend connect failed", { route: match.route.name, backend: target, error: err.message }),
+    owner: s,
+    log: l.log,
   });
 }
 

@@ -7,6 +7,7 @@
  */
 import type { Address } from "../config/types.ts";
 import { asProxyError, ProxyError } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
 import { formatPeer } from "../proto/mod.ts";
 import type { RouteMatch } from "../router/mod.ts";
 import type { Conn, ConnectAddress, ConnHandler } from "../runtime/types.ts";
@@ -21,10 +22,10 @@ export interface RouteDial {
   handler: ConnHandler;
   /** Coarse now, for the balancer's cool-down and the directory cache. */
   nowMs: number;
-  /** True once the client went away: stop trying further targets. */
-  abandoned(): boolean;
-  /** A failed target, for the listener's debug log. */
-  onTargetFailed?(target: string, err: ProxyError): void;
+  /** Asked after a target fails: true once nothing wants the dial any more (the client went away), so no further target is tried. */
+  owner: { readonly abandoned: boolean };
+  /** Failed targets go to its debug log. */
+  log: Logger;
 }
 
 const NOTHING = (): void => {};
@@ -89,8 +90,8 @@ export async function dialRoute(ctx: UpstreamContext, d: RouteDial): Promise<Dia
       balancer.release(i);
       balancer.markFailed(i, d.nowMs);
       lastErr = asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream");
-      d.onTargetFailed?.(formatTarget(target), lastErr);
-      if (d.abandoned()) break;
+      if (d.log.enabled("debug")) d.log.debug("backend connect failed", { route: route.name, backend: formatTarget(target), error: lastErr.message });
+      if (d.owner.abandoned) break;
     }
   }
   throw lastErr ?? new ProxyError("UPSTREAM_CONNECT_REFUSED", "upstream", `Route ${route.name} has no targets`);
