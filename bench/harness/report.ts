@@ -1,6 +1,6 @@
 /** Renders a Results record as the markdown report and an SVG chart of the target ratios. Pure. */
 import type { EntrySummary, RatioRow, Results, ScenarioResult, TargetResult } from "./results.ts";
-import { scenarioRatio } from "./results.ts";
+import { RATIO_TABLES, scenarioRatio } from "./results.ts";
 import { fmt } from "./stats.ts";
 
 const SUBJECTS = ["edgemux", "naive_bun"];
@@ -27,7 +27,7 @@ function passText(t: TargetResult): string {
 
 function targetValue(t: TargetResult): string {
   if (!Number.isFinite(t.value)) return "n/a";
-  return t.against === "absolute" ? `${t.value.toFixed(3)} µs` : `${t.value.toFixed(2)}×`;
+  return t.against === "absolute" ? `${t.value.toFixed(3)} µs` : `${t.value.toFixed(2)}×${t.perCpu ? " per CPU-s" : ""}`;
 }
 
 export function renderTargets(targets: readonly TargetResult[]): string {
@@ -57,24 +57,24 @@ function ratio(x: number): string {
 }
 
 /**
- * The tcp section: per scenario and subject, the rate and per-proxy-CPU-second
- * ratios against HAProxy and nginx side by side, and the rate against direct.
+ * One section's ratios: per scenario and subject, the rate and the
+ * per-proxy-CPU-second ratio against each peer that ran, side by side, and the
+ * rate against direct.
  */
-export function renderTcpRatios(rows: readonly RatioRow[]): string {
-  const tcp = rows.filter((r) => r.table === "tcp");
-  if (tcp.length === 0) return "";
-  const keys = [...new Set(tcp.map((r) => `${r.scenario}\u0000${r.subject}`))];
+export function renderSectionRatios(rows: readonly RatioRow[], table: "sni" | "tcp"): string {
+  const sel = rows.filter((r) => r.table === table);
+  if (sel.length === 0) return "";
+  const peers = RATIO_TABLES[table].against.filter((p) => p !== "direct" && sel.some((r) => r.against === p));
+  const keys = [...new Set(sel.map((r) => `${r.scenario}\u0000${r.subject}`))];
   const lines = [
-    "| scenario | subject | ÷ haproxy, rate | ÷ haproxy, per CPU-s | ÷ nginx, rate | ÷ nginx, per CPU-s | vs direct, rate |",
-    "|---|---|---:|---:|---:|---:|---:|",
+    `| scenario | subject | ${peers.map((p) => `÷ ${p}, rate | ÷ ${p}, per CPU-s`).join(" | ")} | vs direct, rate |`,
+    `|---|---|${peers.map(() => "---:|---:").join("|")}|---:|`,
   ];
   for (const k of keys) {
     const [scenario, subject] = k.split("\u0000") as [string, string];
-    const get = (against: string) => tcp.find((r) => r.scenario === scenario && r.subject === subject && r.against === against);
-    const h = get("haproxy");
-    const n = get("nginx");
-    const d = get("direct");
-    lines.push(`| ${scenario} | ${subject} | ${ratio(h?.rate ?? NaN)} | ${ratio(h?.perCpu ?? NaN)} | ${ratio(n?.rate ?? NaN)} | ${ratio(n?.perCpu ?? NaN)} | ${ratio(d?.rate ?? NaN)} |`);
+    const get = (against: string) => sel.find((r) => r.scenario === scenario && r.subject === subject && r.against === against);
+    const cells = peers.map((p) => (p === subject ? "– | –" : `${ratio(get(p)?.rate ?? NaN)} | ${ratio(get(p)?.perCpu ?? NaN)}`));
+    lines.push(`| ${scenario} | ${subject} | ${cells.join(" | ")} | ${ratio(get("direct")?.rate ?? NaN)} |`);
   }
   return lines.join("\n");
 }
@@ -180,7 +180,20 @@ export function renderMarkdown(r: Results): string {
     r.targets.some((t) => Number.isFinite(t.value)) ? renderTargets(r.targets) : "No SNI scenario ran: the targets belong to the SNI section.",
     "",
   ];
-  const tcp = renderTcpRatios(r.ratios ?? []);
+  const sni = renderSectionRatios(r.ratios ?? [], "sni");
+  if (sni) {
+    out.push(
+      "## SNI section: every ratio (medians of per-round ratios)",
+      "",
+      "edgemux and the naive forwarder divided by each peer, as rates and as work per proxy CPU-second " +
+        "(requests, connections or bytes per CPU-second of each proxy's process tree; above 1 the subject is cheaper). " +
+        "On a shared machine the per CPU-s ratio is the steadier figure.",
+      "",
+      sni,
+      "",
+    );
+  }
+  const tcp = renderSectionRatios(r.ratios ?? [], "tcp");
   if (tcp) {
     out.push(
       "## tcp section: plain L4 forwarding (medians of per-round ratios)",

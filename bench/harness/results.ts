@@ -75,6 +75,8 @@ export interface TargetResult {
   target: number;
   /** null when the figure could not be measured. */
   pass: boolean | null;
+  /** The ratio is of work per proxy CPU-second, not of rates. */
+  perCpu?: boolean;
   note?: string;
 }
 
@@ -154,8 +156,8 @@ export function scenarioRatio(sc: ScenarioResult | undefined, subject: string, a
 }
 
 export interface RatioRow {
-  /** "tcp": the tcp section; "before_after": the SNI scenarios with --baseline. */
-  table: "tcp" | "before_after";
+  /** "sni" / "tcp": each section's scenarios against every peer; "before_after": the SNI scenarios with --baseline. */
+  table: "sni" | "tcp" | "before_after";
   scenario: ScenarioId;
   subject: string;
   against: string;
@@ -167,28 +169,31 @@ export interface RatioRow {
 
 /** Subjects and what they are divided by, per table. */
 export const RATIO_TABLES = {
-  tcp: { subjects: ["edgemux", "naive_bun"], against: ["haproxy", "nginx", "direct"] },
+  sni: { subjects: ["edgemux", "naive_bun"], against: ["haproxy", "nginx", "sniproxy", "naive_bun", "direct"] },
+  tcp: { subjects: ["edgemux", "naive_bun"], against: ["haproxy", "nginx", "naive_bun", "direct"] },
   before_after: { subjects: ["edgemux-before", "edgemux"], against: ["haproxy", "edgemux-before"] },
 } as const;
 
 /**
- * The tcp section's ratios (every tcp scenario) and, when "edgemux-before"
- * ran, the before/after ratios (every SNI scenario it ran in). A pair whose
- * two sides never ran in the same round is left out.
+ * Every scenario's ratios against every peer of its section (rate and work per
+ * proxy CPU-second) and, when "edgemux-before" ran, the before/after ratios
+ * (every SNI scenario it ran in). A pair whose two sides never ran in the same
+ * round is left out.
  */
 export function computeRatios(scenarios: readonly ScenarioResult[]): RatioRow[] {
   const rows: RatioRow[] = [];
   for (const sc of scenarios) {
-    if (sc.routing === "sni" && !sc.summary["edgemux-before"]) continue;
-    const table = sc.routing === "tcp" ? "tcp" : "before_after";
-    const def = RATIO_TABLES[table];
-    for (const subject of def.subjects) {
-      if (!sc.summary[subject]) continue;
-      for (const against of def.against) {
-        if (against === subject || !sc.summary[against]) continue;
-        const rate = scenarioRatio(sc, subject, against, "value");
-        if (!Number.isFinite(rate)) continue;
-        rows.push({ table, scenario: sc.id, subject, against, rate, perCpu: scenarioRatio(sc, subject, against, "perCpuS") });
+    const tables: (keyof typeof RATIO_TABLES)[] = sc.routing === "tcp" ? ["tcp"] : sc.summary["edgemux-before"] ? ["sni", "before_after"] : ["sni"];
+    for (const table of tables) {
+      const def = RATIO_TABLES[table];
+      for (const subject of def.subjects) {
+        if (!sc.summary[subject]) continue;
+        for (const against of def.against) {
+          if (against === subject || !sc.summary[against]) continue;
+          const rate = scenarioRatio(sc, subject, against, "value");
+          if (!Number.isFinite(rate)) continue;
+          rows.push({ table, scenario: sc.id, subject, against, rate, perCpu: scenarioRatio(sc, subject, against, "perCpuS") });
+        }
       }
     }
   }
@@ -218,9 +223,16 @@ interface TargetDef {
   against: string | ((sc: ScenarioResult | undefined) => string | null);
   op: ">=" | "<=";
   target: number;
+  /** The rate (default) or the work per proxy CPU-second. */
+  field?: RatioField;
 }
 
-/** Issue 3's targets. Every ratio is subject/against with the same run's rounds paired. */
+/**
+ * Issue 3's targets (rates), then issue 12's (work per proxy CPU-second, the
+ * steadier figure on a shared machine: against HAProxy and against the naive
+ * forwarder, which moves the same bytes without SNI parsing). Every ratio is
+ * subject/against with the same run's rounds paired.
+ */
 export const TARGETS: readonly TargetDef[] = [
   { id: "newconn_vs_haproxy", text: "new-connection rate vs HAProxy", scenario: "newconn", against: "haproxy", op: ">=", target: 1.1 },
   { id: "newconn_vs_nginx", text: "new-connection rate vs nginx stream", scenario: "newconn", against: "nginx", op: ">=", target: 1.0 },
@@ -232,6 +244,17 @@ export const TARGETS: readonly TargetDef[] = [
   { id: "keepalive_vs_haproxy", text: "keep-alive request rate vs HAProxy", scenario: "keepalive", against: "haproxy", op: ">=", target: 1.3 },
   { id: "idle_rss_vs_haproxy", text: "RSS per idle proxied connection vs HAProxy", scenario: "idle", against: "haproxy", op: "<=", target: 0.7 },
   { id: "clienthello_parse", text: "ClientHello parse, µs per hello (micro)", against: "absolute", op: "<=", target: 2 },
+  { id: "newconn_cpu_vs_haproxy", text: "new connections per CPU-s vs HAProxy", scenario: "newconn", against: "haproxy", op: ">=", target: 1.0, field: "perCpuS" },
+  { id: "keepalive_cpu_vs_haproxy", text: "keep-alive requests per CPU-s vs HAProxy", scenario: "keepalive", against: "haproxy", op: ">=", target: 1.0, field: "perCpuS" },
+  { id: "bulk1_cpu_vs_haproxy", text: "bulk 1 stream, bytes per CPU-s vs HAProxy", scenario: "bulk1", against: "haproxy", op: ">=", target: 1.5, field: "perCpuS" },
+  { id: "bulk4_cpu_vs_haproxy", text: "bulk 4 streams, bytes per CPU-s vs HAProxy", scenario: "bulk4", against: "haproxy", op: ">=", target: 1.5, field: "perCpuS" },
+  { id: "bulk1_vs_haproxy", text: "bulk 1 stream, rate vs HAProxy", scenario: "bulk1", against: "haproxy", op: ">=", target: 1.0 },
+  { id: "bulk4_vs_haproxy", text: "bulk 4 streams, rate vs HAProxy", scenario: "bulk4", against: "haproxy", op: ">=", target: 1.0 },
+  { id: "idle_rss_vs_haproxy_12", text: "RSS per idle proxied connection vs HAProxy (issue 12)", scenario: "idle", against: "haproxy", op: "<=", target: 0.8 },
+  { id: "newconn_cpu_vs_naive", text: "new connections per CPU-s vs naive forwarder", scenario: "newconn", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
+  { id: "keepalive_cpu_vs_naive", text: "keep-alive requests per CPU-s vs naive forwarder", scenario: "keepalive", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
+  { id: "bulk1_cpu_vs_naive", text: "bulk 1 stream, bytes per CPU-s vs naive forwarder", scenario: "bulk1", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
+  { id: "bulk4_cpu_vs_naive", text: "bulk 4 streams, bytes per CPU-s vs naive forwarder", scenario: "bulk4", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
 ];
 
 export function judge(value: number, op: ">=" | "<=", target: number): boolean | null {
@@ -256,7 +279,8 @@ export function computeTargets(
       }
       const sc = scenarios.find((s) => s.id === t.scenario);
       const against = typeof t.against === "function" ? t.against(sc) : t.against;
-      const value = against ? scenarioRatio(sc, subject, against) : Number.NaN;
+      if (against === subject) continue; // the naive forwarder is not judged against itself
+      const value = against ? scenarioRatio(sc, subject, against, t.field ?? "value") : Number.NaN;
       out.push({
         id: t.id,
         text: t.text,
@@ -266,6 +290,7 @@ export function computeTargets(
         op: t.op,
         target: t.target,
         pass: judge(value, t.op, t.target),
+        ...(t.field === "perCpuS" ? { perCpu: true } : {}),
         ...(!sc ? { note: "scenario not run" } : !against ? { note: "no peer measured" } : {}),
       });
     }

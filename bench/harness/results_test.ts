@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { renderMarkdown, renderSvg } from "./report.ts";
+import { renderMarkdown, renderSvg, renderTargets } from "./report.ts";
 import { bestPeer, computeRatios, computeTargets, type Results, type Sample, type ScenarioResult, summarise } from "./results.ts";
 import { PLANS, type ScenarioId } from "./scenarios.ts";
 
@@ -77,6 +77,19 @@ test("markdown and SVG show every target with its verdict", () => {
   expect(svg.trim().endsWith("</svg>")).toBe(true);
 });
 
+test("issue 12's targets divide work per CPU-second, and the naive forwarder is not judged against itself", () => {
+  const nc = scenario("newconn", { edgemux: [100, 100, 100], haproxy: [100, 100, 100], naive_bun: [100, 100, 100] });
+  for (const s of nc.samples) s.perCpuS = s.entry === "edgemux" ? 30 : s.entry === "haproxy" ? 20 : 40;
+  const t = computeTargets([nc], ["edgemux", "naive_bun"], null);
+  const one = (id: string, subject: string) => t.find((x) => x.id === id && x.subject === subject);
+  expect(one("newconn_cpu_vs_haproxy", "edgemux")!.value).toBeCloseTo(1.5);
+  expect(one("newconn_cpu_vs_haproxy", "edgemux")!.pass).toBe(true);
+  expect(one("newconn_cpu_vs_naive", "edgemux")!.value).toBeCloseTo(0.75);
+  expect(one("newconn_cpu_vs_naive", "edgemux")!.pass).toBe(false);
+  expect(one("newconn_cpu_vs_naive", "naive_bun")).toBeUndefined();
+  expect(renderTargets(t)).toContain("| new connections per CPU-s vs HAProxy | ≥ 1× | 1.50× per CPU-s | **pass** |");
+});
+
 test("tcp and before/after tables: rate and per-CPU-second ratios, medians of rounds", () => {
   const tcp = scenario("tcp_newconn", { direct: [200, 200, 200], edgemux: [90, 110, 100], haproxy: [100, 100, 100], nginx: [50, 50, 50] });
   // perCpuS differs from the rate: edgemux does 2× HAProxy's work per CPU-second in every round.
@@ -94,7 +107,8 @@ test("tcp and before/after tables: rate and per-CPU-second ratios, medians of ro
   expect(get("keepalive", "edgemux-before", "haproxy")!.rate).toBeCloseTo(1.0);
   expect(get("keepalive", "edgemux", "haproxy")!.rate).toBeCloseTo(0.8);
   expect(get("keepalive", "edgemux", "edgemux-before")!.rate).toBeCloseTo(0.8);
-  expect(rows.some((r) => r.scenario === "bulk1")).toBe(false); // no edgemux-before there
+  expect(rows.some((r) => r.scenario === "bulk1" && r.table === "before_after")).toBe(false); // no edgemux-before there
+  expect(get("bulk1", "edgemux", "haproxy")!.table).toBe("sni"); // but every SNI scenario has its ratio table
   const r: Results = {
     version: 1,
     startedAt: "2026-01-01T00:00:00.000Z",
@@ -113,6 +127,8 @@ test("tcp and before/after tables: rate and per-CPU-second ratios, medians of ro
   };
   const md = renderMarkdown(r);
   expect(md).toContain("| tcp_newconn | edgemux | 1.00× | 2.00× | 2.00× | 0.40× | 0.50× |");
+  expect(md).toContain("## SNI section: every ratio");
+  expect(md).toContain("| keepalive | edgemux | 0.80× |");
   expect(md).toContain("No SNI scenario ran");
   expect(md).toContain("| keepalive | 1.00× | 1.00× | 0.80× | 0.80× | 0.80× | 0.80× |");
 });
