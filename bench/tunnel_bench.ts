@@ -2,7 +2,7 @@
  * Reverse-tunnel benchmarks (issue 4, section 5), all in one run so each
  * result is a ratio of measurements taken minutes apart on this machine:
  *
- *   bun bench/tunnel_bench.ts [--only bulk,http,fairness,memory,xworker] [--rounds 3] [--seconds 3] [--json out.json] [--out DIR]
+ *   bun bench/tunnel_bench.ts [--only bulk,ssh,http,fairness,memory,xworker] [--rounds 3] [--seconds 3] [--json out.json] [--out DIR]
  *
  * Processes: `edgemux serve` (one worker: the machine has two cores for
  * everything), a destination agent and a source agent (`edgemux agent`), the
@@ -18,6 +18,11 @@
  *   memory    edge RSS per idle agent session (300 sessions from one client
  *             process) and per idle relayed stream (2,000 held connections
  *             through a source → destination pair).              reported
+ *   ssh       the public side of a reverse tunnel against OpenSSH's: one TCP stream,
+ *             client → edge (a `tcp` listener routed to tunnel:bulk) → destination
+ *             agent → backend, against client → sshd (remote forward) → `ssh -R`
+ *             → backend; bytes per CPU-second of edge + agent ÷ sshd + ssh.
+ *                                                                 target ≥ 1.0×
  *   xworker   the cross-worker data path: postMessage per chunk, postMessage
  *             batched per microtask (what src/worker/peer_link.ts does) and a
  *             SharedArrayBuffer ring, between two worker threads.  reported
@@ -413,9 +418,26 @@ interface Setup {
   ca: string;
 }
 
-/** Edge + destination agent (exposing `exposes`) + source agent (forwarding each). */
-async function setup(dir: string, exposes: Record<string, number>, maxStreams = 4096): Promise<Setup> {
+/**
+ * Edge + destination agent (exposing `exposes`) + source agent (forwarding each).
+ * With `publicService`, the edge also has a `tcp` listener "public" whose route
+ * targets tunnel:<publicService> (its port is in `forwards.public`).
+ */
+async function setup(dir: string, exposes: Record<string, number>, maxStreams = 4096, publicService?: string): Promise<Setup> {
   const pki = makePki(dir);
+  const publicToml = publicService
+    ? `
+[[listeners]]
+name = "public"
+kind = "tcp"
+address = "127.0.0.1:0"
+[[routes]]
+name = "public"
+match = "*"
+listeners = ["public"]
+targets = ["tunnel:${publicService}"]
+`
+    : "";
   const toml = `
 workers = 1
 [log]
@@ -435,7 +457,7 @@ key = "${pki.key}"
 name = "bench"
 sha256 = "${hex("bench-secret")}"
 roles = ["source", "destination"]
-`;
+${publicToml}`;
   writeFileSync(join(dir, "edge.toml"), toml);
   const edge = start("edge", [process.execPath, join(root, "src/cli/main.ts"), "serve", "--config", join(dir, "edge.toml"), "--log-format", "json"]);
   const ready = await edge.json((o) => o.msg === "ready");
@@ -447,6 +469,7 @@ roles = ["source", "destination"]
   const [, srcReady] = await Promise.all([dest.json((o) => o.msg === "ready"), src.json((o) => o.msg === "ready")]);
   const forwards: Record<string, number> = {};
   for (const f of srcReady.forwards as { listen: string; service: string }[]) forwards[f.service] = Number(f.listen.split(":").pop());
+  if (publicService) forwards.public = Number(String((ready.listeners as Record<string, string>).public).split(":").pop());
   // Both agents welcomed (one worker: the destination's services are then known to the source's session).
   await Promise.all([dest.json((o) => o.msg === "connected to the edge"), src.json((o) => o.msg === "connected to the edge")]);
   return { edge, edgePort, dest, src, forwards, ca: pki.ca };
@@ -501,6 +524,147 @@ async function benchBulk(dir: string, rounds: number, seconds: number) {
   }
   const ratios = tunnel.map((t, i) => t / direct[i]!);
   return { tunnelGbps: median(tunnel), directGbps: median(direct), ratio: median(ratios), target: 0.5, pass: median(ratios) >= 0.5, tunnel, direct };
+}
+
+// ---------------------------------------------------------------- reverse tunnel vs OpenSSH
+
+/** CPU seconds (user + system) of a process and all its descendants, from /proc. */
+function treeCpuSeconds(rootPids: number[]): number {
+  const { readdirSync, readFileSync } = require("node:fs") as typeof import("node:fs");
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from 3 (state) on
+      parent.set(Number(d), Number(f[1]));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12])); // utime, stime (fields 14, 15)
+    } catch {
+      // the process ended while we read
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (rootPids.includes(p)) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [pid, t] of ticks) if (inTree(pid)) total += t;
+  return total / 100; // USER_HZ is 100 on Linux
+}
+
+/** Binds 127.0.0.1:0, closes it and returns the port (for sshd, which cannot report a port 0). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** sshd on 127.0.0.1 with a throwaway host key and client key, and `ssh -R` forwarding to `backendPort`. */
+async function startSsh(dir: string, backendPort: number): Promise<{ sshd: Proc; ssh: Proc; port: number }> {
+  const { execFileSync } = require("node:child_process") as typeof import("node:child_process");
+  const { existsSync } = require("node:fs") as typeof import("node:fs");
+  const sshdBin = "/usr/sbin/sshd";
+  if (!existsSync(sshdBin)) throw new Error("no /usr/sbin/sshd (Debian openssh-server; scripts/bench_deps.sh installs it)");
+  mkdirSync("/run/sshd", { recursive: true }); // its privilege-separation directory
+  const d = join(dir, "ssh");
+  mkdirSync(d, { recursive: true });
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(d, "host")]);
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(d, "client")]);
+  const { readFileSync } = require("node:fs") as typeof import("node:fs");
+  writeFileSync(join(d, "authorized_keys"), readFileSync(join(d, "client.pub")));
+  const port = await freePort();
+  // Bun 1.4.5's os.userInfo() says "unknown" for root here; id(1) reads the passwd entry.
+  const user = execFileSync("id", ["-un"], { encoding: "utf8" }).trim();
+  writeFileSync(
+    join(d, "sshd_config"),
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${join(d, "host")}`,
+      `PidFile ${join(d, "sshd.pid")}`,
+      `AuthorizedKeysFile ${join(d, "authorized_keys")}`,
+      "StrictModes no",
+      "UsePAM no",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PermitRootLogin prohibit-password",
+      "AllowTcpForwarding yes",
+      // The same AEAD a TLS 1.3 session picks with AES-NI (AES-128-GCM): OpenSSH at its fastest.
+      "Ciphers aes128-gcm@openssh.com",
+      "LogLevel ERROR",
+      "",
+    ].join("\n"),
+  );
+  const sshd = start("sshd", [sshdBin, "-D", "-e", "-f", join(d, "sshd_config")]);
+  // Wait until it accepts.
+  for (let i = 0; ; i++) {
+    const ok = await new Promise<boolean>((r) => {
+      const c = createConnection(port, "127.0.0.1", () => (c.destroy(), r(true)));
+      c.on("error", () => r(false));
+    });
+    if (ok) break;
+    if (i > 100 || sshd.exitCode !== null) throw new Error(`sshd did not start: ${sshd.lines.slice(-5).join(" | ")}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const ssh = start("ssh", [
+    "ssh", "-N", "-p", String(port), "-i", join(d, "client"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-c", "aes128-gcm@openssh.com", "-v",
+    "-R", `127.0.0.1:0:127.0.0.1:${backendPort}`, `${user}@127.0.0.1`,
+  ]);
+  const line = await ssh.wait((l) => /Allocated port \d+ for remote forward/.test(l));
+  return { sshd, ssh, port: Number(/Allocated port (\d+)/.exec(line)![1]) };
+}
+
+async function benchSsh(dir: string, rounds: number, seconds: number) {
+  const backend = start("tcp_backend", [process.execPath, join(root, "bench/tools/tcp_backend.ts"), "--mode", "bulk"], { stdin: true });
+  const b = await backend.json((o) => o.ready === true);
+  const bport = Number(b.port);
+  const s = await setup(dir, { bulk: bport }, 4096, "bulk");
+  const o = await startSsh(dir, bport);
+  const client = (port: number) =>
+    runJson("tcp_client", [process.execPath, join(root, "bench/tools/tcp_client.ts"), "--mode", "bulk", "--port", String(port), "--streams", "1", "--seconds", String(seconds)], (seconds + 30) * 1000);
+  /** One measurement: bytes moved per CPU-second of the given processes' trees, and the rate. */
+  const measure = async (port: number, pids: number[]) => {
+    const cpu0 = treeCpuSeconds(pids);
+    const r = await client(port);
+    const cpu = treeCpuSeconds(pids) - cpu0;
+    return { gbps: Number(r.gbps), bytes: Number(r.bytes), cpuS: cpu, bytesPerCpuS: cpu > 0 ? Number(r.bytes) / cpu : Number.NaN };
+  };
+  const edgemuxPids = [s.edge.child.pid!, s.dest.child.pid!];
+  const sshPids = [o.sshd.child.pid!, o.ssh.child.pid!];
+  const em: Awaited<ReturnType<typeof measure>>[] = [];
+  const os: Awaited<ReturnType<typeof measure>>[] = [];
+  try {
+    await client(s.forwards.public!); // warm-up, unrecorded
+    await client(o.port);
+    for (let r = 0; r < rounds; r++) {
+      const e = await measure(s.forwards.public!, edgemuxPids);
+      const h = await measure(o.port, sshPids);
+      em.push(e);
+      os.push(h);
+      log(`ssh round ${r + 1}/${rounds}: edgemux ${e.gbps.toFixed(2)} Gbit/s at ${(e.bytesPerCpuS / 1e9).toFixed(2)} GB/CPU-s, ssh -R ${h.gbps.toFixed(2)} Gbit/s at ${(h.bytesPerCpuS / 1e9).toFixed(2)} GB/CPU-s`);
+    }
+  } finally {
+    await Promise.all([o.ssh.stop(), o.sshd.stop()]);
+    await teardown(s);
+    await backend.stop();
+  }
+  const perCpuRatio = median(em.map((e, i) => e.bytesPerCpuS / os[i]!.bytesPerCpuS));
+  const rateRatio = median(em.map((e, i) => e.gbps / os[i]!.gbps));
+  return {
+    edgemuxGbps: median(em.map((e) => e.gbps)),
+    sshGbps: median(os.map((e) => e.gbps)),
+    edgemuxBytesPerCpuS: median(em.map((e) => e.bytesPerCpuS)),
+    sshBytesPerCpuS: median(os.map((e) => e.bytesPerCpuS)),
+    perCpuRatio,
+    rateRatio,
+    target: 1.0,
+    pass: perCpuRatio >= 1.0,
+    rounds: { edgemux: em, ssh: os },
+  };
 }
 
 // ---------------------------------------------------------------- http keep-alive
@@ -713,12 +877,13 @@ async function benchXworker() {
 // ---------------------------------------------------------------- driver
 
 async function driver(): Promise<void> {
-  const only = arg("only", "bulk,http,fairness,memory,xworker").split(",");
+  const only = arg("only", "bulk,ssh,http,fairness,memory,xworker").split(",");
   const rounds = Math.max(1, Number(arg("rounds", "3")));
   const seconds = Math.max(1, Number(arg("seconds", "3")));
   const dir = mkdtempSync(join(tmpdir(), "edgemux-tunnel-bench-"));
   const result: Record<string, unknown> = { bench: "tunnel", runtime: `bun ${process.versions.bun ?? "?"}`, rounds, seconds, cores: require("node:os").cpus().length };
   if (only.includes("bulk")) result.bulk = await benchBulk(dir, rounds, seconds);
+  if (only.includes("ssh")) result.ssh = await benchSsh(dir, rounds, seconds);
   if (only.includes("http")) result.http = await benchHttp(dir, rounds, seconds);
   if (only.includes("fairness")) result.fairness = await benchFairness(dir, rounds);
   if (only.includes("memory")) result.memory = await benchMemory(dir);
@@ -726,6 +891,8 @@ async function driver(): Promise<void> {
   const rows: string[] = ["| measurement | result | target |", "|---|---:|---|"];
   const b = result.bulk as Awaited<ReturnType<typeof benchBulk>> | undefined;
   if (b) rows.push(`| bulk, one stream through the edge relay ÷ direct TCP | ${b.ratio.toFixed(2)}× (${b.tunnelGbps.toFixed(2)} vs ${b.directGbps.toFixed(2)} Gbit/s) | ≥ 0.5× ${b.pass ? "pass" : "**miss**"} |`);
+  const sh = result.ssh as Awaited<ReturnType<typeof benchSsh>> | undefined;
+  if (sh) rows.push(`| reverse tunnel, one stream: bytes per CPU-s of edge + agent ÷ sshd + \`ssh -R\` | ${sh.perCpuRatio.toFixed(2)}× (${(sh.edgemuxBytesPerCpuS / 1e9).toFixed(2)} vs ${(sh.sshBytesPerCpuS / 1e9).toFixed(2)} GB per CPU-s; rate ${sh.rateRatio.toFixed(2)}×, ${sh.edgemuxGbps.toFixed(2)} vs ${sh.sshGbps.toFixed(2)} Gbit/s) | ≥ 1.0× ${sh.pass ? "pass" : "**miss**"} |`);
   const h = result.http as Awaited<ReturnType<typeof benchHttp>> | undefined;
   if (h) rows.push(`| keep-alive HTTP through the tunnel | ${h.tunnelRps.toFixed(0)} req/s (direct ${h.directRps.toFixed(0)}, ${h.ratio.toFixed(2)}×; p50 ${(h.tunnelP50Us / 1000).toFixed(2)} ms, p99 ${(h.tunnelP99Us / 1000).toFixed(2)} ms) | reported |`);
   const f = result.fairness as Awaited<ReturnType<typeof benchFairness>> | undefined;

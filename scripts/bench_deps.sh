@@ -8,6 +8,7 @@
 #   sniproxy              peer: Debian's sniproxy 0.6
 #   wrk                   load: new-connection and keep-alive scenarios (HTTPS; plain HTTP in the tcp section)
 #   openssl               throwaway certificate for the TLS backend
+#   openssh-server        tunnel suite: sshd + ssh -R, the reverse-tunnel peer
 set -euo pipefail
 
 missing=()
@@ -19,6 +20,7 @@ need_bin wrk wrk
 need_bin openssl openssl
 need_bin squid squid               # CONNECT suite
 need_bin tinyproxy tinyproxy       # CONNECT suite
+need_bin sshd openssh-server      # tunnel suite: OpenSSH reverse tunnel (ssh -R) as the peer
 need_bin go golang-go              # smux and HBONE peers (Go, built offline)
 [ -d /usr/share/gocode/src/github.com/xtaci/smux ] || missing+=(golang-github-xtaci-smux-dev)
 [ -d /usr/share/gocode/src/golang.org/x/net ] || missing+=(golang-golang-x-net-dev)
