@@ -13,9 +13,9 @@ import { loadAgentConfig } from "../src/agent/mod.ts";
 import { ConfigError } from "../src/config/mod.ts";
 import { edgemuxCommand, EdgemuxProcess, ROOT, run } from "./support/edgemux.ts";
 
-function problems(fn: () => unknown): string[] {
+async function problems(fn: () => Promise<unknown>): Promise<string[]> {
   try {
-    fn();
+    await fn();
   } catch (e) {
     if (e instanceof ConfigError) return e.issues;
     throw e;
@@ -24,8 +24,8 @@ function problems(fn: () => unknown): string[] {
 }
 
 describe("agent settings", () => {
-  test("flags: exposes of every kind, forwards, defaults", () => {
-    const c = loadAgentConfig({
+  test("flags: exposes of every kind, forwards, defaults", async () => {
+    const c = await loadAgentConfig({
       edge: "edge.example.com:7443",
       token: "t0k",
       expose: ["web=127.0.0.1:8080,proxy=v2", "sock=unix:/run/app.sock", "site=file:./public", "dns=udp:127.0.0.1:53"],
@@ -44,34 +44,34 @@ describe("agent settings", () => {
     expect([c.streamWindow, c.maxStreams]).toEqual([262_144, 16_384]);
   });
 
-  test("stream window and stream limit: flags win over the file; bounds are named", () => {
+  test("stream window and stream limit: flags win over the file; bounds are named", async () => {
     const dir = mkdtempSync(join(tmpdir(), "agent-cfg-"));
     const path = join(dir, "a.toml");
     writeFileSync(path, `edge = "e:1"\nstream_window = 1048576\nmax_streams = 64\n[[forward]]\nlisten = "127.0.0.1:0"\nservice = "x"\n`);
-    const file = loadAgentConfig({ config: path });
+    const file = await loadAgentConfig({ config: path });
     expect([file.streamWindow, file.maxStreams]).toEqual([1_048_576, 64]);
-    const flag = loadAgentConfig({ config: path, "stream-window": "65536" });
+    const flag = await loadAgentConfig({ config: path, "stream-window": "65536" });
     expect([flag.streamWindow, flag.maxStreams]).toEqual([65_536, 64]);
-    expect(problems(() => loadAgentConfig({ edge: "e:1", forward: ["127.0.0.1:0=x"], "stream-window": "1k", "max-streams": "0" }))).toEqual([
+    expect(await problems(() => loadAgentConfig({ edge: "e:1", forward: ["127.0.0.1:0=x"], "stream-window": "1k", "max-streams": "0" }))).toEqual([
       `--stream-window: must be an integer between 16384 and 4194304, got "1k"`,
       "--max-streams: must be an integer between 1 and 100000, got 0",
     ]);
     writeFileSync(path, `edge = "e:1"\nstream_window = 8388608\n[[forward]]\nlisten = "127.0.0.1:0"\nservice = "x"\n`);
-    expect(problems(() => loadAgentConfig({ config: path }))).toEqual(["stream_window: must be an integer between 16384 and 4194304, got 8388608"]);
+    expect(await problems(() => loadAgentConfig({ config: path }))).toEqual(["stream_window: must be an integer between 16384 and 4194304, got 8388608"]);
   });
 
-  test("the token comes from --token, else --token-file, else $EDGEMUX_TOKEN", () => {
+  test("the token comes from --token, else --token-file, else $EDGEMUX_TOKEN", async () => {
     const dir = mkdtempSync(join(tmpdir(), "agent-cfg-"));
     writeFileSync(join(dir, "tok"), "from-file\n");
     const base = { edge: "e:1", forward: ["127.0.0.1:0=x"] };
-    expect(loadAgentConfig({ ...base, token: "flag" }, () => "env").token).toBe("flag");
-    expect(loadAgentConfig({ ...base, "token-file": join(dir, "tok") }, () => "env").token).toBe("from-file");
-    expect(loadAgentConfig(base, (n) => (n === "EDGEMUX_TOKEN" ? "env" : undefined)).token).toBe("env");
-    expect(loadAgentConfig(base).token).toBeNull();
+    expect((await loadAgentConfig({ ...base, token: "flag" }, () => "env")).token).toBe("flag");
+    expect((await loadAgentConfig({ ...base, "token-file": join(dir, "tok") }, () => "env")).token).toBe("from-file");
+    expect((await loadAgentConfig(base, (n) => (n === "EDGEMUX_TOKEN" ? "env" : undefined))).token).toBe("env");
+    expect((await loadAgentConfig(base)).token).toBeNull();
   });
 
-  test("every problem is reported, each naming its field or flag", () => {
-    expect(problems(() => loadAgentConfig({ expose: ["Web=1.2.3.4:80", "x=file:", "d=udp:dns.example:53", "nope"], forward: ["127.0.0.1:99999=a"], transport: "quic", "reconnect-min": "1h", "reconnect-max": "1s" }))).toEqual([
+  test("every problem is reported, each naming its field or flag", async () => {
+    expect(await problems(() => loadAgentConfig({ expose: ["Web=1.2.3.4:80", "x=file:", "d=udp:dns.example:53", "nope"], forward: ["127.0.0.1:99999=a"], transport: "quic", "reconnect-min": "1h", "reconnect-max": "1s" }))).toEqual([
       "edge: is required (--edge HOST:PORT)",
       `--transport: must be upgrade | websocket, got "quic"`,
       `--expose: service name must match [a-z0-9][a-z0-9_.-]{0,62}, got "Web"`,
@@ -81,11 +81,11 @@ describe("agent settings", () => {
       "--forward: port must be 0..65535, got 99999",
       "reconnect_max: must not be less than reconnect_min",
     ]);
-    expect(problems(() => loadAgentConfig({ edge: "e:1" }))).toEqual(["expose: nothing to do: give at least one --expose or --forward"]);
+    expect(await problems(() => loadAgentConfig({ edge: "e:1" }))).toEqual(["expose: nothing to do: give at least one --expose or --forward"]);
   });
 
-  test("examples/agent.toml is a valid agent file (with a token given on the command line)", () => {
-    const c = loadAgentConfig({ config: join(ROOT, "examples/agent.toml"), token: "t" });
+  test("examples/agent.toml is a valid agent file (with a token given on the command line)", async () => {
+    const c = await loadAgentConfig({ config: join(ROOT, "examples/agent.toml"), token: "t" });
     expect(c.name).toBe("laptop");
     expect(c.exposes.map((x) => x.name)).toEqual(["laptop-https", "laptop-docs", "laptop-dns"]);
     expect(c.exposes[1]!.target).toEqual({ kind: "files", dir: join(ROOT, "examples/public") });
@@ -93,13 +93,13 @@ describe("agent settings", () => {
     expect(c.status).toEqual({ hostname: "127.0.0.1", port: 9902 });
   });
 
-  test("unknown keys in the file are errors; flags add to the file's lists", () => {
+  test("unknown keys in the file are errors; flags add to the file's lists", async () => {
     const dir = mkdtempSync(join(tmpdir(), "agent-cfg-"));
     const path = join(dir, "a.toml");
     writeFileSync(path, `edge = "e:1"\nedg = "typo"\n[[expose]]\nname = "a"\ntarget = "127.0.0.1:1"\nproxy = "v1"\n`);
-    expect(problems(() => loadAgentConfig({ config: path }))).toEqual(["edg: unknown key", "expose[0].proxy: unknown key"]);
+    expect(await problems(() => loadAgentConfig({ config: path }))).toEqual(["edg: unknown key", "expose[0].proxy: unknown key"]);
     writeFileSync(path, `edge = "e:1"\n[[expose]]\nname = "a"\ntarget = "127.0.0.1:1"\n`);
-    const c = loadAgentConfig({ config: path, expose: ["b=127.0.0.1:2"], edge: "other:2" });
+    const c = await loadAgentConfig({ config: path, expose: ["b=127.0.0.1:2"], edge: "other:2" });
     expect(c.exposes.map((x) => x.name)).toEqual(["a", "b"]);
     expect(c.edge).toEqual({ hostname: "other", port: 2 });
   });

@@ -20,23 +20,23 @@
  */
 import { NULL_HANDLER, wallMs } from "../runtime/mod.ts";
 import { type ErrorCode, ProxyError } from "../errors/mod.ts";
-import type { Logger } from "../log/mod.ts";
-import { MuxTicker } from "../mux/mod.ts";
+import { type Logger, nextConnId } from "../log/mod.ts";
+// mux/ticker.ts, not mux/mod.ts: the barrel also loads the HTTP/2 (HBONE) multiplexer, which an agent never uses.
+import { MuxTicker } from "../mux/ticker.ts";
 import {
   encodeProxyV1,
   encodeProxyV2,
   type ProxyAddresses,
   proxyV1Length,
   proxyV2Length,
-} from "../proto/mod.ts";
+} from "../proto/proxy_protocol.ts";
 import { encodeTunnelMessage, OPEN_MAX_MESSAGE, type OpenMessage, TunnelErrorCode, type WelcomeMessage } from "../proto/tunnel_control.ts";
 import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn, ConnHandler, HttpServer, Listener, Runtime } from "../runtime/types.ts";
-import { formatPeer } from "../proto/mod.ts";
+import { formatPeer } from "../proto/ip_text.ts";
 import { VERSION } from "../version.ts";
 import { type AgentConfig, describeTarget, type Expose, type Forward } from "./config.ts";
 import { type ConnectFn, dialEdge, EdgeRefusal } from "./dial.ts";
-import { startFileServer } from "./files.ts";
 import { AgentSession, type SessionEvents } from "./session.ts";
 import { UdpDestination, type UdpHost, UdpSource } from "./udp.ts";
 
@@ -66,19 +66,32 @@ function counters(): Counters {
   return { streams: 0, open: 0, bytesIn: 0, bytesOut: 0, errors: 0 };
 }
 
-/** Pairs a local connection with a tunnel stream; counts bytes for the status endpoint. */
+/** What a stream's log record names: its service, the connection's id (open.conn) and client. */
+interface StreamTag {
+  service: string;
+  connId: string | null;
+  client: string;
+}
+
+/** Pairs a local connection with a tunnel stream; counts bytes for the status endpoint; logs the stream's one record. */
 class AgentRelay implements RelayOwner {
+  private readonly startedAt = wallMs();
+  private bytesFromEdge = 0;
+  private bytesToEdge = 0;
   constructor(
     private readonly agent: Agent,
     private readonly session: AgentSession,
     private readonly c: Counters,
     /** True when the relay's client is the tunnel stream (destination side). */
     private readonly streamIsClient: boolean,
+    private readonly tag: StreamTag,
   ) {}
   relayBytes(_r: Relay, toUpstream: number, toClient: number): void {
     // Bytes in = from the edge, bytes out = to the edge.
     const fromEdge = this.streamIsClient ? toUpstream : toClient;
     const toEdge = this.streamIsClient ? toClient : toUpstream;
+    this.bytesFromEdge += fromEdge;
+    this.bytesToEdge += toEdge;
     this.c.bytesIn += fromEdge;
     this.c.bytesOut += toEdge;
     this.agent.bytesIn += fromEdge;
@@ -88,6 +101,16 @@ class AgentRelay implements RelayOwner {
     this.c.open--;
     if (code !== null) this.c.errors++;
     this.session.streamDone();
+    this.agent.log.info("tunnel stream", {
+      role: this.streamIsClient ? "destination" : "source",
+      service: this.tag.service,
+      conn: this.tag.connId,
+      client: this.tag.client,
+      bytes_in: this.bytesFromEdge,
+      bytes_out: this.bytesToEdge,
+      duration_ms: Math.round(wallMs() - this.startedAt),
+      error: code,
+    });
   }
 }
 
@@ -105,6 +128,8 @@ export class Agent implements SessionEvents, UdpHost {
   private readonly targets = new Map<string, Expose["target"]>();
   readonly serviceCounters = new Map<string, Counters>();
   readonly forwardCounters = new Map<Forward, Counters & { refused: number }>();
+  /** Each forward's bound address (its configured port may be 0: the kernel picks). */
+  private readonly boundListen = new Map<Forward, string>();
   private readonly listeners: Listener[] = [];
   private readonly fileServers: HttpServer[] = [];
   private readonly udpSources: UdpSource[] = [];
@@ -147,6 +172,8 @@ export class Agent implements SessionEvents, UdpHost {
     const rt = this.deps.runtime;
     for (const x of this.cfg.exposes) {
       if (x.target.kind !== "files") continue;
+      // The file server (and node:stream under it) loads only for a `file:` service.
+      const { startFileServer } = await import("./files.ts");
       const server = await startFileServer(rt, x.target.dir);
       this.fileServers.push(server);
       this.targets.set(x.name, { kind: "tcp", hostname: "127.0.0.1", port: server.port });
@@ -157,6 +184,7 @@ export class Agent implements SessionEvents, UdpHost {
         const u = await UdpSource.bind(this, f, this.forwardCounters.get(f)!);
         this.udpSources.push(u);
         bound.push({ listen: formatPeer(f.listen.hostname, u.port), service: f.service, proto: "udp" });
+        this.boundListen.set(f, bound.at(-1)!.listen);
         continue;
       }
       const l = rt.listen({
@@ -165,6 +193,7 @@ export class Agent implements SessionEvents, UdpHost {
       });
       this.listeners.push(l);
       bound.push({ listen: formatPeer(f.listen.hostname, l.port), service: f.service, proto: "tcp" });
+      this.boundListen.set(f, bound.at(-1)!.listen);
     }
     this.udpSweep = setInterval(() => this.sweepUdp(), 1000);
     void this.loop();
@@ -335,7 +364,7 @@ export class Agent implements SessionEvents, UdpHost {
     const target = this.targets.get(open.service);
     const c = this.serviceCounters.get(open.service);
     const refuse = (code: number, reason: string) => {
-      this.log.info("tunnel stream refused", { service: open.service, client: open.client, code, reason });
+      this.log.info("tunnel stream refused", { service: open.service, conn: open.connId ?? null, client: open.client, code, reason });
       if (c) c.errors++;
       stream.write(encodeTunnelMessage({ type: "error", code, message: reason }, OPEN_MAX_MESSAGE));
       stream.end();
@@ -367,7 +396,7 @@ export class Agent implements SessionEvents, UdpHost {
         const preamble: Uint8Array[] = [];
         const wish = open.proxy !== "none" ? open.proxy : x.proxy;
         if (wish !== "none") preamble.push(proxyHeader(wish, open));
-        const relay = new Relay(stream, local, new AgentRelay(this, s, c, true));
+        const relay = new Relay(stream, local, new AgentRelay(this, s, c, true, { service: open.service, connId: open.connId ?? null, client: open.client }));
         relay.start(preamble);
       },
       (e: Error) => {
@@ -404,6 +433,7 @@ export class Agent implements SessionEvents, UdpHost {
       client: formatPeer(conn.remoteAddress, conn.remotePort),
       server: formatPeer(conn.localAddress, conn.localPort),
       proxy: "none",
+      connId: nextConnId(),
     };
     // Until the edge answers, the local side's events only need to notice it going away.
     let gone = false;
@@ -416,7 +446,7 @@ export class Agent implements SessionEvents, UdpHost {
           s.streamDone();
           return;
         }
-        const relay = new Relay(conn, stream, new AgentRelay(this, s, c, false));
+        const relay = new Relay(conn, stream, new AgentRelay(this, s, c, false, { service: f.service, connId: open.connId!, client: open.client }));
         relay.start([]);
         stream.resume();
       },
@@ -424,7 +454,7 @@ export class Agent implements SessionEvents, UdpHost {
         c.open--;
         c.errors++;
         const why = e instanceof EdgeRefusal ? { code: e.code, error: e.info.name, reason: e.reason } : { error: (e as ProxyError).code ?? "ERROR", reason: e.message };
-        this.log.warn("cannot open tunnel stream", { service: f.service, client: open.client, ...why });
+        this.log.warn("cannot open tunnel stream", { service: f.service, conn: open.connId, client: open.client, ...why });
         conn.close();
       },
     );
@@ -488,7 +518,7 @@ export class Agent implements SessionEvents, UdpHost {
         return { name: x.name, target: describeTarget(x.target), proxy_protocol: x.proxy, streams: c.streams, open: c.open, errors: c.errors, bytes_in: c.bytesIn, bytes_out: c.bytesOut };
       }),
       forwards: [...this.forwardCounters.entries()].map(([f, c]) => ({
-        listen: formatPeer(f.listen.hostname, f.listen.port),
+        listen: this.boundListen.get(f) ?? formatPeer(f.listen.hostname, f.listen.port),
         service: f.service,
         proto: f.proto,
         streams: c.streams,

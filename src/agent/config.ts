@@ -8,8 +8,11 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import { hostname as osHostname } from "node:os";
 import { dirname, resolve } from "node:path";
-import { parse as parseToml } from "smol-toml";
-import { ConfigError, formatAddress, parseAddress, parseDuration } from "../config/mod.ts";
+// The parts of the edge's config module that the agent shares, not its barrel: the agent must not load the edge's schema.
+import { formatAddress, parseAddress } from "../config/address.ts";
+import { parseDuration } from "../config/durations.ts";
+import { ConfigError } from "../config/issues.ts";
+import { AGENT_DEFAULTS } from "./defaults.ts";
 import { AGENT_NAME, type ProxyWish, SERVICE_NAME } from "../proto/tunnel_control.ts";
 
 export type ExposeTarget =
@@ -83,22 +86,6 @@ export interface AgentFlags {
   "log-level"?: string;
   "log-format"?: string;
 }
-
-export const AGENT_DEFAULTS = {
-  transport: "upgrade",
-  status: "off",
-  reconnectMin: "500ms",
-  reconnectMax: "30s",
-  connectTimeout: "10s",
-  openTimeout: "10s",
-  udpIdle: "60s",
-  // As the edge's stream_window default: a 64 KiB window caps one stream at 64 KiB per round trip,
-  // and a round trip through two relays is several event-loop turns.
-  streamWindow: 262_144,
-  maxStreams: 16_384,
-  logLevel: "info",
-  logFormat: "text",
-} as const;
 
 const FILE_KEYS = new Set([
   "edge",
@@ -236,18 +223,31 @@ function duration(text: string, field: string, min: number, max: number, p: Prob
   return ms;
 }
 
-/** Builds the agent's settings from flags and, when `--config` names one, a TOML file. Throws ConfigError listing every problem. */
-export function loadAgentConfig(flags: AgentFlags, env: (name: string) => string | undefined = () => undefined): AgentConfig {
-  const p = new Problems();
+/**
+ * Builds the agent's settings from flags and, when `--config` names one, a
+ * TOML file (the TOML parser loads only then). Rejects with a ConfigError
+ * listing every problem.
+ */
+export async function loadAgentConfig(flags: AgentFlags, env: (name: string) => string | undefined = () => undefined): Promise<AgentConfig> {
   let raw: Record<string, unknown> = {};
-  let baseDir = process.cwd();
   if (flags.config !== undefined) {
-    baseDir = dirname(resolve(flags.config));
     try {
-      raw = parseToml(readFileSync(flags.config, "utf8")) as Record<string, unknown>;
+      const text = readFileSync(flags.config, "utf8");
+      const { parse } = await import("smol-toml");
+      raw = parse(text) as Record<string, unknown>;
     } catch (e) {
       throw new ConfigError([`${flags.config}: ${(e as Error).message}`], "invalid agent configuration");
     }
+  }
+  return agentConfigFrom(flags, raw, env);
+}
+
+/** loadAgentConfig once the file (if any) is parsed: `raw` is its table, `{}` without one. */
+function agentConfigFrom(flags: AgentFlags, raw: Record<string, unknown>, env: (name: string) => string | undefined = () => undefined): AgentConfig {
+  const p = new Problems();
+  let baseDir = process.cwd();
+  if (flags.config !== undefined) {
+    baseDir = dirname(resolve(flags.config));
     for (const k of Object.keys(raw)) if (!FILE_KEYS.has(k)) p.add(k, "unknown key");
   }
   // Flags are resolved against the working directory, file values against the file's directory.

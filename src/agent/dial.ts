@@ -6,11 +6,11 @@
  * when the edge said no, or another error when the network did.
  */
 import { NULL_HANDLER } from "../runtime/mod.ts";
-import { randomBytes } from "node:crypto";
 import { ProxyError } from "../errors/mod.ts";
 import { type TunnelErrorInfo, tunnelErrorInfo } from "../proto/tunnel_control.ts";
 import type { Conn, ConnectOptions, ConnHandler } from "../runtime/types.ts";
 import { checkUpgradeResponse, upgradeRequest, upgradeResponseParser, type UpgradeTransport, WsConn } from "../tunnel/transport/mod.ts";
+import { base64 } from "../proto/sha1.ts";
 import { VERSION } from "../version.ts";
 import type { AgentConfig } from "./config.ts";
 
@@ -82,7 +82,8 @@ class UpgradeReader implements ConnHandler {
 /** Connects to the edge and upgrades; bounded by `connectTimeoutMs` end to end. */
 export function dialEdge(cfg: AgentConfig, connect: ConnectFn): Promise<Dialed> {
   const transport: UpgradeTransport = cfg.transport === "websocket" ? "websocket" : "smux";
-  const wsKey = transport === "websocket" ? randomBytes(16).toString("base64") : undefined;
+  // Web Crypto, not node:crypto (which costs an agent ~4 MB of resident memory to load).
+  const wsKey = transport === "websocket" ? base64(crypto.getRandomValues(new Uint8Array(16))) : undefined;
   return new Promise<Dialed>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | null = null;
     const reader = new UpgradeReader(transport, wsKey, (d) => {

@@ -6,7 +6,9 @@
  */
 import { wallMs } from "../runtime/mod.ts";
 import { ProxyError } from "../errors/mod.ts";
-import { MuxSession, type MuxStream, type MuxTicker } from "../mux/mod.ts";
+import { MuxSession } from "../mux/session.ts";
+import type { MuxStream } from "../mux/stream.ts";
+import type { MuxTicker } from "../mux/ticker.ts";
 import {
   CONTROL_MAX_MESSAGE,
   encodeTunnelMessage,

@@ -18,8 +18,8 @@ import { wallMs } from "../runtime/mod.ts";
 import type { ConnHandler, Conn, Runtime, UdpSocket } from "../runtime/types.ts";
 import { UdpFrameDecoder, udpFrame } from "../proto/udp_frame.ts";
 import type { OpenMessage } from "../proto/tunnel_control.ts";
-import { formatPeer } from "../proto/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import { formatPeer } from "../proto/ip_text.ts";
+import { type Logger, nextConnId } from "../log/mod.ts";
 import type { AgentConfig, ExposeTarget, Forward } from "./config.ts";
 import type { AgentSession } from "./session.ts";
 
@@ -156,6 +156,7 @@ export class UdpSource {
         client: formatPeer(address, port),
         server: formatPeer(this.forward.listen.hostname, this.socket.port),
         proxy: "none",
+        connId: nextConnId(),
       };
       const f = flow;
       s.openService(open).then(
@@ -169,7 +170,7 @@ export class UdpSource {
         },
         (e: Error) => {
           this.counts.errors++;
-          this.agent.log.warn("cannot open UDP tunnel stream", { service: this.forward.service, client: address, reason: e.message });
+          this.agent.log.warn("cannot open UDP tunnel stream", { service: this.forward.service, conn: open.connId, client: address, reason: e.message });
           f.finish();
         },
       );

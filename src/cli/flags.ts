@@ -5,7 +5,7 @@
  * here turn each problem into one line a person can act on.
  */
 import { parseArgs } from "node:util";
-import { nearest } from "../config/mod.ts";
+import { nearest } from "../config/issues.ts";
 
 interface FlagBase {
   short?: string;

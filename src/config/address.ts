@@ -4,7 +4,7 @@
  * one address compare equal; hostnames are canonicalised like route patterns.
  */
 
-import { formatHostPort } from "../proto/mod.ts";
+import { formatHostPort } from "../proto/ip_text.ts";
 import type { Address } from "./types.ts";
 import { canonicalIp, parseIPv4 } from "./ip.ts";
 import { canonicalHostname } from "./hostname.ts";

@@ -7,7 +7,7 @@
  * most 253 bytes, no IP literals) are documented there.
  */
 
-import { checkHostname, checkPattern } from "../proto/mod.ts";
+import { checkHostname, checkPattern } from "../proto/hostname.ts";
 
 /** `{ name }` or `{ error }`, the error phrased to follow a field name. */
 export function canonicalHostname(input: string): { name: string } | { error: string } {

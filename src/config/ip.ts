@@ -5,7 +5,7 @@
  * and silently rewrites them.
  */
 
-import { ipv6GroupsText, parseIPv4 as parseIPv4At, parseIPv6Groups } from "../proto/mod.ts";
+import { ipv6GroupsText, parseIPv4 as parseIPv4At, parseIPv6Groups } from "../proto/ip_text.ts";
 
 /** Dotted-quad IPv4, four decimal octets 0..255, no leading zeros. */
 export function parseIPv4(s: string): number[] | null {

@@ -4,7 +4,7 @@
  * rest bound memory on our side.
  */
 import { ProxyError } from "../errors/mod.ts";
-import { SMUX_MAX_FRAME_LENGTH } from "../proto/mod.ts";
+import { SMUX_MAX_FRAME_LENGTH } from "../proto/smux.ts";
 
 export interface MuxOptions {
   /** True on the dialing side: it opens odd stream ids (3, 5, ...), the other side even ids (2, 4, ...). */

@@ -13,7 +13,7 @@
  * Time enters through `tick(nowMs)` (a MuxTicker or the owner calls it).
  */
 import { type ErrorCode, type ErrorSource, ProxyError } from "../errors/mod.ts";
-import { readU32LE, SMUX_INITIAL_PEER_WINDOW, SmuxCmd, SmuxFrameDecoder } from "../proto/mod.ts";
+import { readU32LE, SMUX_INITIAL_PEER_WINDOW, SmuxCmd, SmuxFrameDecoder } from "../proto/smux.ts";
 import type { Conn, ConnHandler } from "../runtime/mod.ts";
 import { type MuxOptions, resolveMuxOptions, type ResolvedMuxOptions } from "./config.ts";
 import { MuxStream } from "./stream.ts";

@@ -15,7 +15,7 @@
  * payload-view write per frame, one bulk stream ran at ~500 MB/s against
  * ~850 MB/s with the copy (bench/mux_bulk.ts, em→em, same run).
  */
-import { encodeSmuxHeader, encodeSmuxUpd, SMUX_HEADER_SIZE, SMUX_UPD_SIZE, SmuxCmd } from "../proto/mod.ts";
+import { encodeSmuxHeader, encodeSmuxUpd, SMUX_HEADER_SIZE, SMUX_UPD_SIZE, SmuxCmd } from "../proto/smux.ts";
 import type { Conn } from "../runtime/mod.ts";
 import type { ResolvedMuxOptions } from "./config.ts";
 import type { MuxStream } from "./stream.ts";

@@ -3,7 +3,12 @@
  */
 // Reflected polynomial 0x82F63B78, RFC 4960 Appendix B.
 
-const CRC32C_TABLE = (() => {
+// Built on first use, not at module load: a 2048-step loop at load time wakes the optimizing JIT in
+// every process that imports proto/ (the agent, the supervisor), which costs megabytes of resident
+// memory for a TLV that most processes never compute.
+let table: Uint32Array | null = null;
+
+function crc32cTable(): Uint32Array {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
@@ -11,10 +16,11 @@ const CRC32C_TABLE = (() => {
     t[n] = c >>> 0;
   }
   return t;
-})();
+}
 
 export function crc32cUpdate(crc: number, buf: Uint8Array, start: number, end: number): number {
-  for (let i = start; i < end; i++) crc = CRC32C_TABLE[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
+  const t = (table ??= crc32cTable());
+  for (let i = start; i < end; i++) crc = t[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
   return crc;
 }
 

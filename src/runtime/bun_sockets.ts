@@ -13,7 +13,7 @@
  * environment variable below (Bun gives a worker a copy of the environment).
  */
 import type { ListenAddress, SocketInheritance } from "./types.ts";
-import { ipv6GroupsText } from "../proto/mod.ts";
+import { ipv6GroupsText } from "../proto/ip_text.ts";
 
 /** Internal: JSON `{ "<key>": fd }`, set by `adopt` for worker threads spawned afterwards. */
 export const ADOPT_ENV = "EDGEMUX_ADOPTED_FDS";

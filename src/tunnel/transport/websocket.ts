@@ -15,7 +15,7 @@
  * WebSocket client and server (test/tunnel_e2e_test.ts).
  */
 import { NULL_HANDLER } from "../../runtime/mod.ts";
-import { encodeWsClose, encodeWsFrame, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, type WsProtocolError } from "../../proto/mod.ts";
+import { encodeWsClose, encodeWsFrame, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, type WsProtocolError } from "../../proto/websocket.ts";
 import { type Conn, type ConnHandler, LayeredConn } from "../../runtime/mod.ts";
 
 
