@@ -1,2 +1,2 @@
-export { Relay, type RelayOwner } from "./relay.ts";
+export { type KernelPromotion, Relay, type RelayOwner } from "./relay.ts";
 export { type InboundProxyResult, readInboundProxy } from "./inbound_proxy.ts";

@@ -8,7 +8,7 @@
  * This file is the hot path of the proxy. Keep it synchronous and flat.
  */
 import type { ErrorCode } from "../errors/mod.ts";
-import type { Conn, ConnHandler } from "../runtime/types.ts";
+import type { Conn, ConnHandler, KernelRelay, KernelRelayHandle, KernelRelayOwner } from "../runtime/types.ts";
 import { coarseClock } from "../runtime/mod.ts";
 
 /** What the relay reports per chunk and at the end; the listener owns the stats slots. */
@@ -22,7 +22,18 @@ const CLIENT_ENDED = 1;
 const UPSTREAM_ENDED = 2;
 const BOTH = CLIENT_ENDED | UPSTREAM_ENDED;
 
-export class Relay implements ConnHandler {
+/**
+ * Where the relay may hand itself to the kernel relay (runtime/kernel_relay):
+ * once `promoteAfter` bytes went either way (0: at start) and nothing is
+ * queued, both sockets go to the native splice loop and the relay only waits
+ * for its end. Short connections stay in JavaScript and take no pipes.
+ */
+export interface KernelPromotion {
+  kernel: KernelRelay;
+  promoteAfter: number;
+}
+
+export class Relay implements ConnHandler, KernelRelayOwner {
   bytesToUpstream = 0;
   bytesToClient = 0;
   /** Coarse time of the last byte either way; the worker's sweeper reads it. */
@@ -33,12 +44,22 @@ export class Relay implements ConnHandler {
   private closed = 0;
   private finished = false;
   private errorCode: ErrorCode | null = null;
+  /** Set while the relay may still move to the kernel relay. */
+  private promotion: KernelPromotion | null;
+  /** Set once the native loop holds both sockets. */
+  kernel: KernelRelayHandle | null = null;
+  /** Bytes counted when the loop took over, and the loop's counters as last read. */
+  private kernelBaseUp = 0;
+  private kernelBaseDown = 0;
 
   constructor(
     readonly client: Conn,
     readonly upstream: Conn,
     private readonly owner: RelayOwner,
-  ) {}
+    promotion: KernelPromotion | null = null,
+  ) {
+    this.promotion = promotion;
+  }
 
   /**
    * Take over both connections. `toUpstream` holds client bytes read before
@@ -77,6 +98,7 @@ export class Relay implements ConnHandler {
       if (downOk) this.upstream.resume();
       else this.upstream.pause();
     }
+    if (this.promotion !== null && this.promotion.promoteAfter === 0) this.promote();
   }
 
   onData(conn: Conn, chunk: Uint8Array): void {
@@ -92,6 +114,7 @@ export class Relay implements ConnHandler {
       this.owner.relayBytes(this, 0, chunk.length);
       if (!this.client.write(chunk) && (this.closed & CLIENT_ENDED) === 0) this.upstream.pause();
     }
+    if (this.promotion !== null && this.bytesToUpstream + this.bytesToClient >= this.promotion.promoteAfter) this.promote();
   }
 
   onDrain(conn: Conn): void {
@@ -102,6 +125,54 @@ export class Relay implements ConnHandler {
     } else {
       this.client.resume();
     }
+    if (this.promotion !== null && this.bytesToUpstream + this.bytesToClient >= this.promotion.promoteAfter) this.promote();
+  }
+
+  /**
+   * Hand both sockets to the native loop when nothing is queued and neither
+   * side ended (a half-closed pair finishes here); else try again after the
+   * next chunk or drain. An empty pipe pool keeps the relay in JavaScript.
+   */
+  private promote(): void {
+    if (this.ended !== 0 || this.closed !== 0 || this.finished) {
+      this.promotion = null;
+      return;
+    }
+    if (this.client.writableLength > 0 || this.upstream.writableLength > 0) return;
+    const h = this.promotion!.kernel.adopt(this.client, this.upstream, this);
+    if (h === null) return;
+    this.promotion = null;
+    this.kernel = h;
+    this.kernelBaseUp = this.bytesToUpstream;
+    this.kernelBaseDown = this.bytesToClient;
+  }
+
+  /**
+   * A relay held by the native loop: bring the byte counts and the last
+   * activity up to date from its live counters (the sweeper calls this before
+   * checking the idle deadline, so stats lag by at most one sweep).
+   */
+  refresh(): void {
+    const h = this.kernel;
+    if (h === null || this.finished) return;
+    this.kernelBytes(h.toUpstream, h.toClient);
+  }
+
+  private kernelBytes(up: number, down: number): void {
+    const dUp = this.kernelBaseUp + up - this.bytesToUpstream;
+    const dDown = this.kernelBaseDown + down - this.bytesToClient;
+    if (dUp <= 0 && dDown <= 0) return; // the loop's counters only grow
+    this.bytesToUpstream += dUp;
+    this.bytesToClient += dDown;
+    this.lastActiveMs = coarseClock.now;
+    this.owner.relayBytes(this, dUp, dDown);
+  }
+
+  kernelRelayEnded(toUpstream: number, toClient: number, failed: "client" | "upstream" | null): void {
+    // After abort() the outcome is written already; the last bytes still count in the stats.
+    this.kernelBytes(toUpstream, toClient);
+    if (this.errorCode === null && failed !== null) this.errorCode = failed === "client" ? "DOWNSTREAM_RESET" : "UPSTREAM_RESET";
+    this.finish();
   }
 
   onEnd(conn: Conn): void {
@@ -131,6 +202,11 @@ export class Relay implements ConnHandler {
   /** Close both sides now, recording why (idle timeout, drain deadline). */
   abort(code: ErrorCode): void {
     if (this.errorCode === null) this.errorCode = code;
+    if (this.kernel !== null) {
+      this.refresh();
+      this.kernel.close();
+      return this.finish();
+    }
     this.client.close();
     this.upstream.close();
     this.finish();
