@@ -70,7 +70,7 @@ const PROC: ProcessInfo = {
 /** Three workers' worth of traffic, one restart, routes overflowing the stats capacity. */
 function realisticWorld(nowMs: number) {
   const reg = new StatsRegistry(listeners.length + 4); // 5 routes, room for 4: one goes to _other
-  const slots = reg.assign(listeners.map((l) => l.name), routeNames);
+  const slots = reg.assign(listeners.map((l) => l.name), routeNames, { [routeNames[0]!]: ["10.0.0.5:443", "unix:/run/b.sock"] });
   const slabs = [reg.createSlab(), reg.createSlab(), reg.createSlab()];
   slabs.forEach((slab, w) => {
     const writer = new StatsWriter(slab, w + 1);
@@ -113,6 +113,18 @@ function realisticWorld(nowMs: number) {
         writer.duration(l, d);
       }
     }
+    // Route targets (one up, one refusing) and a tunnel service.
+    const [up, down] = slots.backends[routeNames[0]!]!;
+    writer.backendConnected(up!, rand() * 0.002, nowMs - 1000);
+    writer.backendFailed(down!, "UPSTREAM_CONNECT_REFUSED", nowMs - 500, nowMs + 1500);
+    writer.connect(slots.listeners[listeners[0]!.name]!, rand() * 0.002);
+    writer.connect(slots.routes[routeNames[0]!]!, rand() * 0.002);
+    // An http route: requests by status class and their latency.
+    writer.httpRequest(slots.routes[routeNames[0]!]!, [200, 304, 404, 502][Math.floor(rand() * 4)]!, rand() * 0.3);
+    const web = writer.serviceSlot("web");
+    writer.serviceOpened(web);
+    writer.serviceClosed(web, 100 * w, 2000 * w);
+    writer.serviceFailed(web, "SERVICE_OFFLINE");
     writer.heartbeat(nowMs - 200 * w);
   });
   // Worker 2 crashed once and its replacement took the slab over.
@@ -201,7 +213,7 @@ describe("promtool check metrics", () => {
     expect(status.status).toBe(200);
     const body = (await status.json()) as StatusJson;
     expect(Object.keys(body).sort()).toEqual(
-      ["listeners", "pid", "routes", "runtime", "started_at", "totals", "tunnels", "uptime_seconds", "version", "workers"],
+      ["backends", "listeners", "pid", "routes", "runtime", "services", "started_at", "totals", "tunnels", "uptime_seconds", "version", "workers"],
     );
     expect(body.uptime_seconds).toBeGreaterThanOrEqual(60);
     expect(body.workers).toHaveLength(3);

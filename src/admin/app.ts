@@ -4,10 +4,11 @@
  * everything through AdminSource and never imports the data plane. Serving
  * is the runtime adapter's job: `runtime.serveHttp({ hostname, port, fetch: app.fetch })`.
  *
- *   GET  /                      live dashboard (HTML, polls /status)
+ *   GET  /                      live dashboard (HTML, polls /status and /history)
  *   GET  /healthz               200 "ok" | 503 with the reason
  *   GET  /status                StatusJson
  *   GET  /metrics               Prometheus text format 0.0.4
+ *   GET  /history?window=900    the last N seconds of per-listener and per-route rates (history.ts)
  *   POST /reload                like SIGHUP
  *   POST /workers/:id/restart   terminate a worker; the supervisor replaces it
  *
@@ -20,6 +21,7 @@ import { DEFAULT_STALE_AFTER_MS, PROMETHEUS_CONTENT_TYPE } from "../stats/mod.ts
 import { DASHBOARD_HTML } from "./dashboard.ts";
 import type { AdminTokenConfig } from "../config/types.ts";
 import { AdminAuth, requiredScope, WWW_AUTHENTICATE } from "./auth.ts";
+import type { HistoryJson } from "./history.ts";
 import type { AdminSource, WorkerStatus } from "./types.ts";
 
 export interface AdminOptions {
@@ -31,6 +33,11 @@ export interface AdminOptions {
    * the API is open.
    */
   tokens?: () => readonly AdminTokenConfig[];
+  /**
+   * The dashboard's time series for the last `windowSeconds` (History.toJSON);
+   * without it GET /history answers 501.
+   */
+  history?: (windowSeconds: number | undefined) => HistoryJson;
 }
 
 const TEXT_PLAIN = { "content-type": "text/plain; charset=utf-8" } as const;
@@ -41,6 +48,7 @@ const ALLOWED: ReadonlyArray<readonly [string, string]> = [
   ["/healthz", "GET, HEAD"],
   ["/status", "GET, HEAD"],
   ["/metrics", "GET, HEAD"],
+  ["/history", "GET, HEAD"],
   ["/reload", "POST"],
   ["/workers/:id/restart", "POST"],
 ];
@@ -90,6 +98,13 @@ export function createAdminApp(source: AdminSource, opts: AdminOptions = {}): Ho
   app.get("/status", (c) => c.json(source.status()));
 
   app.get("/metrics", (c) => c.body(source.metrics(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }));
+
+  app.get("/history", (c) => {
+    if (!opts.history) return c.json({ error: "history is not available" }, 501);
+    const raw = c.req.query("window");
+    if (raw !== undefined && !/^[0-9]{1,7}$/.test(raw)) return c.json({ error: `window must be a number of seconds, got '${raw}'` }, 400);
+    return c.json(opts.history(raw === undefined ? undefined : Number(raw)));
+  });
 
   app.post("/reload", async (c) => {
     if (!source.reload) return c.json({ ok: false, error: "reload is not available" }, 501);

@@ -3,6 +3,8 @@ import { hashToken } from "../auth/mod.ts";
 import type { AdminTokenConfig } from "../config/types.ts";
 import { createAdminApp, healthProblems } from "./app.ts";
 import { requiredScope } from "./auth.ts";
+import { History } from "./history.ts";
+import { StatsRegistry, StatsWriter } from "../stats/mod.ts";
 import type { AdminSource, ReloadResult, StatusJson, WorkerStatus } from "./types.ts";
 
 function worker(id: number, over: Partial<WorkerStatus> = {}): WorkerStatus {
@@ -20,6 +22,8 @@ const STATUS: StatusJson = {
   routes: [],
   totals: { accepted: 0, active: 0, closed: 0, refused: 0, bytes_in: 0, bytes_out: 0, errors_total: 0, errors: {}, aborts: {} },
   tunnels: { sessions: 0, list: [] },
+  backends: [],
+  services: [],
 };
 
 class FakeSource implements AdminSource {
@@ -123,6 +127,56 @@ describe("GET /status, /metrics, /", () => {
     const res = await createAdminApp(src).request("/status");
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({ error: "internal error", message: "boom" });
+  });
+});
+
+describe("GET /history", () => {
+  const history = () => {
+    const reg = new StatsRegistry(4);
+    const slots = reg.assign(["sni"], ["app"]);
+    const slab = reg.createSlab();
+    const w = new StatsWriter(slab);
+    const h = new History({ intervalMs: 5000, windowMs: 60_000 });
+    for (let t = 0; t <= 30_000; t += 5000) {
+      w.opened(slots.listeners.sni!);
+      w.bytes(slots.listeners.sni!, 500, 5000);
+      h.sample(reg.snapshot([slab], { nowMs: t }));
+    }
+    return h;
+  };
+
+  test("the series as JSON; ?window=N keeps the last N seconds", async () => {
+    const h = history();
+    const app = createAdminApp(new FakeSource(), { history: (w) => h.toJSON(w) });
+    const res = await app.request("/history");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const all = (await res.json()) as ReturnType<History["toJSON"]>;
+    expect(all.interval_s).toBe(5);
+    expect(all.t).toHaveLength(6);
+    expect(all.listeners[0]!.name).toBe("sni");
+    expect(all.listeners[0]!.conn_per_s).toEqual([0.2, 0.2, 0.2, 0.2, 0.2, 0.2]);
+    expect(all.total.bytes_out_per_s).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
+    const short = (await (await app.request("/history?window=10")).json()) as ReturnType<History["toJSON"]>;
+    expect(short.t).toEqual(all.t.slice(-2));
+    expect(short.window_s).toBe(10);
+  });
+
+  test("a bad window is 400; without a history source 501; POST 405", async () => {
+    const h = history();
+    const app = createAdminApp(new FakeSource(), { history: (w) => h.toJSON(w) });
+    for (const q of ["-1", "abc", "1e3", "", "99999999"]) expect((await app.request(`/history?window=${q}`)).status).toBe(400);
+    expect((await app.request("/history", { method: "POST" })).status).toBe(405);
+    expect((await createAdminApp(new FakeSource()).request("/history")).status).toBe(501);
+  });
+
+  test("needs a read token when tokens are configured", async () => {
+    const h = history();
+    const tokens: AdminTokenConfig[] = [{ name: "prom", sha256: hashToken("r"), scope: "read" }];
+    const app = createAdminApp(new FakeSource(), { tokens: () => tokens, history: (w) => h.toJSON(w) });
+    expect((await app.request("/history")).status).toBe(401);
+    expect((await app.request("/history?window=60", { headers: { authorization: "Bearer r" } })).status).toBe(200);
   });
 });
 
@@ -299,7 +353,7 @@ describe("[[admin.tokens]]", () => {
     expect(requiredScope("GET", "/healthz")).toBeNull();
     expect(requiredScope("HEAD", "/healthz")).toBeNull();
     expect(requiredScope("POST", "/healthz")).toBe("admin");
-    for (const p of ["/", "/status", "/metrics"]) {
+    for (const p of ["/", "/status", "/metrics", "/history"]) {
       expect(requiredScope("GET", p)).toBe("read");
       expect(requiredScope("POST", p)).toBe("admin");
     }

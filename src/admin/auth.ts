@@ -1,6 +1,6 @@
 /**
  * Who may use the admin API: `[[admin.tokens]]`, each with a scope. `read`
- * may GET the dashboard, `/status` and `/metrics`; `admin` may do everything
+ * may GET the dashboard, `/status`, `/history` and `/metrics`; `admin` may do everything
  * (admin implies read). Anything not listed as read-only needs `admin`, so an
  * endpoint added later is closed by default. `/healthz` is open to everyone
  * (load balancers and orchestrators probe it without credentials).
@@ -17,7 +17,7 @@ import type { AdminScope, AdminTokenConfig } from "../config/types.ts";
 /** Paths everyone may GET, credentials or not. */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(["/healthz"]);
 /** Paths a `read` token may GET or HEAD; everything else needs `admin`. */
-export const READ_PATHS: ReadonlySet<string> = new Set(["/", "/status", "/metrics"]);
+export const READ_PATHS: ReadonlySet<string> = new Set(["/", "/status", "/metrics", "/history"]);
 
 /** The challenge sent with every 401; Basic makes a browser ask for the secret. */
 export const WWW_AUTHENTICATE = 'Basic realm="edgemux"';

@@ -7,19 +7,25 @@
 
 export { type AdminOptions, createAdminApp, healthProblems } from "./app.ts";
 export { type AdminAccess, AdminAuth, requiredScope, WWW_AUTHENTICATE } from "./auth.ts";
+export { History, type HistoryJson, type HistoryOptions, type HistorySeriesJson } from "./history.ts";
 export {
   buildStatus,
+  quantileMs,
+  routeTargets,
   STATUS_MAX_TUNNEL_SESSIONS,
   type StatusInput,
   type SupervisorWorker,
+  type TunnelSessionCounts,
   type TunnelSessionFact,
 } from "./status.ts";
 export type {
   AdminSource,
+  BackendStatus,
   ErrorCounts,
   ListenerStatus,
   ReloadResult,
   RouteStatus,
+  ServiceStatus,
   StatusJson,
   TotalsStatus,
   TunnelSessionStatus,

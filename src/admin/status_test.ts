@@ -157,6 +157,10 @@ test("tunnel sessions: oldest first, the list capped, the count whole", () => {
     roles: ["destination"],
     services: ["web"],
     since: "1970-01-01T00:00:01.000Z",
+    streams: 0,
+    active_streams: 0,
+    bytes_in: 0,
+    bytes_out: 0,
   });
 
   const many = Array.from({ length: STATUS_MAX_TUNNEL_SESSIONS + 5 }, (_, i) => fact(i, 10_000 - i));
@@ -190,4 +194,86 @@ test("routes list their targets as the config spells them: tunnel:NAME, hbone://
     ["h.example", ["hbone://10.0.0.2:15008", "hbone://[fd00::2]:15008"]],
     ["p.example", ["10.0.0.1:8443"]],
   ]);
+});
+
+test("backends: the current routes' targets with state, counts, connect quantiles and the last error", () => {
+  const routes = [route("r", { targets: [{ kind: "tcp", hostname: "10.0.0.1", port: 80 }, { kind: "unix", path: "/run/b.sock" }] })];
+  const reg = new StatsRegistry(4);
+  const slots = reg.assign([], ["r", "gone"], { r: ["10.0.0.1:80", "unix:/run/b.sock"], gone: ["10.9.9.9:1"] });
+  reg.assign([], ["r"], { r: ["10.0.0.1:80", "unix:/run/b.sock"] }); // a reload dropped "gone"
+  const slab = reg.createSlab();
+  const w = new StatsWriter(slab);
+  const [a, b] = slots.backends.r!;
+  for (let i = 0; i < 10; i++) w.backendConnected(a!, 0.0008, 1000);
+  w.backendFailed(b!, "UPSTREAM_CONNECT_REFUSED", 2000, 4000);
+  const status = buildStatus({
+    version: "0.1.0",
+    runtime: "bun 1.4.5",
+    pid: 1,
+    startedMs: 0,
+    nowMs: 3000,
+    listeners: [],
+    routes,
+    snapshot: reg.snapshot([slab], { nowMs: 3000 }),
+    workers: [{ id: 0, threadId: 1, up: true, restarts: 0 }],
+  });
+  expect(status.backends).toEqual([
+    { route: "r", target: "10.0.0.1:80", state: "up", active: 10, connections: 10, failures: 0, connect_p50_ms: 0.75, connect_p99_ms: 0.995, last_error: null },
+    {
+      route: "r",
+      target: "unix:/run/b.sock",
+      state: "cooling_down",
+      active: 0,
+      connections: 0,
+      failures: 1,
+      connect_p50_ms: null,
+      connect_p99_ms: null,
+      last_error: { code: "UPSTREAM_CONNECT_REFUSED", at: "1970-01-01T00:00:02.000Z" },
+    },
+  ]);
+});
+
+test("services: named by routes, exposed by agents, or counted; listed offline once their agent is gone", () => {
+  const routes = [route("t", { targets: [], tunnel: "web" })];
+  const reg = new StatsRegistry(4);
+  reg.assign([], ["t"]);
+  const slab = reg.createSlab();
+  const w = new StatsWriter(slab);
+  const web = w.serviceSlot("web");
+  w.serviceOpened(web);
+  w.serviceClosed(web, 10, 20);
+  w.serviceOpened(web);
+  w.serviceFailed(web, "SERVICE_UNKNOWN");
+  const base = {
+    version: "0.1.0",
+    runtime: "bun 1.4.5",
+    pid: 1,
+    startedMs: 0,
+    listeners: [],
+    routes,
+    snapshot: reg.snapshot([slab]),
+    workers: [{ id: 0, threadId: 1, up: true, restarts: 0 }],
+  };
+  const session: TunnelSessionFact = {
+    id: "s1",
+    listener: "tunnel",
+    worker: 0,
+    agent: "a1",
+    token: "dest",
+    peer: "127.0.0.1:1",
+    transport: "smux",
+    roles: ["destination"],
+    services: ["web", "db"],
+    sinceMs: 1000,
+    counts: { streams: 3, activeStreams: 1, bytesIn: 100, bytesOut: 200 },
+  };
+  const online = buildStatus({ ...base, tunnels: [session], knownServices: ["db", "old"] });
+  expect(online.services).toEqual([
+    { name: "db", online: true, agents: [{ session_id: "s1", agent: "a1", worker: 0 }], streams: 0, active_streams: 0, bytes_in: 0, bytes_out: 0, open_failures: 0 },
+    { name: "old", online: false, agents: [], streams: 0, active_streams: 0, bytes_in: 0, bytes_out: 0, open_failures: 0 },
+    { name: "web", online: true, agents: [{ session_id: "s1", agent: "a1", worker: 0 }], streams: 2, active_streams: 1, bytes_in: 10, bytes_out: 20, open_failures: 1 },
+  ]);
+  expect(online.tunnels.list[0]).toMatchObject({ streams: 3, active_streams: 1, bytes_in: 100, bytes_out: 200 });
+  const offline = buildStatus({ ...base, tunnels: [] });
+  expect(offline.services.map((s) => [s.name, s.online, s.agents.length])).toEqual([["web", false, 0]]);
 });

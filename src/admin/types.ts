@@ -92,6 +92,55 @@ export interface TunnelSessionStatus {
   services: string[];
   /** ISO 8601 time the session was admitted. */
   since: string;
+  /** Streams opened on the session, both ways (to its services and from it as a source), as of the worker's last report. */
+  streams: number;
+  /** Streams open on it now (as of the worker's last report, about every second). */
+  active_streams: number;
+  /** Bytes the edge received from the agent / sent to it on this session (mux framing included). */
+  bytes_in: number;
+  bytes_out: number;
+}
+
+/** One target of a route with fixed targets (host:port, unix:/path, hbone://host:port). */
+export interface BackendStatus {
+  route: string;
+  /** Spelled like RouteStatus.targets. */
+  target: string;
+  /**
+   * up: the latest connect to it (on any worker) succeeded; cooling_down: it
+   * failed and is skipped by the balancer for now; failing: it failed and its
+   * cool-down is over (the next connection tries it again); unknown: never tried.
+   */
+  state: "up" | "failing" | "cooling_down" | "unknown";
+  /** Connections to it open now. */
+  active: number;
+  /** Connections it accepted since start. */
+  connections: number;
+  /** Failed connects since start. */
+  failures: number;
+  /** Estimated from the connect histogram (edgemux_backend_connect_seconds); null before the first connection. */
+  connect_p50_ms: number | null;
+  connect_p99_ms: number | null;
+  /** The latest failed connect: its code and ISO 8601 time; null before any. */
+  last_error: { code: string; at: string } | null;
+}
+
+/** A tunnel service: named by a route (`tunnel:NAME`) or exposed by an agent at some point since start. */
+export interface ServiceStatus {
+  name: string;
+  /** An agent exposing it is connected now. */
+  online: boolean;
+  /** The agent sessions exposing it now. */
+  agents: { session_id: string; agent: string; worker: number }[];
+  /** Streams opened to it since start (the agent answered ok). */
+  streams: number;
+  /** Streams to it open now. */
+  active_streams: number;
+  /** Client → service and service → client bytes of its ended streams. */
+  bytes_in: number;
+  bytes_out: number;
+  /** Streams to it that could not be opened (no agent, the agent refused, no answer). */
+  open_failures: number;
 }
 
 export interface TunnelsStatus {
@@ -114,6 +163,10 @@ export interface StatusJson {
   routes: RouteStatus[];
   totals: TotalsStatus;
   tunnels: TunnelsStatus;
+  /** Every target of the current routes with fixed targets, route by route. */
+  backends: BackendStatus[];
+  /** Tunnel services by name. */
+  services: ServiceStatus[];
 }
 
 export interface ReloadResult {

@@ -12,9 +12,11 @@
  */
 
 export {
+  CONNECT_BUCKETS,
   createSlab,
   DURATION_BUCKETS,
   HANDSHAKE_BUCKETS,
+  MAX_BACKEND_CAPACITY,
   MAX_CAPACITY,
   OVERFLOW_NAME,
   overflowSlot,
@@ -22,9 +24,13 @@ export {
 } from "./layout.ts";
 export { StatsWriter } from "./writer.ts";
 export {
+  type BackendSnapshot,
+  type BackendState,
   type CounterSet,
   DEFAULT_STALE_AFTER_MS,
   type HistogramSnapshot,
+  type RegistryOptions,
+  type ServiceSnapshot,
   type SlotMap,
   type SlotSnapshot,
   type SnapshotOptions,
@@ -40,6 +46,8 @@ export {
   formatValue,
   type ProcessInfo,
   PROMETHEUS_CONTENT_TYPE,
+  type CertificateExpiry,
+  renderCertificateExpiry,
   renderPrometheus,
   type TunnelSessionCount,
   type WorkerInfo,

@@ -19,6 +19,9 @@
 import { ABORT_CODES } from "../errors/mod.ts";
 import type { HistogramSnapshot, SlotSnapshot, StatsSnapshot } from "./registry.ts";
 
+/** The values of `edgemux_backend_state`: one series per state, 1 for the target's current one. */
+export const BACKEND_STATES = ["up", "failing", "cooling_down", "unknown"] as const;
+
 /** The content type of the text this module renders. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -136,6 +139,8 @@ export function renderPrometheus(
     "Time from a connection's first byte to its route being chosen.", (s) => s.handshake);
   histograms(L, "listener", "edgemux_listener_connection_duration_seconds",
     "Lifetime of the listener's connections, accept to close.", (s) => s.duration);
+  histograms(L, "listener", "edgemux_listener_connect_seconds",
+    "Time from the start of a dial to the upstream being connected (failover included).", (s) => s.connect);
 
   // ---- routes ----
   perSlot(R, "route", "edgemux_route_connections_total", "counter",
@@ -150,6 +155,57 @@ export function renderPrometheus(
     "Connections on the route a peer ended with a TCP reset, by side (DOWNSTREAM_RESET client, UPSTREAM_RESET backend).", true);
   histograms(R, "route", "edgemux_route_connection_duration_seconds",
     "Lifetime of the route's connections, route chosen to close.", (s) => s.duration);
+  histograms(R, "route", "edgemux_route_connect_seconds",
+    "Time from the start of the route's dial to a backend being connected (failover included).", (s) => s.connect);
+
+  // ---- http routes (only routes that answered an http request have these series) ----
+  const H = R.filter((s) => s.httpDuration.count > 0);
+  if (H.length > 0) { // no family without samples
+    family("edgemux_http_requests_total", "counter", "Requests the http route answered, by status class (1xx..5xx), its own refusals included.");
+    for (const s of H) {
+      s.httpRequests.forEach((n, i) => sample("edgemux_http_requests_total", `${labelPair("route", s.name)},code_class="${i + 1}xx"`, n));
+    }
+    histograms(H, "route", "edgemux_http_request_duration_seconds",
+      "Time from a request's head being read to its response's last byte being written, per http route.", (s) => s.httpDuration);
+  }
+
+  // ---- backends (route targets) ----
+  const B = snap.backends;
+  const bl = (b: { route: string; target: string }) => `${labelPair("route", b.route)},${labelPair("target", b.target)}`;
+  family("edgemux_backend_connections_total", "counter", "Connections the route target accepted.");
+  for (const b of B) sample("edgemux_backend_connections_total", bl(b), b.connections);
+  family("edgemux_backend_failures_total", "counter", "Failed connects to the route target, by error code (codes never seen are omitted).");
+  for (const b of B) {
+    for (const [code, n] of Object.entries(b.failuresByCode)) sample("edgemux_backend_failures_total", `${bl(b)},code="${escapeLabel(code)}"`, n!);
+  }
+  family("edgemux_backend_active", "gauge", "Connections to the route target open now.");
+  for (const b of B) sample("edgemux_backend_active", bl(b), b.active);
+  family("edgemux_backend_connect_seconds", "histogram", "Time to connect to the route target, successful connects only.");
+  for (const b of B) histogram(out, "edgemux_backend_connect_seconds", bl(b), b.connect);
+  family("edgemux_backend_state", "gauge",
+    "1 for the route target's health state: up (the latest connect succeeded), cooling_down (it failed and is skipped for now), failing (it failed, cool-down over), unknown (never tried).");
+  for (const b of B) {
+    for (const st of BACKEND_STATES) sample("edgemux_backend_state", `${bl(b)},state="${st}"`, b.state === st ? 1 : 0);
+  }
+
+  // ---- tunnel services ----
+  const V = snap.services;
+  family("edgemux_tunnel_service_streams_total", "counter", "Streams opened to the tunnel service (the agent answered ok).");
+  for (const v of V) sample("edgemux_tunnel_service_streams_total", labelPair("service", v.name), v.streams);
+  family("edgemux_tunnel_service_active_streams", "gauge", "Streams to the tunnel service open now.");
+  for (const v of V) sample("edgemux_tunnel_service_active_streams", labelPair("service", v.name), v.active);
+  family("edgemux_tunnel_service_bytes_total", "counter",
+    "Bytes through the tunnel service's streams, counted as each stream ends; direction in is client to service, out is service to client.");
+  for (const v of V) {
+    sample("edgemux_tunnel_service_bytes_total", `${labelPair("service", v.name)},direction="in"`, v.bytesIn);
+    sample("edgemux_tunnel_service_bytes_total", `${labelPair("service", v.name)},direction="out"`, v.bytesOut);
+  }
+  family("edgemux_tunnel_service_open_failures_total", "counter", "Streams to the tunnel service that could not be opened, by error code.");
+  for (const v of V) {
+    for (const [code, n] of Object.entries(v.failuresByCode)) {
+      sample("edgemux_tunnel_service_open_failures_total", `${labelPair("service", v.name)},code="${escapeLabel(code)}"`, n!);
+    }
+  }
 
   // ---- workers ----
   const ws: WorkerInfo[] = workers
@@ -239,4 +295,20 @@ export function formatValue(v: number): string {
   if (v === Infinity) return "+Inf";
   if (v === -Infinity) return "-Inf";
   return String(v);
+}
+
+/** A served TLS certificate's expiry: from a file of an http listener, or from [acme]. */
+export interface CertificateExpiry {
+  name: string;
+  /** The leaf's notAfter, epoch ms. */
+  notAfter: number;
+}
+
+/** `edgemux_tls_certificate_expiry_timestamp_seconds{name}`, one sample per name (an empty string when there are none). */
+export function renderCertificateExpiry(certs: readonly CertificateExpiry[]): string {
+  if (certs.length === 0) return "";
+  const name = "edgemux_tls_certificate_expiry_timestamp_seconds";
+  const out = [`# HELP ${name} ${escapeHelp("When the certificate served for the name expires (notAfter), seconds since the Unix epoch.")}`, `# TYPE ${name} gauge`];
+  for (const c of certs) out.push(`${name}{name="${escapeLabel(c.name)}"} ${formatValue(Math.floor(c.notAfter / 1000))}`);
+  return out.join("\n") + "\n";
 }

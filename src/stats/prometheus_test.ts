@@ -72,7 +72,8 @@ describe("renderPrometheus", () => {
         expect([currentFamily, `${currentFamily}_bucket`, `${currentFamily}_sum`, `${currentFamily}_count`]).toContain(metric);
       }
     }
-    expect(families.length).toBe(26); // 23 edgemux_* + process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds
+    // 34 edgemux_* (11 of them connect times, route targets and tunnel services) + process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds
+    expect(families.length).toBe(37);
     for (const f of families) {
       const type = lines.find((l) => l.startsWith(`# TYPE ${f} `))!.split(" ")[3];
       if (type === "counter") expect(f.endsWith("_total")).toBe(true);
@@ -158,5 +159,37 @@ describe("renderPrometheus", () => {
     expect(text).toContain("# TYPE edgemux_tunnel_sessions_active gauge\n");
     expect(text).toContain('edgemux_tunnel_sessions_active{listener="tunnel",token="dest"} 2\n');
     expect(text).toContain('edgemux_tunnel_sessions_active{listener="tunnel",token="src"} 0\n');
+  });
+
+  test("connect times, route targets and tunnel services", () => {
+    const reg = new StatsRegistry(4, { backends: 4, services: 4 });
+    const slots = reg.assign(["tls"], ["r"], { r: ["10.0.0.1:443", "unix:/run/b.sock"] });
+    const slabs = [reg.createSlab()];
+    const w = new StatsWriter(slabs[0]!);
+    w.connect(slots.listeners.tls!, 0.0002);
+    w.connect(slots.routes.r!, 0.0002);
+    const [a, b] = slots.backends.r!;
+    w.backendConnected(a!, 0.0002, 1000);
+    w.backendFailed(b!, "UPSTREAM_CONNECT_REFUSED", 1000, 3000);
+    const web = w.serviceSlot("web");
+    w.serviceOpened(web);
+    w.serviceClosed(web, 5, 7);
+    w.serviceFailed(web, "SERVICE_OFFLINE");
+    const text = renderPrometheus(reg.snapshot(slabs, { nowMs: 1500 }), PROC);
+    expect(text).toContain('edgemux_listener_connect_seconds_bucket{listener="tls",le="0.00025"} 1\n');
+    expect(text).toContain('edgemux_route_connect_seconds_count{route="r"} 1\n');
+    expect(text).toContain('edgemux_backend_connections_total{route="r",target="10.0.0.1:443"} 1\n');
+    expect(text).toContain('edgemux_backend_connections_total{route="r",target="unix:/run/b.sock"} 0\n');
+    expect(text).toContain('edgemux_backend_failures_total{route="r",target="unix:/run/b.sock",code="UPSTREAM_CONNECT_REFUSED"} 1\n');
+    expect(text).toContain('edgemux_backend_active{route="r",target="10.0.0.1:443"} 1\n');
+    expect(text).toContain('edgemux_backend_connect_seconds_count{route="r",target="10.0.0.1:443"} 1\n');
+    expect(text).toContain('edgemux_backend_state{route="r",target="10.0.0.1:443",state="up"} 1\n');
+    expect(text).toContain('edgemux_backend_state{route="r",target="unix:/run/b.sock",state="cooling_down"} 1\n');
+    expect(text).toContain('edgemux_backend_state{route="r",target="unix:/run/b.sock",state="up"} 0\n');
+    expect(text).toContain('edgemux_tunnel_service_streams_total{service="web"} 1\n');
+    expect(text).toContain('edgemux_tunnel_service_active_streams{service="web"} 0\n');
+    expect(text).toContain('edgemux_tunnel_service_bytes_total{service="web",direction="in"} 5\n');
+    expect(text).toContain('edgemux_tunnel_service_bytes_total{service="web",direction="out"} 7\n');
+    expect(text).toContain('edgemux_tunnel_service_open_failures_total{service="web",code="SERVICE_OFFLINE"} 1\n');
   });
 });

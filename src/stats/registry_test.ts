@@ -8,11 +8,11 @@ describe("StatsRegistry slots", () => {
   test("listeners first in config order, then routes by name; names keep their slots across reloads", () => {
     const reg = new StatsRegistry(8);
     const first = reg.assign(["tls", "alt"], ["zeta", "alpha", "mid"]);
-    expect(first).toEqual({ listeners: { tls: 0, alt: 1 }, routes: { alpha: 2, mid: 3, zeta: 4 } });
+    expect(first).toEqual({ listeners: { tls: 0, alt: 1 }, routes: { alpha: 2, mid: 3, zeta: 4 }, backends: {} });
 
     // Reload: "mid" removed, "beta" added, order shuffled. Old names keep their slots, new ones append.
     const second = reg.assign(["alt", "tls"], ["beta", "zeta", "alpha"]);
-    expect(second).toEqual({ listeners: { alt: 1, tls: 0 }, routes: { alpha: 2, beta: 5, zeta: 4 } });
+    expect(second).toEqual({ listeners: { alt: 1, tls: 0 }, routes: { alpha: 2, beta: 5, zeta: 4 }, backends: {} });
 
     // A listener and a route may share a name; they are different slots.
     expect(reg.slotFor("route", "tls")).toBe(6);
@@ -49,6 +49,25 @@ describe("StatsRegistry slots", () => {
 });
 
 describe("StatsWriter + snapshot", () => {
+  test("http requests per route: status classes and the duration histogram sum over workers; a route without any has none", () => {
+    const reg = new StatsRegistry(4);
+    const { routes } = reg.assign(["web"], ["api", "idle"]);
+    const slabs = [reg.createSlab(), reg.createSlab()];
+    const [w0, w1] = slabs.map((s) => new StatsWriter(s));
+    w0!.httpRequest(routes.api!, 200, 0.004);
+    w1!.httpRequest(routes.api!, 204, 0.02);
+    w1!.httpRequest(routes.api!, 502, 3);
+    w0!.httpRequest(routes.api!, 101, 120); // an upgrade that lived two minutes: past the last bound
+    const snap = reg.snapshot(slabs);
+    const api = snap.routes.find((r) => r.name === "api")!;
+    expect(api.httpRequests).toEqual([1, 2, 0, 0, 1]);
+    expect(api.httpDuration.count).toBe(4);
+    expect(api.httpDuration.sum).toBeCloseTo(123.024);
+    expect(api.httpDuration.buckets[api.httpDuration.bounds.indexOf(0.005)]).toBe(1);
+    expect(api.httpDuration.buckets[api.httpDuration.bounds.indexOf(5)]).toBe(3);
+    expect(snap.routes.find((r) => r.name === "idle")!.httpDuration.count).toBe(0);
+  });
+
   test("three workers' slabs sum per listener, per route and in totals", () => {
     const reg = new StatsRegistry(4);
     const { listeners, routes } = reg.assign(["web"], ["a", "b"]);
@@ -210,4 +229,108 @@ test("peer resets are kept by code but not counted as errors", () => {
   const s = reg.snapshot([slab]).listeners[0]!;
   expect(s.errors).toEqual({ NO_ROUTE: 1, DOWNSTREAM_RESET: 1, UPSTREAM_RESET: 1 });
   expect(s.errorsTotal).toBe(1);
+});
+
+describe("connect times, route targets and tunnel services", () => {
+  test("connect(): a histogram on every slot, summed over workers", () => {
+    const reg = new StatsRegistry(4);
+    const slots = reg.assign(["l"], ["r"]);
+    const slabs = [reg.createSlab(), reg.createSlab()];
+    new StatsWriter(slabs[0]!).connect(slots.routes.r!, 0.0003);
+    new StatsWriter(slabs[1]!).connect(slots.routes.r!, 20);
+    const r = reg.snapshot(slabs).routes[0]!;
+    expect(r.connect.count).toBe(2);
+    expect(r.connect.sum).toBeCloseTo(20.0003);
+    expect(r.connect.buckets[2]).toBe(1); // le 0.0005
+    expect(r.connect.buckets.at(-1)).toBe(2);
+  });
+
+  test("backend slots: by route and target, stable across reloads, overflow past capacity", () => {
+    const reg = new StatsRegistry(4, { backends: 3, services: 2 });
+    const a = reg.assign([], ["r1", "r2"], { r1: ["10.0.0.1:80", "10.0.0.2:80"], r2: ["10.0.0.1:80"] });
+    expect(a.backends).toEqual({ r1: [0, 1], r2: [2] });
+    const b = reg.assign([], ["r1"], { r1: ["10.0.0.2:80", "10.0.0.3:80"] });
+    expect(b.backends).toEqual({ r1: [1, 3] }); // 3 = the overflow slot
+    const snap = reg.snapshot([reg.createSlab()]);
+    expect(snap.backends.map((x) => [x.route, x.target, x.current, x.overflow])).toEqual([
+      ["r1", "10.0.0.1:80", false, false],
+      ["r1", "10.0.0.2:80", true, false],
+      ["r2", "10.0.0.1:80", false, false],
+      ["_other", "_other", false, true],
+    ]);
+  });
+
+  test("backend counters and state: unknown, up, cooling_down, failing; the latest attempt on any worker decides", () => {
+    const reg = new StatsRegistry(2, { backends: 4, services: 2 });
+    const { backends } = reg.assign([], ["r"], { r: ["a:1", "b:2"] });
+    const [a, b] = backends.r!;
+    const slabs = [reg.createSlab(), reg.createSlab()];
+    const [w0, w1] = slabs.map((s) => new StatsWriter(s));
+    const at = (nowMs: number) => reg.snapshot(slabs, { nowMs }).backends;
+    expect(at(1000).map((x) => x.state)).toEqual(["unknown", "unknown"]);
+
+    w0!.backendConnected(a!, 0.002, 1000);
+    w1!.backendConnected(a!, 0.004, 1001);
+    w0!.backendFailed(b!, "UPSTREAM_CONNECT_REFUSED", 1000, 3000);
+    w1!.backendFailed(b!, "UPSTREAM_CONNECT_TIMEOUT", 1500, 3500);
+    let [sa, sb] = at(2000);
+    expect(sa).toMatchObject({ state: "up", connections: 2, active: 2, failures: 0, lastOkMs: 1001, lastError: null });
+    expect(sa!.connect.count).toBe(2);
+    expect(sb).toMatchObject({
+      state: "cooling_down",
+      connections: 0,
+      failures: 2,
+      failuresByCode: { UPSTREAM_CONNECT_REFUSED: 1, UPSTREAM_CONNECT_TIMEOUT: 1 },
+      lastFailMs: 1500,
+      lastError: "UPSTREAM_CONNECT_TIMEOUT",
+    });
+    expect(at(4000)[1]!.state).toBe("failing"); // cool-down over, not tried since
+    w0!.backendConnected(b!, 0.001, 5000);
+    expect(at(5000)[1]!.state).toBe("up");
+
+    w0!.backendClosed(a!);
+    expect(at(6000)[0]!.active).toBe(1);
+    reg.resetGauges(slabs[1]!); // worker 1 died with its connection
+    expect(at(6000)[0]!.active).toBe(0);
+  });
+
+  test("services: each worker names its own slots, the reader sums by name; unknown names go to _other", () => {
+    const reg = new StatsRegistry(2, { backends: 2, services: 2 });
+    reg.assign([], []);
+    const slabs = [reg.createSlab(), reg.createSlab()];
+    const [w0, w1] = slabs.map((s) => new StatsWriter(s));
+    expect(reg.snapshot(slabs).services).toEqual([]);
+    const web0 = w0!.serviceSlot("web");
+    expect(w0!.serviceSlot("web")).toBe(web0);
+    const db1 = w1!.serviceSlot("db");
+    const web1 = w1!.serviceSlot("web");
+    expect(w1!.serviceSlot("third")).toBe(2); // past capacity: the overflow slot
+    expect(w0!.serviceSlotIfKnown("nope")).toBe(2);
+    w0!.serviceOpened(web0);
+    w0!.serviceClosed(web0, 100, 2000);
+    w1!.serviceOpened(web1);
+    w1!.serviceOpened(db1);
+    w1!.serviceFailed(web1, "SERVICE_UNREACHABLE");
+    w0!.serviceFailed(w0!.serviceSlotIfKnown("nope"), "SERVICE_UNKNOWN");
+    const snap = reg.snapshot(slabs).services;
+    expect(snap).toEqual([
+      { name: "db", overflow: false, streams: 1, active: 1, bytesIn: 0, bytesOut: 0, failures: 0, failuresByCode: {} },
+      { name: "web", overflow: false, streams: 2, active: 1, bytesIn: 100, bytesOut: 2000, failures: 1, failuresByCode: { SERVICE_UNREACHABLE: 1 } },
+      { name: "_other", overflow: true, streams: 0, active: 0, bytesIn: 0, bytesOut: 0, failures: 1, failuresByCode: { SERVICE_UNKNOWN: 1 } },
+    ]);
+
+    // A replacement worker keeps the names (and slots) of the slab it takes over; its gauges start at 0.
+    reg.resetGauges(slabs[1]!);
+    const again = new StatsWriter(slabs[1]!);
+    expect(again.serviceSlotIfKnown("web")).toBe(web1);
+    expect(again.serviceSlotIfKnown("db")).toBe(db1);
+    expect(reg.snapshot(slabs).services.find((s) => s.name === "db")!.active).toBe(0);
+  });
+
+  test("slab sizes: backends and services are part of the layout check", () => {
+    const reg = new StatsRegistry(2, { backends: 5, services: 3 });
+    expect(() => reg.snapshot([new StatsRegistry(2, { backends: 6, services: 3 }).createSlab()])).toThrow();
+    expect(() => new StatsRegistry(2, { backends: -1 })).toThrow(/backends/);
+    expect(() => new StatsRegistry(2, { services: 1e6 })).toThrow(/services/);
+  });
 });
