@@ -72,8 +72,9 @@ describe("edgemux CLI", () => {
     writeFileSync(bad, `workers = 999\n[[listeners]]\nkind = "sni"\nadress = "127.0.0.1:0"\n`);
     const r = await edgemux("check-config", bad);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("workers: must be 0..256, got 999");
-    expect(r.stderr).toContain('listeners[0].adress: unknown key (did you mean "address"?)');
+    // Each problem names its line in the file and its [[listeners]] entry.
+    expect(r.stderr).toContain(`${bad}:1: workers: must be 0..256, got 999`);
+    expect(r.stderr).toContain(`${bad}:4: listeners[0]: adress: unknown key (did you mean "address"?)`);
     const flag = await edgemux("check-config", good, "--workers", "999");
     expect(flag.code).toBe(1);
     expect(flag.stderr).toContain("--workers: must be 0..256, got 999");
@@ -90,12 +91,12 @@ describe("edgemux CLI", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(`${good}: ok (1 listener(s), 1 route(s))\n`);
     const errLines = r.stderr.trimEnd().split("\n");
-    expect(errLines).toContain(`${bad}: invalid configuration (${errLines.filter((l) => l.startsWith(`${bad}: `)).length - 1} problems):`);
-    expect(errLines).toContain(`${bad}: workers: must be 0..256, got 999`);
-    expect(errLines).toContain(`${bad}: listeners[0].adress: unknown key (did you mean "address"?)`);
+    expect(errLines).toContain(`${bad}: invalid configuration (${errLines.filter((l) => l.startsWith(`${bad}:`)).length - 1} problems):`);
+    expect(errLines).toContain(`${bad}:1: workers: must be 0..256, got 999`);
+    expect(errLines).toContain(`${bad}:4: listeners[0]: adress: unknown key (did you mean "address"?)`);
     expect(errLines.find((l) => l.startsWith(`${missing}: cannot read the config file`))).toBeDefined();
     // Every line names the file it is about.
-    for (const l of errLines) expect(l.startsWith(`${bad}: `) || l.startsWith(`${missing}: `)).toBe(true);
+    for (const l of errLines) expect(l.startsWith(`${bad}:`) || l.startsWith(`${missing}: `)).toBe(true);
     const both = await edgemux("check-config", good, "--config", good);
     expect([both.code, both.stdout]).toEqual([0, `${good}: ok (1 listener(s), 1 route(s))\n`]);
   });
@@ -177,7 +178,7 @@ describe("edgemux CLI", () => {
     writeFileSync(other, servable("other"));
     const r = await edgemux("serve", bad);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("listeners[0].address");
+    expect(r.stderr).toContain(`${bad}:3: listeners[0]: address: `);
     const two = await edgemux("serve", other, bad);
     expect(two.code).toBe(2);
     expect(two.stderr).toContain(`edgemux serve: runs one config file, got 2: "${other}" "${bad}"`);
@@ -200,7 +201,7 @@ describe("edgemux CLI", () => {
     writeFileSync(bad, `[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:70000"\n`);
     const r = await edgemux("serve", "--config", bad);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("listeners[0].address");
+    expect(r.stderr).toContain(`${bad}:3: listeners[0]: address: `);
   });
 
   test("every command's --help lists its flags", async () => {

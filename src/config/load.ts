@@ -10,6 +10,7 @@ import type { Config } from "./types.ts";
 import { defaultConfigToml, MAX_FILE_BYTES } from "./defaults.ts";
 import { applyFlags, type ConfigFlags } from "./flags.ts";
 import { ConfigError, type RawTable } from "./issues.ts";
+import { locateIssues } from "./toml_lines.ts";
 import { validate } from "./validate.ts";
 
 export interface ParseOptions {
@@ -18,6 +19,12 @@ export interface ParseOptions {
   flags?: ConfigFlags;
   /** Shown in the error heading, e.g. the file name. */
   source?: string;
+  /**
+   * The file the text came from, as the operator named it: each problem then
+   * starts with `<file>:<line>: ` and names its [[listeners]] / [[routes]] /
+   * [[tokens]] entry (`edge.toml:23: listeners[2] (name "public"): port: …`).
+   */
+  file?: string;
 }
 
 export function parseConfig(tomlText: string, opts: ParseOptions = {}): Config {
@@ -32,12 +39,18 @@ export function parseConfig(tomlText: string, opts: ParseOptions = {}): Config {
   } catch (err) {
     if (err instanceof TomlError) {
       const what = err.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
-      throw new ConfigError([`line ${err.line}, column ${err.column}: ${what}`], heading, { cause: err });
+      const at = opts.file === undefined ? `line ${err.line}, column ${err.column}` : `${opts.file}:${err.line}:${err.column}`;
+      throw new ConfigError([`${at}: ${what}`], heading, { cause: err });
     }
     throw err;
   }
   const { raw: flagged, labels } = applyFlags(raw, opts.flags);
-  return validate(flagged, { baseDir: resolve(opts.baseDir ?? "."), labels, heading });
+  try {
+    return validate(flagged, { baseDir: resolve(opts.baseDir ?? "."), labels, heading });
+  } catch (err) {
+    if (opts.file === undefined || !(err instanceof ConfigError)) throw err;
+    throw new ConfigError(locateIssues(err.issues, tomlText, raw, opts.file), heading, { cause: err.cause });
+  }
 }
 
 /** Reads and validates a config file; relative paths in it are taken from the file's directory. */
@@ -49,7 +62,7 @@ export function loadConfigFile(path: string, flags?: ConfigFlags): Config {
     const reason = err instanceof Error ? err.message : String(err);
     throw new ConfigError([`${path}: cannot read the config file: ${reason}`], "invalid configuration", { cause: err });
   }
-  return parseConfig(text, { baseDir: dirname(resolve(path)), flags, source: path });
+  return parseConfig(text, { baseDir: dirname(resolve(path)), flags, source: path, file: path });
 }
 
 /** The built-in configuration (sni.d directory mode under the working directory), with flags applied. */

@@ -6,6 +6,8 @@
  */
 import type { LogFormat, LogLevel } from "../config/types.ts";
 
+export { connIdText, nextConnId, nextConnSeq, setConnIdTag } from "./conn_id.ts";
+
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export type LogFields = Record<string, unknown>;

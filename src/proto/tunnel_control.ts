@@ -1,7 +1,7 @@
 /**
  * Tunnel control messages (DESIGN.md "Tunnel session (edge ⇄ agent)"), sans-I/O.
  *
- * Every message is one msgpack map (string keys, no msgpackr records, so any
+ * Every message is one msgpack map (string keys, no extension types, so any
  * msgpack library can read it) behind a length prefix:
  *
  *   length u32 BE | msgpack map[length]
@@ -22,7 +22,9 @@
  * some); a message `type` it does not know is an error.
  */
 import { ChunkQueue } from "./chunk_queue.ts";
-import { Packr, Unpackr } from "msgpackr";
+// The small msgpack codec of proto/ rather than a general library: every agent loads this module, and
+// msgpackr (with its native string extractor) cost an idle agent several MB of resident memory.
+import { decodeMsgpack, encodeMsgpack } from "./msgpack.ts";
 import { ProxyError, TunnelErrorCode } from "../errors/mod.ts";
 
 /** Protocol version carried in hello; the edge refuses others with VERSION. */
@@ -41,6 +43,8 @@ export const MAX_TEXT = 1024;
 export const SERVICE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 /** Agent names: letters, digits and `_ . @ -`, 1..64. */
 export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
+/** Connection ids (open.conn): `[A-Za-z0-9._:-]`, 1..64. A peer's id goes into our logs, so its shape is checked. */
+export const CONN_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export type TunnelRole = "source" | "destination";
 export type ServiceProto = "tcp" | "udp";
@@ -101,6 +105,12 @@ export interface OpenMessage {
   server: string;
   /** PROXY header the destination should put in front of the bytes to its service. */
   proxy: ProxyWish;
+  /**
+   * The connection's id (wire key `conn`), logged by every side as `conn`:
+   * the edge's id of the client connection, or a source agent's id of its
+   * local connection. Optional: peers before it neither send nor read it.
+   */
+  connId?: string;
 }
 
 export interface OkMessage {
@@ -149,9 +159,6 @@ export function tunnelErrorInfo(code: number): TunnelErrorInfo {
 
 // ---------------------------------------------------------------- encoding
 
-/** Plain msgpack maps: no msgpackr record extension, so other implementations read them. */
-const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
 
 /** The wire form of each message (snake_case keys, absent optional fields left out). */
 function wireForm(m: TunnelMessage): Record<string, unknown> {
@@ -163,6 +170,11 @@ function wireForm(m: TunnelMessage): Record<string, unknown> {
     }
     case "goaway":
       return { type: m.type, reconnect_ms: m.reconnectMs, reason: m.reason };
+    case "open": {
+      const w: Record<string, unknown> = { type: m.type, service: m.service, proto: m.proto, client: m.client, server: m.server, proxy: m.proxy };
+      if (m.connId !== undefined) w.conn = m.connId;
+      return w;
+    }
     default:
       return m as unknown as Record<string, unknown>;
   }
@@ -170,8 +182,7 @@ function wireForm(m: TunnelMessage): Record<string, unknown> {
 
 /** One length-prefixed message in a fresh buffer. Throws when it would exceed `max`. */
 export function encodeTunnelMessage(m: TunnelMessage, max = CONTROL_MAX_MESSAGE): Uint8Array {
-  // msgpackr hands back a view of its reusable buffer: copy it behind our prefix at once.
-  const body = packr.pack(wireForm(m));
+  const body = encodeMsgpack(wireForm(m));
   if (body.length > max) {
     throw new ProxyError("TUNNEL_PROTOCOL", "internal", `tunnel ${m.type} message is ${body.length} bytes, over the ${max}-byte bound`);
   }
@@ -216,7 +227,7 @@ export class TunnelMessageDecoder {
     const body = q.take(length);
     let value: unknown;
     try {
-      value = unpackr.unpack(body);
+      value = decodeMsgpack(body);
     } catch (err) {
       this.fail(`not msgpack: ${(err as Error).message}`);
     }
@@ -329,8 +340,8 @@ export function checkMessage(v: unknown): TunnelMessage {
       return { type, reconnectMs: uint(v, "reconnect_ms", "goaway", 86_400_000), reason: str(v, "reason", "goaway") };
     case "error":
       return { type, code: uint(v, "code", "error", 0xffff), message: str(v, "message", "error") };
-    case "open":
-      return {
+    case "open": {
+      const m: OpenMessage = {
         type,
         service: serviceName(v.service, "open.service"),
         proto: oneOf(v, "proto", "open", ["tcp", "udp"] as const),
@@ -338,6 +349,12 @@ export function checkMessage(v: unknown): TunnelMessage {
         server: str(v, "server", "open", 64),
         proxy: oneOf(v, "proxy", "open", PROXY_WISHES),
       };
+      if (v.conn !== undefined && v.conn !== null) {
+        if (typeof v.conn !== "string" || !CONN_ID.test(v.conn)) bad("open.conn must be 1..64 of [A-Za-z0-9._:-]");
+        m.connId = v.conn;
+      }
+      return m;
+    }
     case "ok":
       return { type };
     default:

@@ -31,6 +31,7 @@ const SAMPLES: TunnelMessage[] = [
   { type: "error", code: TunnelErrorCode.BAD_TOKEN, message: "token not known" },
   { type: "open", service: "web", proto: "tcp", client: "[2001:db8::1]:443", server: "10.0.0.1:443", proxy: "v2" },
   { type: "ok" },
+  { type: "open", service: "db", proto: "udp", client: "127.0.0.1:9", server: "", proxy: "none", connId: "w1.k3f9.2s" },
 ];
 
 describe("tunnel control messages", () => {
@@ -72,6 +73,35 @@ describe("tunnel control messages", () => {
       got.push(...drain(d));
       expect(got).toEqual(SAMPLES);
     }
+  });
+
+  test("open.conn: the connection id travels under the key conn when set, and is left out when not", () => {
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    const base = { type: "open", service: "web", proto: "tcp", client: "10.0.0.2:5000", server: "", proxy: "none" } as const;
+    const withId = encodeTunnelMessage({ ...base, connId: "w0.zz01.1a" });
+    expect(text(withId)).toContain("conn");
+    expect(text(withId)).toContain("w0.zz01.1a");
+    const d = new TunnelMessageDecoder(OPEN_MAX_MESSAGE);
+    d.push(withId);
+    expect(d.next()).toEqual({ ...base, connId: "w0.zz01.1a" });
+    // Without one (what a peer before connection ids sends): no key on the wire, no field decoded.
+    const without = encodeTunnelMessage(base);
+    expect(text(without)).not.toContain("conn");
+    const e = new TunnelMessageDecoder(OPEN_MAX_MESSAGE);
+    e.push(without);
+    const m = e.next()!;
+    expect(m).toEqual(base);
+    expect("connId" in m).toBe(false);
+    // A nil conn (some msgpack writers send absent fields as nil) is the same as none.
+    expect("connId" in checkMessage({ ...base, conn: null })).toBe(false);
+  });
+
+  test("open.conn is checked: it goes into the logs", () => {
+    const base = { type: "open", service: "web", proto: "tcp", client: "", server: "", proxy: "none" };
+    for (const bad of ["", "a b", "x".repeat(65), "id\nlevel=error", 7, ["a"]]) {
+      expect(() => checkMessage({ ...base, conn: bad })).toThrow(/open.conn/);
+    }
+    expect((checkMessage({ ...base, conn: "a.0q7x.1" }) as { connId?: string }).connId).toBe("a.0q7x.1");
   });
 
   test("rest() hands over the raw bytes after the open request", () => {
