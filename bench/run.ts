@@ -18,6 +18,7 @@ import {
   clientHelloParse,
   computeRatios,
   computeTargets,
+  type IdleRssResult,
   parseArgs,
   peersFor,
   ProcessRegistry,
@@ -96,6 +97,8 @@ async function main(): Promise<number> {
   // Micro benchmarks first, while the machine is quiet.
   let micro: Awaited<ReturnType<typeof runMicro>> = { results: [], failures: [] };
   if (opts.micro) micro = await runMicro(reg, repoRoot, opts.plan.mode === "full" ? 600_000 : 180_000, log);
+  // Memory at rest, also before the load starts: its own process, so the bench's memory stays out of it.
+  const idleRss = opts.idleRss ? await measureIdleRss(reg) : undefined;
 
   const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
   if (scenarios.some((s) => s.routing === "tcp")) {
@@ -157,6 +160,7 @@ async function main(): Promise<number> {
     ratios: computeRatios(results),
     tree: { atStart: treeAtStart, atEnd: checkoutVersion(repoRoot) },
     ...(baseline ? { baseline: { dir: baseline, version: checkoutVersion(baseline) } } : {}),
+    ...(idleRss ? { idleRss } : {}),
   };
   const base = join(outDir, stamp);
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 1) + "\n");
@@ -207,6 +211,15 @@ async function runSuites(reg: ProcessRegistry, opts: ReturnType<typeof parseArgs
     out += `\n## Suite: ${id} (${s.file})\n\n${r.code === 0 ? "" : `**exited ${r.code}**\n\n`}${md || "```\n" + r.output.trim().split("\n").slice(-40).join("\n") + "\n```"}\n`;
   }
   return out;
+}
+
+/** scripts/idle_rss.ts --json: the idle edge's and agent's RSS (median of 5 runs). */
+async function measureIdleRss(reg: ProcessRegistry): Promise<IdleRssResult | { error: string }> {
+  log("bench: memory at rest (scripts/idle_rss.ts)");
+  const r = await runToEnd(reg, "idle_rss", "bun", [join(repoRoot, "scripts", "idle_rss.ts"), "--runs", "5", "--json"], 300_000);
+  const line = r.output.trim().split("\n").reverse().find((l) => l.startsWith("{"));
+  if (r.code !== 0 || !line) return { error: `scripts/idle_rss.ts exited ${r.code}${r.timedOut ? " (timed out)" : ""}: ${r.output.trim().split("\n").slice(-3).join(" / ")}` };
+  return JSON.parse(line) as IdleRssResult;
 }
 
 /** The newest .md a suite wrote into `dir`, or "" when there is none. */

@@ -29,6 +29,9 @@ command -v perl >/dev/null || need+=(perl-base)
 command -v iperf3 >/dev/null || need+=(iperf3)   # tcp listener test
 command -v dig >/dev/null || need+=(bind9-dnsutils)   # udp listener test: the DNS client
 [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)   # udp listener test: the DNS server (the binary alone, no system service)
+command -v buildah >/dev/null || need+=(buildah)   # container test: builds and runs deploy/container/Containerfile offline (chroot isolation, vfs storage)
+[ -x /usr/bin/chromium ] || need+=(chromium)   # dashboard test: headless browser driven over CDP
+command -v pebble >/dev/null || need+=(pebble)   # acme test: the ACME test server, with pebble-challtestsrv as its DNS stub
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

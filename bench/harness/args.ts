@@ -14,6 +14,8 @@ export interface Options {
   suites: SuiteId[];
   /** Another checkout whose src/cli/main.ts runs as "edgemux-before" in the SNI scenarios. */
   baseline: string | null;
+  /** Measure memory at rest (scripts/idle_rss.ts): the idle edge's and agent's RSS. */
+  idleRss: boolean;
 }
 
 export type SuiteId = "connect" | "mux" | "tunnel";
@@ -37,6 +39,7 @@ export const USAGE = `usage: bun run bench [-- options]
   --suites a,b         standalone suites after the SNI scenarios: connect (CONNECT/SOCKS/HBONE vs squid,
                        tinyproxy, Go), mux (smux vs Go smux), tunnel (edge relay); default: all
   --no-suites          only the SNI scenarios
+  --no-idle-rss        skip memory at rest (scripts/idle_rss.ts: idle edge and agent RSS)
   --out DIR            where <timestamp>.json/.md/.svg go (default bench/results)
   --keep-tmp           keep the scratch directory (configs, logs of every process)
   --help`;
@@ -65,7 +68,7 @@ function num(raw: string | undefined, flag: string, lo: number, hi: number): num
 }
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false, suites: [...SUITE_IDS], baseline: null };
+  const o: Options = { plan: { ...PLANS.quick }, scenarios: null, peers: null, micro: true, deps: true, outDir: null, keepTmp: false, help: false, suites: [...SUITE_IDS], baseline: null, idleRss: true };
   const overrides: Partial<Plan> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -109,6 +112,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case "--no-micro":
         o.micro = false;
+        break;
+      case "--no-idle-rss":
+        o.idleRss = false;
         break;
       case "--no-deps":
         o.deps = false;

@@ -6,6 +6,6 @@ export { clientHelloParse, runMicro, type MicroResult } from "./micro.ts";
 export { ALL_PEERS, checkoutVersion, peersFor, type PeerDef } from "./peers.ts";
 export { ProcessRegistry, runToEnd } from "./procs.ts";
 export { renderMarkdown, renderSvg } from "./report.ts";
-export { computeRatios, computeTargets, type PeerInfo, type Results, type ScenarioResult } from "./results.ts";
+export { computeRatios, computeTargets, type IdleRssResult, type PeerInfo, type Results, type ScenarioResult } from "./results.ts";
 export { runScenario } from "./runner.ts";
 export { SCENARIOS } from "./scenarios.ts";

@@ -1,5 +1,5 @@
 /** Renders a Results record as the markdown report and an SVG chart of the target ratios. Pure. */
-import type { EntrySummary, RatioRow, Results, ScenarioResult, TargetResult } from "./results.ts";
+import type { EntrySummary, IdleRssResult, RatioRow, Results, ScenarioResult, TargetResult } from "./results.ts";
 import { RATIO_TABLES, scenarioRatio } from "./results.ts";
 import { fmt } from "./stats.ts";
 
@@ -157,6 +157,28 @@ export function renderScenario(sc: ScenarioResult): string {
   return [`### ${sc.id} — ${sc.title}`, "", `Unit: ${sc.metric.unit} (${sc.metric.higherIsBetter ? "higher" : "lower"} is better).`, "", ...lines, "", ...notes].join("\n");
 }
 
+/** Issue 12's memory-at-rest target: an agent holding one idle session, MiB. */
+export const AGENT_IDLE_RSS_TARGET_MB = 35;
+
+/** The "Memory at rest" table: the idle edge's and agent's RSS beside a bare runtime process. */
+export function renderIdleRss(x: IdleRssResult | { error: string }): string {
+  if ("error" in x) return `Measurement failed: ${x.error.split("\n")[0]}`;
+  const span = (f: (r: IdleRssResult["runs"][number]) => number) => {
+    const v = x.runs.map(f).filter(Number.isFinite);
+    return v.length ? `${Math.min(...v).toFixed(1)} – ${Math.max(...v).toFixed(1)}` : "–";
+  };
+  const agentPass = x.agentMb <= AGENT_IDLE_RSS_TARGET_MB ? "**pass**" : "**miss**";
+  return [
+    `RSS (VmRSS) after ${x.settleMs} ms of rest, median of ${x.runs.length} runs, each a fresh edge (supervisor + 1 worker, one tunnel listener) and agent (one idle session, one exposed service); ${x.subject}.`,
+    "",
+    "| process | RSS MiB (median) | min – max | target |",
+    "|---|---:|---:|---|",
+    `| edge, 1 worker, 1 idle session | ${x.edgeMb.toFixed(1)} | ${span((r) => r.edgeMb)} | – |`,
+    `| agent, 1 idle session | ${x.agentMb.toFixed(1)} | ${span((r) => r.agentMb)} | ≤ ${AGENT_IDLE_RSS_TARGET_MB}: ${agentPass} |`,
+    `| bare runtime (no code loaded) | ${x.bareMb.toFixed(1)} | ${span((r) => r.bareMb)} | – |`,
+  ].join("\n");
+}
+
 export function renderMarkdown(r: Results): string {
   const m = r.machine;
   const out: string[] = [
@@ -216,6 +238,7 @@ export function renderMarkdown(r: Results): string {
       "",
     );
   }
+  if (r.idleRss) out.push("## Memory at rest (scripts/idle_rss.ts)", "", renderIdleRss(r.idleRss), "");
   out.push("## Scenarios", "");
   for (const sc of r.scenarios) out.push(renderScenario(sc), "");
   out.push("## Micro benchmarks (bench/micro, mitata)", "");

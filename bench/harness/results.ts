@@ -106,6 +106,18 @@ export interface Results {
   tree?: { atStart: string; atEnd: string };
   /** Set with --baseline: the other checkout that ran as "edgemux-before". */
   baseline?: { dir: string; version: string };
+  /** Memory at rest (scripts/idle_rss.ts), unless --no-idle-rss; `error` when the measurement failed. */
+  idleRss?: IdleRssResult | { error: string };
+}
+
+/** scripts/idle_rss.ts's JSON: medians and every run, MiB. */
+export interface IdleRssResult {
+  edgeMb: number;
+  agentMb: number;
+  bareMb: number;
+  runs: { edgeMb: number; agentMb: number; bareMb: number }[];
+  settleMs: number;
+  subject: string;
 }
 
 export function summarise(samples: readonly Sample[]): Record<string, EntrySummary> {

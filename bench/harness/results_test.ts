@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { renderMarkdown, renderSvg, renderTargets } from "./report.ts";
+import { renderIdleRss, renderMarkdown, renderSvg, renderTargets } from "./report.ts";
 import { bestPeer, computeRatios, computeTargets, type Results, type Sample, type ScenarioResult, summarise } from "./results.ts";
 import { PLANS, type ScenarioId } from "./scenarios.ts";
 
@@ -131,4 +131,18 @@ test("tcp and before/after tables: rate and per-CPU-second ratios, medians of ro
   expect(md).toContain("| keepalive | edgemux | 0.80× |");
   expect(md).toContain("No SNI scenario ran");
   expect(md).toContain("| keepalive | 1.00× | 1.00× | 0.80× | 0.80× | 0.80× | 0.80× |");
+});
+
+test("renderIdleRss: medians, spread and the agent's target; a failed measurement says why", () => {
+  const md = renderIdleRss({
+    edgeMb: 60,
+    agentMb: 34.5,
+    bareMb: 23.3,
+    runs: [{ edgeMb: 59, agentMb: 34, bareMb: 23 }, { edgeMb: 60, agentMb: 34.5, bareMb: 23.3 }, { edgeMb: 61, agentMb: 36, bareMb: 23.5 }],
+    settleMs: 2000,
+    subject: "bun 1.4.5, source",
+  });
+  expect(md).toContain("| agent, 1 idle session | 34.5 | 34.0 – 36.0 | ≤ 35: **pass** |");
+  expect(md).toContain("| edge, 1 worker, 1 idle session | 60.0 | 59.0 – 61.0 | – |");
+  expect(renderIdleRss({ error: "scripts/idle_rss.ts exited 1\nmore" })).toBe("Measurement failed: scripts/idle_rss.ts exited 1");
 });

@@ -2,14 +2,17 @@
  * The command table. Every command lists every flag with its default in its
  * `--help`; `runCommand` returns the exit code, or null for `serve`, which
  * keeps running until drained.
+ *
+ * A command loads what it uses when it runs (`await import`), not when the
+ * table is read: an agent process never holds the edge's config schema,
+ * supervisor or admin app, and `edgemux version` loads almost nothing.
  */
-import { type ConfigFlags, ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig, warnings } from "../config/mod.ts";
+import type { ConfigFlags } from "../config/mod.ts";
 import { type FlagSpec, type FlagValues, flagHead, HELP_FLAG, nearestName, parseFlags } from "./flags.ts";
-import { canonicalHostname } from "../proto/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { VERSION } from "../version.ts";
-import { hashToken } from "../auth/mod.ts";
-import { AGENT_DEFAULTS, type AgentFlags, runAgent } from "../agent/mod.ts";
+import { AGENT_DEFAULTS } from "../agent/defaults.ts";
+import type { AgentFlags } from "../agent/config.ts";
 import process from "node:process";
 import { resolve } from "node:path";
 
@@ -76,7 +79,7 @@ const agentFlags: Record<string, FlagSpec> = {
   },
   forward: { type: "string", placeholder: "LISTEN=NAME", multiple: true, default: "none", help: "source role, TCP: LISTEN=NAME, e.g. 127.0.0.1:8000=web (port 0 = kernel picks); repeatable" },
   "forward-udp": { type: "string", placeholder: "LISTEN=NAME", multiple: true, default: "none", help: "source role, UDP: LISTEN=NAME; repeatable" },
-  status: { type: "string", placeholder: "ADDR|off", default: AGENT_DEFAULTS.status, help: "status endpoint address (GET /status JSON, GET /healthz), or off" },
+  status: { type: "string", placeholder: "ADDR|off", default: AGENT_DEFAULTS.status, help: "status endpoint address (GET /status JSON, GET /metrics Prometheus text, GET /healthz), or off" },
   "reconnect-min": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.reconnectMin, help: "first reconnect delay (exponential backoff with jitter)" },
   "reconnect-max": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.reconnectMax, help: "longest reconnect delay" },
   "connect-timeout": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.connectTimeout, help: "dialing the edge: TCP, TLS, upgrade and hello" },
@@ -123,11 +126,12 @@ function configPathOf(values: FlagValues, pos: string[]): { path: string | null 
 }
 
 /** check-config's report for one file: every line names the file, so several files' problems stay apart. */
-function checkFailure(path: string, e: unknown): string {
+function checkFailure(path: string, e: unknown, ConfigError: typeof import("../config/mod.ts").ConfigError): string {
   if (!(e instanceof ConfigError)) return `${path}: ${(e as Error).message}`;
   const n = e.issues.length;
   const head = `${path}: invalid configuration (${n} ${n === 1 ? "problem" : "problems"}):`;
-  return [head, ...e.issues.map((i) => (i.startsWith(`${path}: `) ? i : `${path}: ${i}`))].join("\n");
+  // A located problem already starts with the file (`FILE:23: …`).
+  return [head, ...e.issues.map((i) => (i.startsWith(`${path}:`) ? i : `${path}: ${i}`))].join("\n");
 }
 
 function flagsFrom(values: FlagValues): ConfigFlags {
@@ -156,6 +160,7 @@ export const commands: Record<string, Command> = {
       }
       const path = chosen.path;
       // The edge's pieces (supervisor, admin app, data plane) load only for serve: an agent process never holds them.
+      const { ConfigError, loadConfigFile, loadDefaultConfig } = await import("../config/mod.ts");
       const { passedSockets } = await import("../supervisor/mod.ts");
       const { serve } = await import("./serve.ts");
       let config;
@@ -179,7 +184,7 @@ export const commands: Record<string, Command> = {
       strict: { type: "boolean", default: "off: warnings are printed, the exit status stays 0", help: "a file with warnings (risky but valid settings) fails the check, exit status 1" },
     },
     takesArgs: true,
-    run(_rt, values, pos, out, err) {
+    async run(_rt, values, pos, out, err) {
       const paths = [...pos];
       const flag = values.config;
       if (typeof flag === "string" && !paths.some((p) => resolve(p) === resolve(flag))) paths.push(flag);
@@ -188,6 +193,7 @@ export const commands: Record<string, Command> = {
         return 2;
       }
       const flags = flagsFrom(values);
+      const { ConfigError, loadConfigFile, warnings } = await import("../config/mod.ts");
       let code = 0;
       for (const path of paths) {
         try {
@@ -202,7 +208,7 @@ export const commands: Record<string, Command> = {
             out(`${path}: ok (${counts})`);
           }
         } catch (e) {
-          err(checkFailure(path, e));
+          err(checkFailure(path, e, ConfigError));
           code = 1;
         }
       }
@@ -214,11 +220,12 @@ export const commands: Record<string, Command> = {
     usage: "edgemux hostname NAME...",
     flags: {},
     takesArgs: true,
-    run(_rt, _values, pos, out, err) {
+    async run(_rt, _values, pos, out, err) {
       if (pos.length === 0) {
         err("edgemux hostname: give at least one NAME");
         return 2;
       }
+      const { canonicalHostname } = await import("../proto/mod.ts");
       let code = 0;
       for (const name of pos) {
         try {
@@ -243,6 +250,7 @@ export const commands: Record<string, Command> = {
         return 2;
       }
       const secret = await readSecret();
+      const { hashToken } = await import("../auth/mod.ts");
       if (secret === null) {
         err(`edgemux hash-token: expected 1..${MAX_SECRET_BYTES} bytes on stdin (one trailing newline is ignored)`);
         return 1;
@@ -256,6 +264,7 @@ export const commands: Record<string, Command> = {
     usage: "edgemux agent --edge HOST:PORT (--expose NAME=TARGET | --forward LISTEN=NAME)... [flags]",
     flags: agentFlags,
     async run(rt, values, _pos, _out, err) {
+      const { runAgent } = await import("../agent/run.ts");
       return await runAgent(rt, values as AgentFlags, err);
     },
   },
@@ -263,7 +272,8 @@ export const commands: Record<string, Command> = {
     summary: "print the built-in default config (what `edgemux serve` runs without a config file)",
     usage: "edgemux default-config",
     flags: {},
-    run(_rt, _values, _pos, out) {
+    async run(_rt, _values, _pos, out) {
+      const { defaultConfigToml, parseConfig } = await import("../config/mod.ts");
       parseConfig(defaultConfigToml); // it must stay valid
       out(defaultConfigToml.trimEnd());
       return 0;

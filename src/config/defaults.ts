@@ -17,6 +17,11 @@ export interface DurationBound extends IntBound {
 export const WORKERS: IntBound = { def: 0, min: 0, max: 256 };
 export const DRAIN_TIMEOUT: DurationBound = { def: 30_000, min: 0, max: 3_600_000 };
 export const STATS_MAX_ROUTES: IntBound = { def: 4096, min: 1, max: 65_536 };
+export const RELAY_MODES = ["auto", "kernel", "js"] as const;
+/** [relay] max_pipes: per worker; 1,024 pipes are 2,048 descriptors (512 relays), within the 20,000 a process may hold. */
+export const RELAY_MAX_PIPES: IntBound = { def: 1_024, min: 2, max: 16_384 };
+/** [relay] promote_after: bytes either way before a relay moves to the kernel; below it a connection never takes pipes. */
+export const RELAY_PROMOTE_AFTER: IntBound = { def: 131_072, min: 0, max: 1_073_741_824 };
 
 export const HANDSHAKE_TIMEOUT: DurationBound = { def: 10_000, min: 100, max: 300_000 };
 export const IDLE_TIMEOUT: DurationBound = { def: 600_000, min: 1_000, max: 7 * 86_400_000, zeroDisables: true };
@@ -47,6 +52,18 @@ export const UDP_IDLE_TIMEOUT: DurationBound = { def: 30_000, min: 1_000, max: 8
 export const MAX_FLOWS: IntBound = { def: 10_000, min: 1, max: 1_000_000 };
 /** udp listeners: largest datagram relayed. 65,507 is the IPv4 UDP payload maximum; the tunnel's UDP record carries at most 65,535. */
 export const MAX_DATAGRAM: IntBound = { def: 65_507, min: 512, max: 65_507 };
+/** http listeners: a client connection with no request under way is closed after this. */
+export const HTTP_KEEPALIVE_TIMEOUT: DurationBound = { def: 60_000, min: 1_000, max: 3_600_000 };
+/** http listeners: from a request sent upstream until its response head (504 past it). */
+export const HTTP_REQUEST_TIMEOUT: DurationBound = { def: 60_000, min: 100, max: 3_600_000 };
+/** http listeners: idle upstream connections kept per route and worker. */
+export const HTTP_UPSTREAM_KEEPALIVE: IntBound = { def: 16, min: 0, max: 1_024 };
+/** http routes: response_headers entries. */
+export const MAX_RESPONSE_HEADERS = 64;
+/** http routes: longest path_prefix. */
+export const MAX_PATH_PREFIX = 1_024;
+/** http listeners: trusted_proxies entries. */
+export const MAX_TRUSTED_PROXIES = 1_024;
 /** [[tokens]] max_sessions (tunnel sessions at once; 0 = unlimited). */
 export const MAX_SESSIONS: IntBound = { def: 0, min: 0, max: 1_000_000 };
 /** [routes.hbone] port: 0 = the sni listener's own port. */
@@ -92,10 +109,10 @@ export const SERVICE_PATTERN = /^[A-Za-z0-9_.*-]{1,253}$/;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
-export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel", "tcp", "udp"] as const;
+export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel", "tcp", "udp", "http"] as const;
 export const PROXY_AUTH_MODES = ["none", "token"] as const;
 export const CLIENT_CERT_MODES = ["none", "request", "require"] as const;
-export const TOKEN_ROLES = ["proxy", "source", "destination"] as const;
+export const TOKEN_ROLES = ["proxy", "source", "destination", "http"] as const;
 export const ADMIN_SCOPES = ["read", "admin"] as const;
 export const ACCEPT_PROXY_MODES = ["none", "v1", "v2", "any"] as const;
 export const PROXY_PROTOCOL_MODES = ["none", "v1", "v2"] as const;
@@ -124,3 +141,11 @@ address = "127.0.0.1:8443"
 match = "*"
 directory = "sni.d"
 `;
+
+/** `[acme]` (config/validate_acme.ts). */
+export const ACME_MAX_CONCURRENT: IntBound = { def: 2, min: 1, max: 16 };
+export const ACME_NEW_NAMES_PER_HOUR: IntBound = { def: 10, min: 1, max: 1000 };
+export const ACME_MAX_NAMES = 1000;
+export const ACME_RETRY_BASE: DurationBound = { def: 60_000, min: 1_000, max: 3_600_000 };
+/** `[[listeners.tls.certificates]]` per http listener. */
+export const HTTP_MAX_CERTIFICATES = 256;

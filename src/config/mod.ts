@@ -13,4 +13,5 @@ export { parseDuration, formatDuration } from "./durations.ts";
 export { parseAddress, formatAddress, type AddressOptions } from "./address.ts";
 export { applyFlags, type ConfigFlags, type FlaggedRaw } from "./flags.ts";
 export { reloadProblems } from "./reload.ts";
+export { acmeNames } from "./validate_acme.ts";
 export { type ConfigWarning, warnings } from "./warnings.ts";

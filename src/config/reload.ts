@@ -29,6 +29,13 @@ export function reloadProblems(old: Config, next: Config): string[] {
     problems.push(`stats.max_routes: resizing the stats slabs needs a restart (${old.stats.maxRoutes} -> ${next.stats.maxRoutes})`);
   }
 
+  // The kernel relay's loop and pipe pool are set up when a worker starts.
+  // One ACME manager runs in the supervisor from start to exit.
+  const acmeOf = (c: Config) => (c.acme === null ? "off" : JSON.stringify({ ...c.acme, names: [] }));
+  if (acmeOf(old) !== acmeOf(next)) problems.push("acme: changing [acme] (other than names) needs a restart");
+  const relayOf = (c: Config) => `mode ${c.relay.mode}, max_pipes ${c.relay.maxPipes}, promote_after ${c.relay.promoteAfter}`;
+  if (relayOf(old) !== relayOf(next)) problems.push(`relay: changing [relay] needs a restart (${relayOf(old)} -> ${relayOf(next)})`);
+
   const nextByName = new Map(next.listeners.map((l, i) => [l.name, { l, i }]));
   const oldNames = new Set(old.listeners.map((l) => l.name));
   for (const o of old.listeners) {
@@ -46,8 +53,11 @@ export function reloadProblems(old: Config, next: Config): string[] {
       problems.push(`${at}.accept_proxy: changing accept_proxy needs a restart (${o.acceptProxy} -> ${n.l.acceptProxy})`);
     }
     // TLS settings are handed to the socket at bind time: a new certificate, key or client CA needs a restart.
+    // (An http listener's certificates are chosen per handshake and change on reload; only plain <-> TLS needs a restart.)
     const tlsOf = (l: typeof o) => ((l.kind === "connect" || l.kind === "tunnel") && l.tls ? [l.tls.cert, l.tls.key, l.tls.clientCa ?? "", l.tls.clientCert].join("\0") : "");
     if (tlsOf(o) !== tlsOf(n.l)) problems.push(`${at}.tls: changing a listener's certificate, key, client_ca or client_cert needs a restart`);
+    const httpTlsOf = (l: typeof o) => (l.kind === "http" ? (l.tls === null ? "plain" : l.tls.acme ? "tls+acme" : "tls") : "");
+    if (httpTlsOf(o) !== httpTlsOf(n.l)) problems.push(`${at}.tls: adding or removing [listeners.tls] or its acme on an http listener needs a restart (${httpTlsOf(o)} -> ${httpTlsOf(n.l)})`);
   }
   next.listeners.forEach((l, i) => {
     if (!oldNames.has(l.name)) problems.push(`listeners[${i}]: adding listener "${l.name}" needs a restart`);

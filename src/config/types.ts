@@ -15,7 +15,7 @@ export type ProxyProtocolMode = "none" | "v1" | "v2";
 /** What a listener expects in front of the client's bytes. */
 export type AcceptProxyMode = "none" | "v1" | "v2" | "any";
 export type BalanceMode = "round_robin" | "least_conn";
-export type ListenerKind = "sni" | "connect" | "socks5" | "tunnel" | "tcp" | "udp";
+export type ListenerKind = "sni" | "connect" | "socks5" | "tunnel" | "tcp" | "udp" | "http";
 
 /** What every listener kind has. */
 export interface ListenerBase {
@@ -63,6 +63,32 @@ export interface ListenerTlsConfig {
    */
   trustDomain: string | null;
   namespace: string | null;
+}
+
+/** One certificate file pair of an http listener, read when the config was loaded. */
+export interface CertificateFile {
+  /** Absolute paths (messages, the file watch). */
+  certPath: string;
+  keyPath: string;
+  /** PEM text. */
+  cert: string;
+  key: string;
+  /** The names it serves, lower case: its SAN DNS names (`*.example.com` included), else its subject CN. */
+  names: string[];
+  /** The leaf's notAfter, epoch ms (`edgemux_tls_certificate_expiry_timestamp_seconds`). */
+  notAfter: number;
+}
+
+/**
+ * `[listeners.tls]` of an http listener: one or more certificates chosen by
+ * the client's SNI (the first also for clients without SNI and names none
+ * serves), and/or certificates from `[acme]`.
+ */
+export interface HttpTlsConfig {
+  /** `cert`/`key` first (when set), then each `[[listeners.tls.certificates]]`. */
+  certificates: CertificateFile[];
+  /** Serve `[acme]` certificates for the listener's route names. */
+  acme: boolean;
 }
 
 export interface ConnectListenerConfig extends ListenerBase {
@@ -128,7 +154,32 @@ export interface UdpListenerConfig extends ListenerBase {
   maxDatagram: number;
 }
 
+/**
+ * `kind = "http"`: an HTTP/1.1 reverse proxy (plain, or HTTPS with
+ * `[listeners.tls]`). Requests are routed by Host and path prefix to the
+ * targets of the `[[routes]]` that name it (see src/http/).
+ * `handshake_timeout` bounds each request head (408 past it).
+ */
+export interface HttpListenerConfig extends ListenerBase {
+  kind: "http";
+  /** Null: plain HTTP. */
+  tls: HttpTlsConfig | null;
+  /** Largest request head (request line + fields) and response head, bytes; 431 past it. */
+  maxHeaderBytes: number;
+  /** A client connection with no request under way is closed after this. */
+  keepaliveTimeoutMs: number;
+  /** From a request's head sent upstream until the upstream's response head; 504 past it. */
+  requestTimeoutMs: number;
+  /** Plain listener only: answer every request with 301 to https://host/path. */
+  redirectHttps: boolean;
+  /** Client CIDRs (canonical) whose X-Forwarded-* and Forwarded fields are kept and appended to; others' are replaced. */
+  trustedProxies: string[];
+  /** Idle upstream connections kept per route (per worker) for reuse; 0 = a new connection per request. */
+  upstreamKeepalive: number;
+}
+
 export type ListenerConfig =
+  | HttpListenerConfig
   | SniListenerConfig
   | ConnectListenerConfig
   | Socks5ListenerConfig
@@ -136,7 +187,7 @@ export type ListenerConfig =
   | TcpListenerConfig
   | UdpListenerConfig;
 
-export type TokenRole = "proxy" | "source" | "destination";
+export type TokenRole = "proxy" | "source" | "destination" | "http";
 
 /** One `[[tokens]]` entry (inline or from `tokens_file`). The secret itself is never stored. */
 export interface TokenConfig {
@@ -222,6 +273,18 @@ export interface RouteConfig {
   hbone?: HboneRouteConfig;
   /** Set when the target is a tunnel service ("tunnel:NAME" in the file): the route reaches that service's agent. */
   tunnel?: string;
+  /** Set on routes of http listeners: what they match and add beyond the host. */
+  http?: HttpRouteOptions;
+}
+
+/** The http listener's part of a route. */
+export interface HttpRouteOptions {
+  /** Request paths this route takes ("/" = all); the longest matching prefix wins among routes of one host pattern. */
+  pathPrefix: string;
+  /** Fields set on every response (replacing the backend's field of that name), e.g. Strict-Transport-Security. */
+  responseHeaders: [string, string][];
+  /** Null: no authentication; "any": any [[tokens]] entry with role "http"; else only these token names. User = token name, password = the secret. */
+  basicAuth: null | "any" | string[];
 }
 
 /** What an `[[admin.tokens]]` entry may do: `read` = `/`, `/status`, `/metrics`; `admin` = everything (admin implies read). */
@@ -259,6 +322,45 @@ export interface AdminConfig {
   tls: AdminTlsConfig | null;
 }
 
+/**
+ * `[relay]`: how established relays move their bytes. "kernel" hands them to
+ * a native splice loop per worker (Bun on Linux) and refuses to start without
+ * it; "auto" does so when it can and relays in JavaScript otherwise; "js"
+ * never does. Read when workers start (a change needs a restart).
+ */
+export interface RelayConfig {
+  mode: RelayMode;
+  /** Pipes per worker for kernel relays (two per relay, two descriptors each); an empty pool relays in JavaScript. */
+  maxPipes: number;
+  /** A relay moves to the kernel once this many bytes went either way (0: at once). */
+  promoteAfter: number;
+}
+
+export type RelayMode = "auto" | "kernel" | "js";
+
+/**
+ * `[acme]`: certificates from an ACME (RFC 8555) CA for http listeners with
+ * `tls.acme = true`, for the exact names of their routes. The supervisor
+ * alone talks to the CA; a change needs a restart.
+ */
+export interface AcmeConfig {
+  /** The CA's directory URL (https://). */
+  directory: string;
+  /** Contact addresses, "mailto:..." (empty: none). */
+  contact: string[];
+  /** Absolute path of the state directory (account key, certificates). */
+  stateDir: string;
+  /** PEM CA bundle that verifies the directory's own TLS certificate (a private CA); null = the system's. */
+  ca: string | null;
+  caPath: string | null;
+  /** When not empty: only these names (each an exact route name of an ACME listener); empty = all of them. */
+  names: string[];
+  maxConcurrent: number;
+  newNamesPerHour: number;
+  /** First retry after a failed order, ms; doubling up to 6 hours. */
+  retryBaseMs: number;
+}
+
 export interface Config {
   /** Worker threads; 0 = one per CPU. */
   workers: number;
@@ -268,6 +370,9 @@ export interface Config {
   /** Global CIDR lists run before any other work: deny wins, then allow (empty allow = all). */
   access: { allow: string[]; deny: string[] };
   stats: { maxRoutes: number };
+  relay: RelayConfig;
+  /** Null: no ACME. */
+  acme: AcmeConfig | null;
   listeners: ListenerConfig[];
   routes: RouteConfig[];
   /** Inline `[[tokens]]` followed by those of `tokens_file`. */

@@ -4,7 +4,7 @@
  * and throws one ConfigError listing them all.
  */
 
-import type { Config, ConnectRuleConfig, ListenerConfig, TokenConfig } from "./types.ts";
+import type { Config, ConnectRuleConfig, ListenerConfig, RouteConfig, TokenConfig } from "./types.ts";
 import { canonicalCidr } from "./cidr.ts";
 import * as D from "./defaults.ts";
 import { readBool, readDuration, readEnum, readInt, readStringArray, readTable, reportDuplicates, type Entry } from "./fields.ts";
@@ -13,6 +13,7 @@ import { readRoutes } from "./validate_routes.ts";
 import { readListeners } from "./validate_listeners.ts";
 import { readConnectRules, readEgress, readTokens } from "./validate_policy.ts";
 import { readAdmin } from "./validate_admin.ts";
+import { checkAcme, readAcme } from "./validate_acme.ts";
 
 export { LISTENER_KEYS } from "./validate_listeners.ts";
 export { ADMIN_KEYS, ADMIN_TLS_KEYS, ADMIN_TOKEN_KEYS } from "./validate_admin.ts";
@@ -24,6 +25,8 @@ export const TOP_KEYS = [
   "admin",
   "access",
   "stats",
+  "relay",
+  "acme",
   "listeners",
   "routes",
   "tokens",
@@ -34,6 +37,7 @@ export const TOP_KEYS = [
 export const LOG_KEYS = ["level", "format", "connections"] as const;
 export const ACCESS_KEYS = ["allow", "deny"] as const;
 export const STATS_KEYS = ["max_routes"] as const;
+export const RELAY_KEYS = ["mode", "max_pipes", "promote_after"] as const;
 export interface ValidateOptions {
   /** Directory that relative paths in the file (route `directory`) are resolved against. */
   baseDir: string;
@@ -68,21 +72,33 @@ export function validate(raw: RawTable, opts: ValidateOptions): Config {
   checkKeys(is, statsT, "stats", STATS_KEYS);
   const stats = { maxRoutes: readInt(is, statsT, "max_routes", "stats.max_routes", D.STATS_MAX_ROUTES) };
 
+  const relayT = readTable(is, raw, "relay", "relay");
+  checkKeys(is, relayT, "relay", RELAY_KEYS);
+  const relay = {
+    mode: readEnum(is, relayT, "mode", "relay.mode", D.RELAY_MODES, "auto"),
+    maxPipes: readInt(is, relayT, "max_pipes", "relay.max_pipes", D.RELAY_MAX_PIPES),
+    promoteAfter: readInt(is, relayT, "promote_after", "relay.promote_after", D.RELAY_PROMOTE_AFTER),
+  };
+
   const listeners = readListeners(is, raw, admin.address, opts.baseDir);
   const routes = readRoutes(is, raw, listeners, opts.baseDir);
   const { tokens, tokensFile } = readTokens(is, raw, opts.baseDir);
   const egress = readEgress(is, raw);
   const connectRules = readConnectRules(is, raw, listeners);
   checkProxyListeners(is, listeners, tokens, connectRules);
+  checkBasicAuth(is, routes, tokens);
+  const acme = readAcme(is, raw, opts.baseDir);
+  checkAcme(is, acme, listeners, routes, raw["acme"] !== undefined);
 
   is.throwIfAny(opts.heading);
-  return { workers, drainTimeoutMs, log, admin, access, stats, listeners, routes, tokens, tokensFile, egress, connectRules };
+  return { workers, drainTimeoutMs, log, admin, access, stats, relay, acme, listeners, routes, tokens, tokensFile, egress, connectRules };
 }
 
 /** Cross-field rules of the forward-proxy listeners: settings that would refuse every client. */
 function checkProxyListeners(is: Issues, listeners: readonly ListenerConfig[], tokens: readonly TokenConfig[], rules: readonly ConnectRuleConfig[]): void {
   listeners.forEach((l, i) => {
     if (l.kind === "sni" || l.kind === "tcp" || l.kind === "udp") return;
+    if (l.kind === "http") return;
     if (l.kind === "tunnel") {
       if (!tokens.some((t) => t.roles.includes("source") || t.roles.includes("destination"))) {
         is.add(`listeners[${i}]`, `a tunnel listener needs a [[tokens]] entry with role "source" or "destination" (inline or in tokens_file); none has one, so every agent would be refused`);
@@ -104,6 +120,29 @@ function checkProxyListeners(is: Issues, listeners: readonly ListenerConfig[], t
           "use a certificate with a spiffe://<trust-domain>/ns/<namespace>/... URI SAN, or add [[connect_rules]] for this listener",
       );
     }
+  });
+}
+
+/**
+ * `basic_auth` on an http route: `true` needs some [[tokens]] entry with role
+ * "http"; a list names entries that must exist and have that role. Else every
+ * client would be refused. (Routes that failed validation are not in `routes`,
+ * and then the whole file is refused anyway.)
+ */
+function checkBasicAuth(is: Issues, routes: readonly RouteConfig[], tokens: readonly TokenConfig[]): void {
+  routes.forEach((r, i) => {
+    const auth = r.http?.basicAuth ?? null;
+    if (auth === null) return;
+    const field = `routes[${i}].basic_auth`;
+    if (auth === "any") {
+      if (!tokens.some((t) => t.roles.includes("http"))) is.add(field, `needs a [[tokens]] entry with role "http" (inline or in tokens_file); none has it, so every client would be refused`);
+      return;
+    }
+    auth.forEach((name, k) => {
+      const t = tokens.find((x) => x.name === name);
+      if (t === undefined) is.add(`${field}[${k}]`, `no [[tokens]] entry is named ${JSON.stringify(name)}`);
+      else if (!t.roles.includes("http")) is.add(`${field}[${k}]`, `token ${JSON.stringify(name)} needs role "http" to pass Basic auth`);
+    });
   });
 }
 

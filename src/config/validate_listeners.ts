@@ -6,12 +6,14 @@
  * as such rather than as unknown.
  */
 
-import type { Address, ConnectListenerConfig, HostPort, ListenerBase, ListenerConfig, ListenerKind, TunnelListenerConfig, UdpListenerConfig } from "./types.ts";
+import type { Address, ConnectListenerConfig, HostPort, HttpListenerConfig, ListenerBase, ListenerConfig, ListenerKind, TunnelListenerConfig, UdpListenerConfig } from "./types.ts";
 import { addressFrom, formatAddress, formatHostPort } from "./address.ts";
 import * as D from "./defaults.ts";
-import { readDuration, readEnum, readInt, readString, readTable, readTableArray } from "./fields.ts";
+import { readBool, readDuration, readEnum, readInt, readString, readStringArray, readTable, readTableArray, reportDuplicates, type Entry } from "./fields.ts";
+import { canonicalCidr } from "./cidr.ts";
 import { checkKeys, describe, isTable, type Issues, type RawTable } from "./issues.ts";
 import { readListenerTls } from "./validate_tls.ts";
+import { readHttpTls } from "./validate_acme.ts";
 
 export const COMMON_LISTENER_KEYS = [
   "name",
@@ -31,6 +33,7 @@ export const KIND_KEYS: Readonly<Record<ListenerKind, readonly string[]>> = {
   tunnel: ["max_streams", "stream_window", "keepalive_interval", "keepalive_timeout", "goaway_delay", "open_timeout", "tls"],
   tcp: [],
   udp: ["max_flows", "max_datagram"],
+  http: ["tls", "max_header_bytes", "keepalive_timeout", "request_timeout", "redirect_https", "trusted_proxies", "upstream_keepalive"],
 };
 
 /** Common keys that mean nothing on a udp listener (no connection, no handshake). */
@@ -132,6 +135,9 @@ export function readListeners(is: Issues, raw: RawTable, admin: HostPort | null,
       case "udp":
         out.push(readUdp(is, t, at, base));
         break;
+      case "http":
+        out.push(readHttp(is, t, at, base, baseDir));
+        break;
     }
   }
   return out;
@@ -190,6 +196,41 @@ function readTunnel(is: Issues, t: RawTable, at: string, base: ListenerBase, bas
     openTimeoutMs: readDuration(is, t, "open_timeout", `${at}.open_timeout`, D.OPEN_TIMEOUT),
   };
   return tls === null ? null : l;
+}
+
+/**
+ * `kind = "http"`: HTTP/1.1 reverse proxy, HTTPS with [listeners.tls].
+ * keepalive_timeout means the client side here (the tunnel listener's is the
+ * agent session's NOP timeout): both are "how long a quiet connection lives".
+ */
+function readHttp(is: Issues, t: RawTable, at: string, base: ListenerBase, baseDir: string): HttpListenerConfig {
+  let tls = null;
+  if (t["tls"] !== undefined) {
+    const tt = readTable(is, t, "tls", `${at}.tls`);
+    // Several certificates by SNI, and ACME: config/validate_acme.ts.
+    if (isTable(t["tls"])) tls = readHttpTls(is, tt, `${at}.tls`, baseDir);
+    if (base.acceptProxy !== "none") is.add(`${at}.accept_proxy`, "cannot be used with [listeners.tls]: a PROXY header comes before the TLS handshake, which the runtime terminates");
+  }
+  const redirectHttps = readBool(is, t, "redirect_https", `${at}.redirect_https`, false);
+  if (redirectHttps && t["tls"] !== undefined) is.add(`${at}.redirect_https`, "only applies to a plain listener (without [listeners.tls]): it sends clients to https://");
+  const trusted: Entry<string>[] = [];
+  for (const { value, index } of readStringArray(is, t, "trusted_proxies", `${at}.trusted_proxies`, D.MAX_TRUSTED_PROXIES)) {
+    const r = canonicalCidr(value);
+    if ("error" in r) is.add(`${at}.trusted_proxies[${index}]`, r.error);
+    else trusted.push({ value: r.cidr, index });
+  }
+  reportDuplicates(is, trusted, `${at}.trusted_proxies`);
+  return {
+    ...base,
+    kind: "http",
+    tls: tls ?? null,
+    maxHeaderBytes: readInt(is, t, "max_header_bytes", `${at}.max_header_bytes`, D.MAX_HEADER_BYTES),
+    keepaliveTimeoutMs: readDuration(is, t, "keepalive_timeout", `${at}.keepalive_timeout`, D.HTTP_KEEPALIVE_TIMEOUT),
+    requestTimeoutMs: readDuration(is, t, "request_timeout", `${at}.request_timeout`, D.HTTP_REQUEST_TIMEOUT),
+    redirectHttps,
+    trustedProxies: trusted.map((e) => e.value),
+    upstreamKeepalive: readInt(is, t, "upstream_keepalive", `${at}.upstream_keepalive`, D.HTTP_UPSTREAM_KEEPALIVE),
+  };
 }
 
 /** `kind = "udp"`: datagrams, one flow per client address. */

@@ -25,7 +25,17 @@ export const ROUTE_KEYS = [
   "proxy_protocol",
   "directory",
   "hbone",
+  "path_prefix",
+  "response_headers",
+  "basic_auth",
 ] as const;
+
+/** Route keys that only http listeners read. */
+const HTTP_ROUTE_KEYS = ["path_prefix", "response_headers", "basic_auth"] as const;
+/** RFC 9110 §5.6.2 token: a field name. */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$/;
+/** Fields an operator may not set on responses: framing and hop-by-hop fields are the proxy's. */
+const RESERVED_RESPONSE_FIELDS = ["connection", "content-length", "transfer-encoding", "keep-alive", "upgrade", "proxy-connection", "te", "trailer"];
 
 export const HBONE_KEYS = ["cert", "key", "ca", "servername", "authority", "port"] as const;
 const HBONE_SCHEME = "hbone://";
@@ -40,7 +50,8 @@ export function readRoutes(is: Issues, raw: RawTable, listeners: readonly Listen
   const sniNames = namesOf("sni");
   const streamNames = namesOf("tcp");
   const udpNames = namesOf("udp");
-  const routable = [...sniNames, ...streamNames, ...udpNames];
+  const httpNames = namesOf("http");
+  const routable = [...sniNames, ...streamNames, ...udpNames, ...httpNames];
   const out: RouteConfig[] = [];
   const indexOf: number[] = [];
   for (const { value: t, index } of readTableArray(is, raw, "routes", "routes", D.MAX_ROUTES)) {
@@ -49,6 +60,9 @@ export function readRoutes(is: Issues, raw: RawTable, listeners: readonly Listen
     if (r === null) continue;
     const plain = r.listeners.filter((n) => streamNames.includes(n) || udpNames.includes(n));
     if (plain.length > 0) checkPlainRoute(is, r, at, plain, r.listeners.some((n) => udpNames.includes(n)));
+    const http = r.listeners.filter((n) => httpNames.includes(n));
+    if (http.length > 0) readHttpRoute(is, t, r, at, http, r.listeners.length > http.length);
+    else for (const k of HTTP_ROUTE_KEYS) if (t[k] !== undefined) is.add(`${at}.${k}`, `only applies to routes of http listeners (name one in listeners)`);
     out.push(r);
     indexOf.push(index);
   }
@@ -80,6 +94,57 @@ function checkPlainRoute(is: Issues, r: RouteConfig, at: string, plain: readonly
   if (r.proxyProtocol !== "none") is.add(`${at}.proxy_protocol`, `does not apply to a udp listener (a PROXY header precedes a stream)`);
 }
 
+/**
+ * A route of an http listener: matched by Host (match) and path_prefix, with
+ * targets host:port, unix or tunnel:NAME spoken to in HTTP/1.1. What a TLS
+ * ClientHello or a raw stream would need (alpn, directory, a PROXY header on
+ * pooled connections shared by many clients, HBONE hops) does not apply.
+ */
+function readHttpRoute(is: Issues, t: RawTable, r: RouteConfig, at: string, http: readonly string[], mixed: boolean): void {
+  const which = http.map((n) => describe(n)).join(", ");
+  if (mixed) is.add(`${at}.listeners`, `a route of http listener ${which} cannot also name sni, tcp or udp listeners: give each its own route`);
+  if (r.alpn.length > 0) is.add(`${at}.alpn`, `does not apply to http listener ${which}: routes match Host and path_prefix`);
+  if (r.directory !== null) is.add(`${at}.directory`, `does not apply to http listener ${which}: use targets`);
+  if (r.hbone !== undefined) is.add(`${at}.targets`, `http listener ${which} does not forward through hbone:// hops yet: use host:port, unix or tunnel:NAME targets`);
+  if (r.proxyProtocol !== "none") {
+    is.add(`${at}.proxy_protocol`, `does not apply to http listener ${which}: upstream connections are reused across clients, so the client travels in X-Forwarded-For and Forwarded instead`);
+  }
+  let pathPrefix = "/";
+  const p = readString(is, t, "path_prefix", `${at}.path_prefix`);
+  if (p !== null) {
+    // RFC 3986 §3.3 path characters, percent-encoded as sent on the wire; no query or fragment.
+    if (!p.startsWith("/") || p.length > D.MAX_PATH_PREFIX || !/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(p)) {
+      is.add(`${at}.path_prefix`, `must start with "/" and hold at most ${D.MAX_PATH_PREFIX} URL path characters (no "?" or "#"), got ${describe(p)}`);
+    } else pathPrefix = p;
+  }
+  const responseHeaders: [string, string][] = [];
+  if (t["response_headers"] !== undefined) {
+    const h = readTable(is, t, "response_headers", `${at}.response_headers`);
+    const names = Object.keys(h);
+    if (names.length > D.MAX_RESPONSE_HEADERS) is.add(`${at}.response_headers`, `at most ${D.MAX_RESPONSE_HEADERS} fields, got ${names.length}`);
+    for (const name of names.slice(0, D.MAX_RESPONSE_HEADERS)) {
+      const field = `${at}.response_headers.${name}`;
+      const v = h[name];
+      if (!FIELD_NAME.test(name)) is.add(field, `a field name is a token (letters, digits, !#$%&'*+-.^_\`|~), got ${describe(name)}`);
+      else if (RESERVED_RESPONSE_FIELDS.includes(name.toLowerCase())) is.add(field, `is set by the proxy (framing or hop-by-hop), not by a route`);
+      else if (typeof v !== "string" || v.length > 4096 || !/^[\x20-\x7e]*$/.test(v) || v !== v.trim()) {
+        is.add(field, `must be a string of at most 4096 printable ASCII characters without surrounding spaces, got ${describe(v)}`);
+      } else responseHeaders.push([name, v]);
+    }
+  }
+  let basicAuth: null | "any" | string[] = null;
+  const b = t["basic_auth"];
+  if (b === true) basicAuth = "any";
+  else if (b === false || b === undefined) basicAuth = null;
+  else if (Array.isArray(b)) {
+    const names = readStringArray(is, t, "basic_auth", `${at}.basic_auth`, D.MAX_TOKENS);
+    if (names.length === 0) is.add(`${at}.basic_auth`, "an empty list would refuse everyone: name [[tokens]] entries, or use true for any with role \"http\"");
+    reportDuplicates(is, names, `${at}.basic_auth`);
+    basicAuth = names.map((e) => e.value);
+  } else is.add(`${at}.basic_auth`, `must be true, false or a list of [[tokens]] names, got ${describe(b)}`);
+  r.http = { pathPrefix, responseHeaders, basicAuth };
+}
+
 function readRoute(is: Issues, t: RawTable, at: string, routable: readonly string[], baseDir: string): RouteConfig | null {
   checkKeys(is, t, at, ROUTE_KEYS);
 
@@ -109,7 +174,7 @@ function readRoute(is: Issues, t: RawTable, at: string, routable: readonly strin
 
   const routeListeners = readStringArray(is, t, "listeners", `${at}.listeners`, D.MAX_LISTENERS).filter(({ value, index }) => {
     if (routable.includes(value)) return true;
-    is.add(`${at}.listeners[${index}]`, `no sni, tcp or udp listener named ${describe(value)}${didYouMean(value, routable)}`);
+    is.add(`${at}.listeners[${index}]`, `no sni, tcp, udp or http listener named ${describe(value)}${didYouMean(value, routable)}`);
     return false;
   });
   reportDuplicates(is, routeListeners, `${at}.listeners`);
@@ -263,7 +328,7 @@ function checkShadowed(is: Issues, routes: readonly RouteConfig[], indexOf: read
     const alpnKey = [...r.alpn].sort().join("\n");
     const on = new Set(r.listeners.length > 0 ? r.listeners : sniNames);
     for (const listener of on) {
-      const key = `${r.match}\0${alpnKey}\0${listener}`;
+      const key = `${r.match}\0${alpnKey}\0${listener}\0${r.http?.pathPrefix ?? ""}`;
       const prev = seen.get(key);
       if (prev !== undefined) {
         const alpn = r.alpn.length === 0 ? "any alpn" : `alpn ${JSON.stringify([...r.alpn].sort())}`;

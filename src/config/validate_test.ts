@@ -5,10 +5,11 @@ import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
 import { ProxyError } from "../errors/mod.ts";
 import { ConfigError, defaultConfigToml, loadConfigFile, loadDefaultConfig, parseConfig } from "./mod.ts";
-import { ACCESS_KEYS, ADMIN_KEYS, ADMIN_TLS_KEYS, ADMIN_TOKEN_KEYS, LISTENER_KEYS, LOG_KEYS, STATS_KEYS, TOP_KEYS } from "./validate.ts";
+import { ACCESS_KEYS, ADMIN_KEYS, ADMIN_TLS_KEYS, ADMIN_TOKEN_KEYS, LISTENER_KEYS, LOG_KEYS, RELAY_KEYS, STATS_KEYS, TOP_KEYS } from "./validate.ts";
 import { HBONE_KEYS, ROUTE_KEYS } from "./validate_routes.ts";
 import { CONNECT_RULE_KEYS, EGRESS_KEYS, TOKEN_KEYS } from "./validate_policy.ts";
 import { TLS_KEYS } from "./validate_tls.ts";
+import { ACME_KEYS, HTTP_CERT_KEYS, HTTP_TLS_KEYS } from "./validate_acme.ts";
 import { issuesOf, LISTENER } from "./test_util.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -30,6 +31,7 @@ describe("defaults", () => {
       admin: { address: { hostname: "127.0.0.1", port: 9901 }, tokens: [], insecure: false, tls: null },
       access: { allow: [], deny: [] },
       stats: { maxRoutes: 4096 },
+      relay: { mode: "auto", maxPipes: 1024, promoteAfter: 131_072 },
       listeners: [
         {
           name: "sni",
@@ -59,6 +61,7 @@ describe("defaults", () => {
       tokensFile: null,
       egress: { allowHosts: ["*"], allowPorts: [{ from: 443, to: 443 }], allowCidrs: [], denyCidrs: [], allowPrivate: false },
       connectRules: [],
+      acme: null,
     });
   });
 
@@ -136,22 +139,27 @@ describe("full.toml sets every option", () => {
       for (const [k, v] of Object.entries(t)) {
         const path = prefix + k;
         if (Array.isArray(v) && v.length > 0 && typeof v[0] === "object") for (const e of v) walk(e as Record<string, unknown>, path + ".");
-        else if (typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date)) walk(v as Record<string, unknown>, path + ".");
+        // A route's response_headers table holds field names, not config keys.
+        else if (k !== "response_headers" && typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date)) walk(v as Record<string, unknown>, path + ".");
         else used.add(path);
       }
     };
     walk(raw, "");
 
     const known = new Set<string>([
-      ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "listeners", "routes", "tokens", "egress", "connect_rules"].includes(k)),
+      ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "relay", "acme", "listeners", "routes", "tokens", "egress", "connect_rules"].includes(k)),
       ...LOG_KEYS.map((k) => `log.${k}`),
       ...ADMIN_KEYS.filter((k) => k !== "tokens" && k !== "tls").map((k) => `admin.${k}`),
       ...ADMIN_TOKEN_KEYS.map((k) => `admin.tokens.${k}`),
       ...ADMIN_TLS_KEYS.map((k) => `admin.tls.${k}`),
       ...ACCESS_KEYS.map((k) => `access.${k}`),
       ...STATS_KEYS.map((k) => `stats.${k}`),
+      ...RELAY_KEYS.map((k) => `relay.${k}`),
       ...LISTENER_KEYS.filter((k) => k !== "tls").map((k) => `listeners.${k}`),
       ...TLS_KEYS.map((k) => `listeners.tls.${k}`),
+      ...HTTP_TLS_KEYS.filter((k) => k !== "certificates").map((k) => `listeners.tls.${k}`),
+      ...HTTP_CERT_KEYS.map((k) => `listeners.tls.certificates.${k}`),
+      ...ACME_KEYS.map((k) => `acme.${k}`),
       ...ROUTE_KEYS.filter((k) => k !== "hbone").map((k) => `routes.${k}`),
       ...HBONE_KEYS.map((k) => `routes.hbone.${k}`),
       ...TOKEN_KEYS.map((k) => `tokens.${k}`),
@@ -200,11 +208,15 @@ describe("bounds: each bad value names its field and bound", () => {
     [`[access]\nallow = ["10.0.0.0/8", 7]\n${LISTENER}`, `access.allow[1]: must be a string, got 7`],
     [`[access]\nallow = ["10.0.0.0/8", "10.0.0.0/8"]\n${LISTENER}`, `access.allow[1]: duplicate of access.allow[0] ("10.0.0.0/8")`],
     [`[stats]\nmax_routes = 0\n${LISTENER}`, "stats.max_routes: must be 1..65536, got 0"],
+    [`[relay]\nmode = "splice"\n${LISTENER}`, `relay.mode: must be one of auto | kernel | js, got "splice"`],
+    [`[relay]\nmax_pipes = 1\n${LISTENER}`, "relay.max_pipes: must be 2..16384, got 1"],
+    [`[relay]\npromote_after = -1\n${LISTENER}`, "relay.promote_after: must be 0..1073741824, got -1"],
+    [`[relay]\npipes = 4\n${LISTENER}`, "relay.pipes: unknown key"],
     [`[stats]\nmax_routes = 65537\n${LISTENER}`, "stats.max_routes: must be 1..65536, got 65537"],
     [L(`name = "Bad Name"`), `listeners[0].name: must match [a-z0-9_-]{1,64}, got "Bad Name"`],
     [L(`name = "${"a".repeat(65)}"`), `listeners[0].name: must match [a-z0-9_-]{1,64}, got "${"a".repeat(65)}"`],
-    [`[[listeners]]\naddress = "127.0.0.1:0"`, "listeners[0].kind: is required (sni | connect | socks5 | tunnel | tcp | udp)"],
-    [`[[listeners]]\nkind = "http"\naddress = "127.0.0.1:0"`, `listeners[0].kind: must be one of sni | connect | socks5 | tunnel | tcp | udp, got "http"`],
+    [`[[listeners]]\naddress = "127.0.0.1:0"`, "listeners[0].kind: is required (sni | connect | socks5 | tunnel | tcp | udp | http)"],
+    [`[[listeners]]\nkind = "https"\naddress = "127.0.0.1:0"`, `listeners[0].kind: must be one of sni | connect | socks5 | tunnel | tcp | udp | http, got "https" (did you mean "http"?)`],
     [`[[listeners]]\nkind = "sni"`, "listeners[0].address: is required"],
     [`[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:70000"`, "listeners[0].address: port must be 0..65535, got 70000"],
     [L(`accept_proxy = "v3"`), `listeners[0].accept_proxy: must be one of none | v1 | v2 | any, got "v3"`],
@@ -295,7 +307,7 @@ describe("cross-field rules", () => {
   test("route listeners must name sni listeners", () => {
     const toml = `${LISTENER}name = "public"\n[[routes]]\nmatch = "a.example"\ntargets = ["127.0.0.1:1"]\nlisteners = ["publc", "public", "public"]`;
     expect(issuesOf(toml)).toEqual([
-      `routes[0].listeners[0]: no sni, tcp or udp listener named "publc" (did you mean "public"?)`,
+      `routes[0].listeners[0]: no sni, tcp, udp or http listener named "publc" (did you mean "public"?)`,
       `routes[0].listeners[2]: duplicate of routes[0].listeners[1] ("public")`,
     ]);
   });

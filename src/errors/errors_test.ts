@@ -13,6 +13,7 @@ import {
   type ErrorCode,
   errorCodeForTunnel,
   h2StatusFor,
+  httpOriginStatusFor,
   httpStatusFor,
   httpStatusForTunnel,
   socksReplyFor,
@@ -47,8 +48,9 @@ const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]>
   ROLE_DENIED: [null, 400, 503, 503, 1],
   SERVICE_DENIED: [null, 403, 503, 503, 1],
   SESSION_LIMIT: [null, 400, 503, 503, 1],
-  SERVICE_UNKNOWN: [null, 503, 503, 503, 1],
-  SERVICE_OFFLINE: [null, 503, 503, 503, 1],
+  // 502 since the http listener: the agent is the gateway's missing next hop.
+  SERVICE_UNKNOWN: [null, 502, 503, 503, 1],
+  SERVICE_OFFLINE: [null, 502, 503, 503, 1],
   HTTP_BAD_REQUEST: [null, 400, 400, 400, 1],
   HTTP_HEADER_TOO_LARGE: [null, 431, 431, 431, 1],
   HTTP_METHOD_NOT_ALLOWED: [null, 405, 405, 405, 1],
@@ -62,6 +64,8 @@ const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]>
   SERVICE_UNREACHABLE: [80, 502, 503, 503, 5],
   TLS_BAD_SERVER_NAME: [112, 400, 503, 503, 1],
   AUTH_INVALID: [null, 407, 401, 407, 2],
+  UPSTREAM_TIMEOUT: [null, 504, 503, 503, 6],
+  HTTP_BAD_RESPONSE: [null, 502, 503, 503, 1],
 };
 
 test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply it had", () => {
@@ -69,6 +73,12 @@ test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply 
     const got = [tlsAlertFor(code), httpStatusFor(code), h2StatusFor(code), h2StatusFor(code, true), socksReplyFor(code)];
     expect({ code, got }).toEqual({ code, got: BEFORE[code] });
   }
+});
+
+test("the http listener answers missing or wrong credentials with 401 (an origin's Basic auth), the rest as the table", () => {
+  expect(httpOriginStatusFor("AUTH_REQUIRED")).toBe(401);
+  expect(httpOriginStatusFor("AUTH_INVALID")).toBe(401);
+  for (const code of ERROR_CODES) if (code !== "AUTH_REQUIRED" && code !== "AUTH_INVALID") expect(httpOriginStatusFor(code)).toBe(httpStatusFor(code));
 });
 
 test("the table has one row per code and nothing else", () => {

@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   "SERVICE_UNREACHABLE", // the destination agent could not reach (or did not answer for) its local service
   "TLS_BAD_SERVER_NAME", // a well-formed ClientHello whose server_name cannot be a hostname (an IP, bad characters)
   "AUTH_INVALID", // credentials were presented but match no [[tokens]] entry (a wrong or revoked secret)
+  "UPSTREAM_TIMEOUT", // http listener: the upstream sent no response head within request_timeout
+  "HTTP_BAD_RESPONSE", // http listener: the upstream's response head or body framing is malformed
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -188,8 +190,9 @@ export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
   ROLE_DENIED:              { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.ROLE_DENIED },
   SERVICE_DENIED:           { tls: null,                 http: 403, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_DENIED },
   SESSION_LIMIT:            { tls: null,                 http: 400, h2: 503, socks: S.general_failure,    tunnel: T.SESSION_LIMIT },
-  SERVICE_UNKNOWN:          { tls: null,                 http: 503, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_UNKNOWN },
-  SERVICE_OFFLINE:          { tls: null,                 http: 503, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_OFFLINE },
+  // HTTP/1 502: the gateway's next hop (the agent) is not there, as for a refused connection (RFC 9110 §15.6.3).
+  SERVICE_UNKNOWN:          { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_UNKNOWN },
+  SERVICE_OFFLINE:          { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_OFFLINE },
   HTTP_BAD_REQUEST:         { tls: null,                 http: 400, h2: 400, socks: S.general_failure,    tunnel: T.INTERNAL },
   HTTP_HEADER_TOO_LARGE:    { tls: null,                 http: 431, h2: 431, socks: S.general_failure,    tunnel: T.INTERNAL },
   HTTP_METHOD_NOT_ALLOWED:  { tls: null,                 http: 405, h2: 405, socks: S.general_failure,    tunnel: T.INTERNAL },
@@ -205,6 +208,8 @@ export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
   TLS_BAD_SERVER_NAME:      { tls: A.unrecognized_name,  http: 400, h2: 503, socks: S.general_failure,    tunnel: T.INTERNAL },
   // Answered like missing credentials (a client re-prompts on 407), counted apart: a wrong secret is an operator's signal.
   AUTH_INVALID:             { tls: null,                 http: 407, h2: 401, socks: S.not_allowed,        tunnel: T.BAD_TOKEN },
+  UPSTREAM_TIMEOUT:         { tls: null,                 http: 504, h2: 503, socks: S.ttl_expired,        tunnel: T.SERVICE_UNREACHABLE },
+  HTTP_BAD_RESPONSE:        { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_UNREACHABLE },
 };
 
 /** The alert a TLS peer receives for a code, or null when the connection just closes. */
@@ -215,6 +220,15 @@ export function tlsAlertFor(code: ErrorCode): number | null {
 /** The HTTP status an HTTP/1 peer receives for a code (CONNECT listener, admin API). */
 export function httpStatusFor(code: ErrorCode): number {
   return WIRE[code].http;
+}
+
+/**
+ * The HTTP/1 status a client of the http listener receives: it talks to us
+ * as to its origin server (Basic auth on a route), so missing or wrong
+ * credentials are 401, not a forward proxy's 407; the rest is the table's.
+ */
+export function httpOriginStatusFor(code: ErrorCode): number {
+  return code === "AUTH_REQUIRED" || code === "AUTH_INVALID" ? 401 : WIRE[code].http;
 }
 
 /**

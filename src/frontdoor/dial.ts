@@ -34,6 +34,7 @@ export function dialMatch(l: RouteHost, s: FrontSession, match: RouteMatch, serv
     nowMs: l.now(),
     owner: s,
     log: l.log,
+    connId: s.id,
   });
 }
 
@@ -107,7 +108,7 @@ export abstract class ProxyPreamble implements Preamble {
 
   dial(s: FrontSession): Promise<Dialed> {
     const h = this.host;
-    return dialDestination(h.upstream, h.policy, this.dest!, this.principal!, h.config.connectTimeoutMs, s);
+    return dialDestination(h.upstream, h.policy, this.dest!, this.principal!, h.config.connectTimeoutMs, s, s.id);
   }
 
   logFields(s: FrontSession, into: Record<string, unknown>): void {

@@ -16,6 +16,7 @@ import type { ListenerConfig } from "../config/types.ts";
 import type { ErrorCode } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { formatPeer } from "../proto/mod.ts";
+import type { KernelPromotion } from "../relay/mod.ts";
 import { coarseClock, wallMs } from "../runtime/mod.ts";
 import type { Conn, ConnHandler, Listener, Runtime, TlsServerOptions } from "../runtime/types.ts";
 import { release, type StatsWriter, tryAcquire } from "../stats/mod.ts";
@@ -53,6 +54,9 @@ export abstract class FrontListener<C extends ListenerConfig, S extends FrontCon
   }
   get upstream(): UpstreamContext {
     return this.deps.upstream;
+  }
+  get kernelRelay(): KernelPromotion | null {
+    return this.deps.relay ?? null;
   }
   now(): number {
     return coarseClock.now;
@@ -100,7 +104,7 @@ export abstract class FrontListener<C extends ListenerConfig, S extends FrontCon
     return this.routeSlots[routeName] ?? this.overflowRouteSlot;
   }
 
-  start(hostname: string, port: number): Listener {
+  start(hostname: string, port: number): Listener | Promise<Listener> {
     const a = this.config.address;
     const tls = this.listenTls();
     this.listener = this.deps.runtime.listen({
@@ -111,7 +115,7 @@ export abstract class FrontListener<C extends ListenerConfig, S extends FrontCon
     return this.listener;
   }
 
-  private accept(conn: Conn): ConnHandler | null {
+  protected accept(conn: Conn): ConnHandler | null {
     // A connection the runtime hands over after stopAccepting() (Deno may
     // complete an accept already in flight) is served, not dropped: the client
     // was already accepted by the kernel, and the drain deadline bounds it.

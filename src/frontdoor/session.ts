@@ -20,9 +20,9 @@ import { monotonicMs } from "../runtime/mod.ts";
 import type { AccessList } from "../auth/mod.ts";
 import type { ListenerBase } from "../config/types.ts";
 import { asProxyError, type ErrorCode, ProxyError } from "../errors/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import { connIdText, type Logger, nextConnSeq } from "../log/mod.ts";
 import { formatPeer, ProxyHeaderParser } from "../proto/mod.ts";
-import { readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
+import { type KernelPromotion, readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn } from "../runtime/types.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import { type Dialed, type Endpoints, proxyHeader } from "../upstream/mod.ts";
@@ -54,6 +54,8 @@ export interface FrontHost {
   readonly stats: StatsWriter;
   readonly listenerSlot: number;
   readonly log: Logger;
+  /** Set when established relays may move to the kernel relay (plain sockets both sides only). */
+  readonly kernelRelay?: KernelPromotion | null;
   now(): number;
   sessionEnded(s: FrontSession): void;
 }
@@ -70,8 +72,16 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   relay: Relay | null = null;
   upstream: Dialed | null = null;
   errorCode: ErrorCode | null = null;
+  private readonly seq = nextConnSeq();
+  private idText: string | null = null;
+  /** The connection's id (`conn` in its log records; sent to a tunnel target's agent), built on first use. */
+  get id(): string {
+    return (this.idText ??= connIdText(this.seq));
+  }
   readonly startedAt = monotonicMs();
   private firstByteAt = 0;
+  /** monotonicMs when the dial started, for the connect histogram. */
+  private dialStartedAt = 0;
   private proxyIn: ProxyHeaderParser | null = null;
   /** Client bytes read while dialing (allocated on use). */
   private early: Uint8Array[] | null = null;
@@ -160,6 +170,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
 
   private startDial(): void {
     this.phase = Phase.Dialing;
+    this.dialStartedAt = monotonicMs();
     this.phaseStartedMs = this.host.now();
     for (const c of this.preamble.takeRest()) if (c.length > 0) this.holdEarly(c);
     this.preamble.dial(this).then((up) => this.dialed(up), (err) => this.dialFailed(err));
@@ -230,6 +241,9 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
       return;
     }
     this.upstream = up;
+    const connectSeconds = (monotonicMs() - this.dialStartedAt) / 1000;
+    this.host.stats.connect(this.host.listenerSlot, connectSeconds);
+    if (this.routeSlot >= 0) this.host.stats.connect(this.routeSlot, connectSeconds);
     const toUpstream: Uint8Array[] = [];
     const header = proxyHeader(up.proxyProtocol, this);
     if (header !== null) toUpstream.push(header);
@@ -240,7 +254,9 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
     this.phase = Phase.Relaying;
     // Small records (handshakes, request/response turns) must not wait for Nagle.
     up.conn.setNoDelay(true);
-    const relay = (this.relay = new Relay(this.client, up.conn, this));
+    // Plain sockets on both sides may later leave JavaScript for the kernel relay (not TLS, not a tunnel stream).
+    const k = this.host.kernelRelay ?? null;
+    const relay = (this.relay = new Relay(this.client, up.conn, this, k !== null && k.kernel.canAdopt(this.client, up.conn) ? k : null));
     relay.start(toUpstream, this.upstreamEarly, this.clientEnded, this.upstreamEnded);
     this.upstreamEarly = null;
     if (this.upstreamClosed !== null && !relay.isFinished) relay.onClose(up.conn, this.upstreamClosed.err);
@@ -250,7 +266,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
     if (this.clientGone) return this.done();
     const e = asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream");
     if (this.host.log.enabled("debug")) {
-      this.host.log.debug("upstream failed", { listener: this.host.config.name, client: this.clientText, error: e.code, reason: e.message });
+      this.host.log.debug("upstream failed", { listener: this.host.config.name, conn: this.id, client: this.clientText, error: e.code, reason: e.message });
     }
     this.fail(e, true);
   }
@@ -281,6 +297,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
         }
         return; // Dialing is bounded by the dial's own timeout.
       case Phase.Relaying:
+        this.relay!.refresh(); // a kernel relay's bytes and last activity
         if (cfg.idleTimeoutMs > 0 && nowMs - this.relay!.lastActiveMs >= cfg.idleTimeoutMs) this.relay!.abort("IDLE_TIMEOUT");
         return;
       case Phase.Closing:
@@ -312,7 +329,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
     if (this.phase >= Phase.Closing) return;
     this.errorCode = err.code;
     if (this.host.log.enabled("debug")) {
-      this.host.log.debug("connection refused", { listener: this.host.config.name, client: this.clientText, error: err.code, reason: err.message });
+      this.host.log.debug("connection refused", { listener: this.host.config.name, conn: this.id, client: this.clientText, error: err.code, reason: err.message });
     }
     const answerable = answer && (this.phase === Phase.Preamble || this.phase === Phase.Dialing);
     // Asked before the phase changes: a kind may answer a failed dial differently from a bad preamble.
@@ -339,7 +356,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
 
   /** The session's one log line (its message and fields are the kind's), built only when it is written. */
   logOutcome(log: Logger, listener: string, seconds: number): void {
-    const fields: Record<string, unknown> = { listener, client: this.clientText };
+    const fields: Record<string, unknown> = { listener, conn: this.id, client: this.clientText };
     this.preamble.logFields(this, fields);
     fields["bytes_in"] = this.relay?.bytesToUpstream ?? 0;
     fields["bytes_out"] = this.relay?.bytesToClient ?? 0;

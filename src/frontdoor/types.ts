@@ -8,6 +8,7 @@ import type { ErrorCode, ProxyError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { RouteBackends } from "../router/mod.ts";
 import type { ConnHandler, Listener, Runtime } from "../runtime/types.ts";
+import type { KernelPromotion } from "../relay/mod.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import type { Dialed, UpstreamContext } from "../upstream/mod.ts";
 import type { FrontSession } from "./session.ts";
@@ -29,6 +30,8 @@ export interface ListenerDeps {
   log: Logger;
   /** The worker's ways out (tunnel hub, HBONE pool). */
   upstream: UpstreamContext;
+  /** The kernel relay and when relays move to it ([relay]); null or absent: every relay stays in JavaScript. */
+  relay?: KernelPromotion | null;
 }
 
 /** What a listener is (re)configured with: the whole config plus what the worker compiled once for all listeners. */

@@ -460,6 +460,7 @@ export function listHasToken(value: string | null, token: string): boolean {
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
   101: "Switching Protocols",
   200: "OK",
+  301: "Moved Permanently",
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",

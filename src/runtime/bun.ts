@@ -25,6 +25,7 @@ import type {
 import { NULL_HANDLER, parsePeerCertificate, WorkerAdapter } from "./common.ts";
 import { systemClock } from "./clock.ts";
 import { bunInheritance, takeAdopted, workerEnv } from "./bun_sockets.ts";
+import { BunKernelRelay } from "./kernel_relay/kernel_relay.ts";
 
 // deno-lint-ignore no-explicit-any
 type BunSocket = any;
@@ -144,6 +145,25 @@ class BunConn implements Conn {
     if (this.closed) return false;
     this.closed = true;
     return true;
+  }
+
+  /** Kernel relay: the descriptor of a plain socket with nothing queued and no FIN sent, else -1. */
+  handoverFd(): number {
+    if (this.isTls || this.closed || this.closing || this.endRequested || this.pendingBytes > 0) return -1;
+    const fd = this.socket.fd;
+    return typeof fd === "number" && fd >= 0 ? fd : -1;
+  }
+
+  /**
+   * Kernel relay: the loop holds a duplicate of the descriptor; Bun lets go of
+   * its own. `end()` here is epoll_ctl(DEL) + close(2), no shutdown(2), so the
+   * connection lives on in the duplicate and the peer sees nothing.
+   */
+  handedOver(): void {
+    this.handler = NULL_HANDLER;
+    this.closing = true;
+    this.closed = true;
+    this.socket.end();
   }
 
   setHandler(handler: ConnHandler): void {
@@ -489,6 +509,11 @@ export const bunRuntime: Runtime = {
   bindUdp,
   udpReusePort: true,
   inherit: bunInheritance,
+  // One per thread: each worker has its own module instance, so its own loop (started on first use).
+  kernelRelay: new BunKernelRelay(),
+  // Bun.listen takes one certificate; node:tls's SNICallback picks among several (node_tls.ts).
+  // Loaded on use: node:tls costs every process that never serves HTTPS (the agent) ~1.5 MB.
+  listenSelectingTls: async (o) => (await import("./node_tls.ts")).listenSelectingTls(o),
   onSignal,
   onExit: (fn) => void process.on("exit", (code: number) => fn(code)),
   get pid() {

@@ -12,6 +12,7 @@ export { memoryPair, MemoryConn } from "./memory.ts";
 export { LayeredConn } from "./layered.ts";
 export { type Clock, coarseClock, monotonicMs, systemClock, tickClock, wallMs } from "./clock.ts";
 export { NULL_HANDLER } from "./common.ts";
+export { type FetchFn, fetchWithCa } from "./fetch_ca.ts";
 
 /** The runtime this process runs on: Bun or Deno (anything else is refused with the reason). */
 export function detectRuntime(): Runtime {

@@ -68,6 +68,12 @@ export interface Conn {
   tls(): TlsInfo | null;
 }
 
+/** A certificate chain and its key, PEM text. */
+export interface TlsCertificate {
+  cert: string;
+  key: string;
+}
+
 export interface TlsServerOptions {
   cert: string; // PEM
   key: string; // PEM
@@ -78,6 +84,14 @@ export interface TlsServerOptions {
   /** Refuse clients without a valid certificate (with requestCert). */
   rejectUnauthorized?: boolean;
   alpn?: string[];
+  /**
+   * Several certificates, chosen per handshake by the ClientHello's SNI
+   * (lower case; null when the client sent none). Only `listenSelectingTls`
+   * calls it, at every handshake (return the same object for the same
+   * certificate: its TLS context is cached by identity); null refuses the
+   * handshake. `cert`/`key` above are then what a runtime without it serves.
+   */
+  selectCertificate?(servername: string | null): TlsCertificate | null;
 }
 
 export interface TlsClientOptions {
@@ -106,6 +120,8 @@ export interface Listener {
   readonly port: number;
   /** Stop accepting; open connections are untouched. */
   close(): void;
+  /** `listenSelectingTls` listeners: ask `selectCertificate(null)` again for clients without SNI. */
+  refreshCertificates?(): void;
 }
 
 export type ConnectAddress = { hostname: string; port: number } | { unix: string };
@@ -189,6 +205,51 @@ export interface UdpBindOptions {
 
 export type Signal = "SIGHUP" | "SIGTERM" | "SIGINT" | "SIGUSR2";
 
+export interface KernelRelayOptions {
+  /** Pipes this worker's loop may hold (two per relay, two descriptors each). */
+  maxPipes: number;
+  /** Bytes per pipe (F_SETPIPE_SZ); absent: the kernel's default, 64 KiB. */
+  pipeSize?: number;
+}
+
+/** Told once when a relay the native loop held is finished. */
+export interface KernelRelayOwner {
+  /**
+   * Totals since the handover; `failed`: which socket failed (a reset, a
+   * write to a closed peer) with its errno, or null for FIN both ways or a close asked with `close()`.
+   */
+  kernelRelayEnded(toUpstream: number, toClient: number, failed: "client" | "upstream" | null, errno: number): void;
+}
+
+/** One relay held by the native loop. */
+export interface KernelRelayHandle {
+  /** Bytes moved since the handover (live counters the loop writes to shared memory). */
+  readonly toUpstream: number;
+  readonly toClient: number;
+  /** Close both sockets now (idle timeout, drain deadline); `kernelRelayEnded` follows. */
+  close(): void;
+}
+
+/**
+ * Established relays moved out of JavaScript: both sockets handed to a native
+ * loop that splices their bytes in the kernel (Bun on Linux; kernel_relay/).
+ */
+export interface KernelRelay {
+  /** Starts this thread's loop (once; later calls return the first answer): null when it runs, else why it cannot. */
+  start(opts: KernelRelayOptions): string | null;
+  /** Whether both connections are plain sockets with nothing queued (not TLS, not a stream inside a tunnel). */
+  canAdopt(client: Conn, upstream: Conn): boolean;
+  /**
+   * Hands both connections to the loop: from now on no event reaches their
+   * handlers. Null when it cannot now (pool empty, bytes queued): keep relaying.
+   */
+  adopt(client: Conn, upstream: Conn, owner: KernelRelayOwner): KernelRelayHandle | null;
+  /** Relays the loop holds now. */
+  readonly active: number;
+  /** Pipes the loop holds (in use and pooled). */
+  pipesOpen(): number;
+}
+
 export interface Runtime {
   readonly name: "bun" | "deno" | "memory";
   /** Wall and monotonic time (clock.ts); the hot path reads the per-thread coarse clock instead. */
@@ -204,6 +265,14 @@ export interface Runtime {
   readonly udpReusePort: boolean;
   /** Absent when the runtime cannot adopt an inherited listening socket. */
   readonly inherit?: SocketInheritance;
+  /** Absent when the runtime has no kernel relay (Deno, the in-memory runtime). */
+  readonly kernelRelay?: KernelRelay;
+  /**
+   * A TLS listener whose certificate is picked per handshake by SNI
+   * (`tls.selectCertificate`), changeable while it listens. Absent when the
+   * runtime cannot (Deno: Deno.listenTls takes one certificate).
+   */
+  listenSelectingTls?(opts: ListenOptions): Promise<Listener>;
   onSignal(sig: Signal, fn: () => void): void;
   /** Called as the process exits, with its exit code (for a last log line). */
   onExit(fn: (code: number) => void): void;

@@ -3,10 +3,10 @@
  * stats slabs (never calling into a worker) and the hono app served on the
  * admin address by the runtime's HTTP server.
  */
-import { type AdminSource, buildStatus, createAdminApp, type TunnelSessionFact } from "../admin/mod.ts";
+import { type AdminSource, buildStatus, createAdminApp, History, type TunnelSessionFact } from "../admin/mod.ts";
 import type { HostPort } from "../config/types.ts";
 import type { HttpServer } from "../runtime/types.ts";
-import { renderPrometheus, type TunnelSessionCount } from "../stats/mod.ts";
+import { type CertificateExpiry, renderCertificateExpiry, renderPrometheus, type TunnelSessionCount } from "../stats/mod.ts";
 import { ProcessMetrics } from "./process_metrics.ts";
 import type { Supervisor } from "./supervisor.ts";
 
@@ -35,6 +35,7 @@ export function adminSource(sup: Supervisor): AdminSource {
       snapshot: snapshot(),
       workers: workerFacts(),
       tunnels: tunnelFacts(),
+      knownServices: sup.knownServices,
     });
   return {
     status,
@@ -45,10 +46,25 @@ export function adminSource(sup: Supervisor): AdminSource {
         { version: sup.version, runtime: `${rt.name} ${rt.version}`, ...proc.read() },
         sup.workers.map((w) => ({ id: w.id, up: w.up, restarts: w.restarts })),
         tunnelCounts(sup),
-      ),
+      ) + renderCertificateExpiry(certificateExpiries(sup)),
     restartWorker: (id) => sup.restartWorker(id),
     reload: () => sup.reload(),
   };
+}
+
+/**
+ * The certificates http listeners serve, by name: each file certificate's
+ * names (the first file naming a name, as the handshake picks it), then
+ * [acme] certificates for names no file serves.
+ */
+function certificateExpiries(sup: Supervisor): CertificateExpiry[] {
+  const byName = new Map<string, number>();
+  for (const l of sup.config.listeners) {
+    if (l.kind !== "http" || l.tls === null) continue;
+    for (const f of l.tls.certificates) for (const n of f.names) if (!byName.has(n)) byName.set(n, f.notAfter);
+  }
+  for (const e of sup.acme?.expiries() ?? []) if (!byName.has(e.name)) byName.set(e.name, e.notAfter);
+  return [...byName].map(([name, notAfter]) => ({ name, notAfter })).sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
 /**
@@ -77,9 +93,12 @@ function tunnelCounts(sup: Supervisor): TunnelSessionCount[] {
  * swaps `sup.config`) changes them; the address and TLS files are bound here once.
  */
 export async function startAdmin(sup: Supervisor, address: HostPort): Promise<HttpServer> {
-  const app = createAdminApp(adminSource(sup), { tokens: () => sup.config.admin.tokens });
+  // The dashboard's history: a snapshot of the slabs every interval, here on the supervisor.
+  const history = new History();
+  const sample = () => history.sample(sup.registry.snapshot(sup.workers.map((w) => w.slab)));
+  const app = createAdminApp(adminSource(sup), { tokens: () => sup.config.admin.tokens, history: (w) => history.toJSON(w) });
   const tls = sup.config.admin.tls;
-  return await sup.runtime.serveHttp({
+  const server = await sup.runtime.serveHttp({
     hostname: address.hostname,
     port: address.port,
     // reusePort: during an upgrade the new process binds the same admin address while the old one drains.
@@ -87,4 +106,15 @@ export async function startAdmin(sup: Supervisor, address: HostPort): Promise<Ht
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     fetch: (req) => app.fetch(req),
   });
+  sample();
+  const timer = setInterval(sample, history.intervalMs);
+  (timer as { unref?: () => void }).unref?.(); // never what keeps the process alive
+  return {
+    hostname: server.hostname,
+    port: server.port,
+    close: () => {
+      clearInterval(timer);
+      return server.close();
+    },
+  };
 }

@@ -13,12 +13,15 @@ import { formatHostPort } from "../proto/mod.ts";
 import { ProxyError } from "../errors/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { HttpServer, Runtime, WorkerHandle } from "../runtime/types.ts";
-import { overflowSlot, StatsRegistry } from "../stats/mod.ts";
+import { MAX_BACKEND_CAPACITY, overflowSlot, StatsRegistry } from "../stats/mod.ts";
+import { routeTargets } from "../admin/mod.ts";
 import type { FromWorker, SlotAssignment, ToWorker } from "../worker/mod.ts";
 import { VERSION } from "../version.ts";
 import { createSessionCells, releaseWorkerSessions } from "../stats/mod.ts";
-import type { TunnelSessionInfo } from "../tunnel/edge/mod.ts";
+import type { TunnelSessionCounts, TunnelSessionInfo } from "../tunnel/edge/mod.ts";
 import { adoptPassedSockets, type PassedSocket } from "./inherit.ts";
+import { AcmeService } from "./acme.ts";
+import { CertificateWatch } from "./cert_watch.ts";
 
 /** A worker that dies sooner than this after starting counts as a crash loop: back off. */
 const RESTART_BACKOFF_MIN_MS = 100;
@@ -33,8 +36,8 @@ export interface WorkerSlot {
   startedAt: number;
   backoffMs: number;
   lastExitReason: string | null;
-  /** Agent sessions admitted on this worker, by session id (its tunnel-up/-down messages). */
-  agents: Map<string, TunnelSessionInfo>;
+  /** Agent sessions admitted on this worker, by session id (its tunnel-up/-down messages), with its latest counts (tunnel-report). */
+  agents: Map<string, TunnelSessionInfo & { counts?: TunnelSessionCounts }>;
 }
 
 export interface SupervisorOptions {
@@ -57,6 +60,8 @@ export class Supervisor {
   readonly startedAt = wallMs();
   /** Listener name → bound address, once worker 0 is up. */
   readonly bound: Record<string, { hostname: string; port: number }> = {};
+  /** Every tunnel service name an agent exposed since start: /status keeps listing it once its agent is gone. */
+  readonly knownServices = new Set<string>();
   private slots: SlotAssignment;
   /** Tunnel max_sessions cells (one row per worker), made once the worker count is known. */
   private tunnelSessions: SharedArrayBuffer | null = null;
@@ -69,12 +74,16 @@ export class Supervisor {
   private readyPending = 0;
   private drainedPending = 0;
   private drainDone: (() => void) | null = null;
+  /** [acme]: the one ACME client (supervisor/acme.ts); null without [acme]. */
+  acme: AcmeService | null = null;
+  /** Re-reads the config when an http listener's certificate file changes. */
+  private certWatch: CertificateWatch | null = null;
   /** Worker threads ended on an operator's request (POST /workers/N/restart): their exit is no crash. */
   private readonly operatorRestarts = new WeakSet<WorkerHandle>();
 
   constructor(private readonly opts: SupervisorOptions) {
     this.config = opts.config;
-    this.registry = new StatsRegistry(opts.config.listeners.length + opts.config.stats.maxRoutes);
+    this.registry = new StatsRegistry(opts.config.listeners.length + opts.config.stats.maxRoutes, statsSizes(opts.config));
     this.limits = this.registry.createLimits();
     this.slots = this.assignSlots(opts.config);
   }
@@ -87,7 +96,7 @@ export class Supervisor {
   }
 
   private assignSlots(config: Config): SlotAssignment {
-    const map = this.registry.assign(config.listeners.map((l) => l.name), config.routes.map((r) => r.name));
+    const map = this.registry.assign(config.listeners.map((l) => l.name), config.routes.map((r) => r.name), backendTargets(config));
     return {
       ...map,
       overflowListener: overflowSlot(this.registry.capacity, "listener"),
@@ -105,6 +114,18 @@ export class Supervisor {
     for (const a of adoptPassedSockets(this.runtime, this.config, this.opts.inherited ?? [], this.log)) {
       if (a.port !== 0) this.ports[a.listener] = a.port;
     }
+    if (this.config.acme !== null) {
+      const acme = new AcmeService(this.config.acme, this.config, this.log, (m) => {
+        for (const w of this.workers) w.handle?.postMessage(m);
+      });
+      // Loads the account and stored certificates only: a CA that is down delays issuance, never the start.
+      await acme.start();
+      this.acme = acme;
+    }
+    this.certWatch = new CertificateWatch(() => this.config, (file) => {
+      this.log.info("certificate file changed; reloading", { file });
+      this.reload();
+    });
     const n = this.workerCount();
     this.tunnelSessions = createSessionCells(n);
     for (let id = 0; id < n; id++) {
@@ -147,6 +168,8 @@ export class Supervisor {
       tunnelSessions: this.tunnelSessions ?? undefined,
     };
     handle.postMessage(msg);
+    // Its [acme] certificates and pending challenges: after start, so the worker has its state to put them in.
+    this.acme?.replay((m) => handle.postMessage(m));
     this.pairTunnelHubs(w);
   }
 
@@ -196,6 +219,15 @@ export class Supervisor {
         return;
       case "tunnel-up":
         w.agents.set(m.session.id, m.session);
+        for (const name of m.session.services) this.knownServices.add(name);
+        return;
+      case "tunnel-report":
+        for (const r of m.sessions) {
+          const s = w.agents.get(r.id);
+          if (s === undefined) continue;
+          w.agents.set(r.id, { ...s, services: r.services, counts: r.counts });
+          for (const name of r.services) this.knownServices.add(name);
+        }
         return;
       case "tunnel-down":
         w.agents.delete(m.id);
@@ -268,6 +300,8 @@ export class Supervisor {
       return { ok: false, error: message };
     }
     this.config = next;
+    this.acme?.reload(next);
+    this.certWatch?.rescan();
     this.slots = this.assignSlots(next);
     this.log.configure(next.log.level, next.log.format);
     const seq = ++this.reloadSeq;
@@ -280,6 +314,8 @@ export class Supervisor {
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.certWatch?.stop();
+    void this.acme?.stop(); // no new orders; one in flight ends on its own bounds
     const timeoutMs = this.config.drainTimeoutMs;
     this.log.info("draining", { timeout_ms: timeoutMs });
     const live = this.workers.filter((w) => w.handle);
@@ -312,6 +348,19 @@ export class Supervisor {
   get version(): string {
     return VERSION;
   }
+}
+
+/** Backend slots: room for twice the first config's route targets (reloads add more), at least 256; service slots: 256 per worker. */
+function statsSizes(config: Config): { backends: number; services: number } {
+  const targets = Object.values(backendTargets(config)).reduce((n, t) => n + t.length, 0);
+  return { backends: Math.min(MAX_BACKEND_CAPACITY, Math.max(256, 2 * targets)), services: 256 };
+}
+
+/** Route name → its fixed targets as /status spells them (routes with a directory or a tunnel target have none). */
+function backendTargets(config: Config): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const r of config.routes) if (r.directory === null && r.tunnel === undefined && r.targets.length > 0) out[r.name] = routeTargets(r);
+  return out;
 }
 
 /** The config a worker gets: the admin API's tokens and TLS key stay with the supervisor, which alone serves it. */

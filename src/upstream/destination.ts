@@ -23,13 +23,15 @@ export async function dialDestination(
   principal: Principal,
   timeoutMs: number,
   handler: ConnHandler,
+  /** The client connection's id, for a tunnel service's agent. */
+  connId?: string,
 ): Promise<Dialed> {
   // A reverse-tunnel service, before [egress] (which is for the internet).
   const service = tunnelServiceOf(dest.host);
   if (service !== null) {
     if (ctx.tunnels === null) throw new ProxyError("SERVICE_UNKNOWN", "downstream", `Cannot open tunnel service '${service}': this process runs no tunnel hub`);
     policy.checkTunnelService(principal, service);
-    const conn = await ctx.tunnels.open({ service, proto: "tcp", client: "", server: "", proxy: "none" }, timeoutMs);
+    const conn = await ctx.tunnels.open({ service, proto: "tcp", client: "", server: "", proxy: "none", connId }, timeoutMs);
     conn.setHandler(handler);
     return { conn, label: `tunnel:${service}`, proxyProtocol: "none", release: NOTHING };
   }

@@ -11,11 +11,12 @@ export { dialRoute, formatTarget, type RouteDial } from "./route_dial.ts";
 export type { Dialed, Endpoints, TunnelOpen, TunnelOpener, UpstreamContext } from "./types.ts";
 
 import type { Runtime } from "../runtime/types.ts";
+import type { StatsWriter } from "../stats/mod.ts";
 import { HbonePool } from "./hbone_pool.ts";
 import type { TunnelOpener, UpstreamContext } from "./types.ts";
 
-/** One worker's ways out: its runtime, its tunnel hub, and an HBONE pool made on first use. */
-export function createUpstream(runtime: Runtime, tunnels: TunnelOpener | null): UpstreamContext {
+/** One worker's ways out: its runtime, its tunnel hub, an HBONE pool made on first use, and its per-target stats. */
+export function createUpstream(runtime: Runtime, tunnels: TunnelOpener | null, stats: StatsWriter | null = null): UpstreamContext {
   let pool: HbonePool | null = null;
-  return { runtime, tunnels, hbone: () => (pool ??= new HbonePool(runtime)) };
+  return { runtime, tunnels, hbone: () => (pool ??= new HbonePool(runtime)), stats, backendSlots: {} };
 }

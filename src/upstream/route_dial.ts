@@ -7,6 +7,9 @@
  */
 import type { Address } from "../config/types.ts";
 import { asProxyError, ProxyError } from "../errors/mod.ts";
+import { coarseClock, monotonicMs } from "../runtime/mod.ts";
+import type { Balancer } from "../router/mod.ts";
+import type { StatsWriter } from "../stats/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { formatPeer } from "../proto/mod.ts";
 import type { RouteMatch } from "../router/mod.ts";
@@ -26,9 +29,36 @@ export interface RouteDial {
   owner: { readonly abandoned: boolean };
   /** Failed targets go to its debug log. */
   log: Logger;
+  /** The client connection's id: a tunnel target's agent logs it too. */
+  connId?: string;
 }
 
 const NOTHING = (): void => {};
+
+/**
+ * A connection to one of a route's fixed targets: what it holds (a least_conn
+ * count, the target's open-connection gauge) is given back once by release().
+ * A class rather than a literal with a closure: one object per connection.
+ */
+class TargetDial implements Dialed {
+  private held = true;
+  constructor(
+    readonly conn: Conn,
+    readonly label: string,
+    readonly proxyProtocol: "none" | "v1" | "v2",
+    private readonly balancer: Balancer,
+    private readonly index: number,
+    private readonly stats: StatsWriter | null,
+    private readonly backendSlot: number,
+  ) {}
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.balancer.release(this.index);
+    if (this.stats !== null && this.backendSlot >= 0) this.stats.backendClosed(this.backendSlot);
+  }
+}
 
 /** Connects to the route's backends; throws a ProxyError when none answers. */
 export async function dialRoute(ctx: UpstreamContext, d: RouteDial): Promise<Dialed> {
@@ -46,6 +76,7 @@ export async function dialRoute(ctx: UpstreamContext, d: RouteDial): Promise<Dia
         client: formatPeer(e.clientAddress, e.clientPort),
         server: formatPeer(e.localAddress, e.localPort),
         proxy: route.proxyProtocol,
+        connId: d.connId,
       }, timeoutMs);
     } catch (err) {
       throw asProxyError(err, "SERVICE_OFFLINE", "upstream");
@@ -72,24 +103,26 @@ export async function dialRoute(ctx: UpstreamContext, d: RouteDial): Promise<Dia
   }
   const balancer = b.balancer;
   const order = balancer.order(d.nowMs);
+  // Per-target stats: the slot of each target, in target order (absent: not counted).
+  const stats = ctx.stats ?? null;
+  const slots = stats !== null ? ctx.backendSlots?.[route.name] : undefined;
   let lastErr: ProxyError | null = null;
   for (let k = 0; k < order.length; k++) {
     const i = order[k]!;
     const target = balancer.target(i);
+    const slot = slots !== undefined && i < slots.length ? slots[i]! : -1;
     balancer.acquire(i);
+    const startedMs = monotonicMs();
     try {
       const conn = await connectTarget(ctx, d, target, timeoutMs);
       balancer.markOk(i);
-      let held = true;
-      const release = () => {
-        if (held) balancer.release(i);
-        held = false;
-      };
-      return { conn, label: formatTarget(target), proxyProtocol: route.proxyProtocol, release };
+      if (slot >= 0) stats!.backendConnected(slot, (monotonicMs() - startedMs) / 1000, coarseClock.now);
+      return new TargetDial(conn, formatTarget(target), route.proxyProtocol, balancer, i, stats, slot);
     } catch (err) {
       balancer.release(i);
       balancer.markFailed(i, d.nowMs);
       lastErr = asProxyError(err, "UPSTREAM_CONNECT_REFUSED", "upstream");
+      if (slot >= 0) stats!.backendFailed(slot, lastErr.code, coarseClock.now, d.nowMs + balancer.cooldownMs);
       if (d.log.enabled("debug")) d.log.debug("backend connect failed", { route: route.name, backend: formatTarget(target), error: lastErr.message });
       if (d.owner.abandoned) break;
     }

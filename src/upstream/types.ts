@@ -2,6 +2,7 @@
  * What reaching a target needs and returns, for every listener kind alike.
  */
 import type { Conn, Runtime } from "../runtime/types.ts";
+import type { StatsWriter } from "../stats/mod.ts";
 import type { HbonePool } from "./hbone_pool.ts";
 
 /** The part of the worker's tunnel hub that upstream uses: a stream to the agent exposing a service. */
@@ -18,6 +19,8 @@ export interface TunnelOpen {
   server: string;
   /** PROXY header the destination agent writes before the bytes to its service. */
   proxy: "none" | "v1" | "v2";
+  /** The client connection's id, sent to the agent (open.conn) so both logs carry it. */
+  connId?: string;
 }
 
 /** One worker's ways out, shared by its listeners. */
@@ -27,6 +30,14 @@ export interface UpstreamContext {
   readonly tunnels: TunnelOpener | null;
   /** Pooled HBONE connections, made on first use. */
   hbone(): HbonePool;
+  /** The worker's stats slab, for the per-target counters; null in tests that count nothing. */
+  readonly stats: StatsWriter | null;
+  /**
+   * Route name → the backend stats slot of each of its targets, in target
+   * order (the supervisor's assignment; replaced on reload). A route missing
+   * here counts no per-target stats.
+   */
+  backendSlots: Readonly<Record<string, readonly number[]>>;
 }
 
 /** A connection to a target, already delivering events to the handler the dial was given. */

@@ -9,6 +9,7 @@ import { ConnectListener } from "../connect/mod.ts";
 import { Socks5Listener } from "../socks5/mod.ts";
 import { TcpListener } from "../tcp/mod.ts";
 import { UdpListener } from "../udp/mod.ts";
+import { type AcmeState, HttpListener } from "../http/mod.ts";
 import { TunnelListenerState, type TunnelHub } from "../tunnel/edge/mod.ts";
 
 export type { DataPlaneListener, ListenerSettings };
@@ -17,6 +18,8 @@ export type { DataPlaneListener, ListenerSettings };
 export interface ListenerDeps extends FrontDeps {
   /** The worker's tunnel hub: tunnel listeners hold agent sessions in it. */
   tunnels: TunnelHub;
+  /** The worker's [acme] certificates and challenges (http listeners). */
+  acme?: AcmeState;
 }
 
 export function createListener(settings: ListenerSettings, deps: ListenerDeps): DataPlaneListener {
@@ -32,6 +35,8 @@ export function createListener(settings: ListenerSettings, deps: ListenerDeps): 
       return new Socks5Listener(settings, deps);
     case "tunnel":
       return new TunnelListenerState({ ...settings, listener: l }, { ...deps, hub: deps.tunnels });
+    case "http":
+      return new HttpListener(settings, deps);
     case "udp":
       // The worker id decides who binds where UDP ports cannot be shared (udp/listener.ts).
       return new UdpListener({ ...settings, listener: l }, deps, deps.tunnels.workerId);

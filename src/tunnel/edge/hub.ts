@@ -9,13 +9,19 @@
  * Several agents may expose one name: they share the load, and an agent can
  * be replaced without a gap.
  */
-import { ProxyError } from "../../errors/mod.ts";
+import { asProxyError, ProxyError } from "../../errors/mod.ts";
 import type { Logger } from "../../log/mod.ts";
 import { Relay, type RelayOwner } from "../../relay/mod.ts";
 import type { ErrorCode } from "../../errors/mod.ts";
 import type { Conn } from "../../runtime/types.ts";
-import type { SessionCounters } from "../../stats/mod.ts";
-import type { HubStats, OpenRequest, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
+import type { SessionCounters, StatsWriter } from "../../stats/mod.ts";
+import type { HubStats, OpenRequest, TunnelSessionCounts, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
+
+/** What the hub reads of a live session for its periodic report (EdgeSession implements it). */
+export interface ReportingSession {
+  readonly serviceNames: string[];
+  counts(): TunnelSessionCounts;
+}
 
 /**
  * A link to another worker's hub (worker/peer_link.ts makes them): it tells
@@ -51,6 +57,8 @@ export interface HubOptions {
   counters: SessionCounters | null;
   /** Sessions admitted and ended on this worker (the worker tells the supervisor, for /status). */
   onSession?: (e: TunnelSessionEvent) => void;
+  /** The worker's stats slab: services get slots when announced, failed opens are counted per service. */
+  stats?: StatsWriter;
 }
 
 /** A failed open: its code is all a peer needs (errors/ maps it to the tunnel wire code, a TLS alert, an HTTP status). */
@@ -67,6 +75,10 @@ export class TunnelHub implements RelayOwner {
   /** Relays this worker runs for peers' streams (destination side). */
   private readonly peerRelays = new Set<Relay>();
   crossBytes = 0;
+  /** Sessions sessionUp listed and sessionDown has not ended, for reportSessions. */
+  private readonly listed = new Map<string, ReportingSession>();
+  /** The last report was empty: the next empty one is not sent. */
+  private reportedEmpty = true;
 
   constructor(private readonly opts: HubOptions) {}
 
@@ -83,18 +95,29 @@ export class TunnelHub implements RelayOwner {
   // ---------------------------------------------------------------- registry
 
   /** An agent session on this worker was admitted. */
-  sessionUp(info: TunnelSessionInfo): void {
+  sessionUp(info: TunnelSessionInfo, source?: ReportingSession): void {
+    if (source !== undefined) this.listed.set(info.id, source);
     this.opts.onSession?.({ type: "tunnel-up", session: info });
   }
 
   /** A session sessionUp announced has ended. */
   sessionDown(id: string): void {
+    this.listed.delete(id);
     this.opts.onSession?.({ type: "tunnel-down", id });
+  }
+
+  /** The live sessions' counts and services, for /status (the worker calls this about once a second). */
+  reportSessions(): void {
+    if (this.listed.size === 0 && this.reportedEmpty) return;
+    this.reportedEmpty = this.listed.size === 0;
+    const sessions = [...this.listed].map(([id, s]) => ({ id, services: s.serviceNames, counts: s.counts() }));
+    this.opts.onSession?.({ type: "tunnel-report", sessions });
   }
 
   /** A destination session on this worker now holds `names`. */
   addServices(s: DestinationSession, names: readonly string[]): void {
     for (const n of names) {
+      this.opts.stats?.serviceSlot(n);
       const list = this.local.get(n);
       if (list === undefined) this.local.set(n, [s]);
       else if (!list.includes(s)) list.push(s);
@@ -138,6 +161,7 @@ export class TunnelHub implements RelayOwner {
   peerServices(workerId: number, names: string[]): void {
     for (const set of this.remote.values()) set.delete(workerId);
     for (const n of names) {
+      this.opts.stats?.serviceSlot(n);
       let set = this.remote.get(n);
       if (!set) this.remote.set(n, (set = new Set()));
       set.add(workerId);
@@ -170,11 +194,20 @@ export class TunnelHub implements RelayOwner {
    * Rejects with a ProxyError whose code says why (SERVICE_UNKNOWN, SERVICE_OFFLINE, ...).
    */
   async open(req: OpenRequest, timeoutMs: number): Promise<Conn> {
-    const session = this.pickLocal(req.service);
-    if (session !== null) return await session.openService(req, timeoutMs);
-    const link = this.pickPeer(req.service);
-    if (link !== null) return await link.open(req, timeoutMs);
-    throw tunnelError("SERVICE_UNKNOWN", `Cannot open tunnel service '${req.service}': no agent exposing it is connected`);
+    // Opens that succeed are counted where the stream is made (EdgeSession.openService, maybe on a
+    // peer worker); every failure comes back here, so it is counted here, once.
+    try {
+      const session = this.pickLocal(req.service);
+      if (session !== null) return await session.openService(req, timeoutMs);
+      const link = this.pickPeer(req.service);
+      if (link !== null) return await link.open(req, timeoutMs);
+      throw tunnelError("SERVICE_UNKNOWN", `Cannot open tunnel service '${req.service}': no agent exposing it is connected`);
+    } catch (err) {
+      const st = this.opts.stats;
+      // Names never announced nor configured count under the overflow slot: a client's made-up name takes no slot.
+      if (st !== undefined) st.serviceFailed(st.serviceSlotIfKnown(req.service), asProxyError(err, "SERVICE_OFFLINE").code);
+      throw err;
+    }
   }
 
   private pickLocal(service: string): DestinationSession | null {

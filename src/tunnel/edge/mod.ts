@@ -7,4 +7,12 @@
 export { TunnelListenerState, type TunnelListenerDeps } from "./listener.ts";
 export { EdgeSession, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
 export { type DestinationSession, type HubOptions, type PeerRoute, TunnelHub, tunnelError } from "./hub.ts";
-export type { HubStats, OpenRequest, TunnelAuthority, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
+export type {
+  HubStats,
+  OpenRequest,
+  TunnelAuthority,
+  TunnelSessionCounts,
+  TunnelSessionEvent,
+  TunnelSessionInfo,
+  TunnelSessionReport,
+} from "./types.ts";

@@ -13,7 +13,7 @@
  * error closes this connection and nothing else.
  */
 import { type ErrorCode, errorCodeForTunnel, ProxyError, tunnelCodeFor } from "../../errors/mod.ts";
-import type { Logger } from "../../log/mod.ts";
+import { type Logger, nextConnId } from "../../log/mod.ts";
 import { MuxSession, type MuxStream, type MuxTicker } from "../../mux/mod.ts";
 import { formatPeer, type Http1RequestParser } from "../../proto/mod.ts";
 import {
@@ -37,9 +37,10 @@ import type { StatsWriter } from "../../stats/mod.ts";
 import { VERSION } from "../../version.ts";
 import { checkUpgradeRequest, FirstMessage, handOver, refusalResponse, switchingProtocols, TUNNEL_MAX_FRAME, upgradeRequestParser, WsConn } from "../transport/mod.ts";
 import { type DestinationSession, tunnelError, type TunnelHub } from "./hub.ts";
+import { ServiceStream } from "./service_stream.ts";
 import type { SessionCounters } from "../../stats/mod.ts";
 import type { TokenGrant } from "../../auth/mod.ts";
-import type { OpenRequest, TunnelAuthority } from "./types.ts";
+import type { OpenRequest, TunnelAuthority, TunnelSessionCounts } from "./types.ts";
 
 /** The tunnel listener's settings a session reads (see listener.ts). */
 export interface TunnelSessionConfig {
@@ -89,7 +90,7 @@ class SourceStream implements RelayOwner {
   relay: Relay | null = null;
   readonly startedAt = monotonicMs();
   error: ErrorCode | null = null;
-  constructor(readonly session: EdgeSession, readonly service: string) {}
+  constructor(readonly session: EdgeSession, readonly service: string, readonly connId: string) {}
   relayBytes(_r: Relay, up: number, down: number): void {
     this.session.countBytes(up, down);
   }
@@ -349,7 +350,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       roles: [...this.roles],
       services: [...this.services.keys()],
       sinceMs: wallMs(),
-    });
+    }, this);
     this.host.log.info("tunnel session", {
       listener: this.host.sessionConfig.name,
       session: this.id,
@@ -426,6 +427,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         return;
       }
       const open: OpenMessage = { type: "open", service: req.service, proto: req.proto, client: req.client, server: req.server, proxy: req.proxy };
+      if (req.connId !== undefined) open.connId = req.connId;
       s.write(encodeTunnelMessage(open, OPEN_MAX_MESSAGE));
       this.streamsTotal++;
       const fm: FirstMessage = new FirstMessage(s, timeoutMs, (err, msg) => {
@@ -441,7 +443,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
           return;
         }
         if (msg!.type === "ok") {
-          resolve(handOver(fm));
+          resolve(ServiceStream.from(fm, this.host.stats, this.host.stats.serviceSlot(req.service)));
           return;
         }
         s.close();
@@ -467,28 +469,30 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       }
       if (msg!.type !== "open") return this.refuseStream(s, TunnelErrorCode.PROTOCOL, `expected open, got ${msg!.type}`);
       const open = msg as OpenMessage;
-      if (!this.roles.includes("source")) return this.refuseStream(s, TunnelErrorCode.ROLE_DENIED, "this session does not have the source role");
+      // The source agent's id of its local connection, or ours when it sent none (an older agent).
+      const connId = open.connId ?? nextConnId();
+      if (!this.roles.includes("source")) return this.refuseStream(s, TunnelErrorCode.ROLE_DENIED, "this session does not have the source role", connId);
       if (!this.grant!.allowsService(open.service)) {
-        return this.refuseStream(s, TunnelErrorCode.SERVICE_DENIED, `service '${open.service}' is not allowed for token '${this.grant!.name}'`);
+        return this.refuseStream(s, TunnelErrorCode.SERVICE_DENIED, `service '${open.service}' is not allowed for token '${this.grant!.name}'`, connId);
       }
       // The client of record is the source agent as the edge sees it (what it claims is not trusted).
-      const req: OpenRequest = { service: open.service, proto: open.proto, client: this.peer, server: formatPeer(this.conn.localAddress, this.conn.localPort), proxy: "none" };
+      const req: OpenRequest = { service: open.service, proto: open.proto, client: this.peer, server: formatPeer(this.conn.localAddress, this.conn.localPort), proxy: "none", connId };
       this.host.hub.open(req, this.host.sessionConfig.openTimeoutMs).then(
-        (dest) => this.startSourceRelay(fm, s, dest, open.service),
-        (e: ProxyError) => this.refuseStream(s, tunnelCodeFor(e.code), e.message),
+        (dest) => this.startSourceRelay(fm, s, dest, open.service, connId),
+        (e: ProxyError) => this.refuseStream(s, tunnelCodeFor(e.code), e.message, connId),
       );
     });
     this.pendingOpens.add(fm);
   }
 
-  private startSourceRelay(fm: FirstMessage, s: MuxStream, dest: Conn, service: string): void {
+  private startSourceRelay(fm: FirstMessage, s: MuxStream, dest: Conn, service: string, connId: string): void {
     if (s.isClosed || this.stage === Stage.Done) {
       dest.close();
       return;
     }
     s.write(encodeTunnelMessage({ type: "ok" }, OPEN_MAX_MESSAGE));
     const src = handOver(fm);
-    const st = new SourceStream(this, service);
+    const st = new SourceStream(this, service, connId);
     const relay = new Relay(src, dest, st);
     st.relay = relay;
     this.streams.add(st);
@@ -496,8 +500,8 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     src.resume();
   }
 
-  private refuseStream(s: MuxStream, code: number, reason: string): void {
-    this.host.log.info("tunnel stream refused", { session: this.id, agent: this.agent, code, error: errorCodeForTunnel(code), reason });
+  private refuseStream(s: MuxStream, code: number, reason: string, connId: string | null = null): void {
+    this.host.log.info("tunnel stream refused", { session: this.id, agent: this.agent, conn: connId, code, error: errorCodeForTunnel(code), reason });
     this.host.stats.error(this.host.listenerSlot, errorCodeForTunnel(code));
     if (s.isClosed) return;
     s.write(encodeTunnelMessage({ type: "error", code, message: reason.slice(0, 1000) }, OPEN_MAX_MESSAGE));
@@ -517,6 +521,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       this.host.log.info("tunnel stream", {
         listener: this.host.sessionConfig.name,
         session: this.id,
+        conn: st.connId,
         agent: this.agent,
         service: st.service,
         bytes_in: st.relay?.bytesToUpstream ?? 0,
@@ -604,6 +609,22 @@ export class EdgeSession implements FrontConnection, DestinationSession {
 
   get isReady(): boolean {
     return this.stage === Stage.Ready;
+  }
+
+  /** ReportingSession: the services it exposes now. */
+  get serviceNames(): string[] {
+    return [...this.services.keys()];
+  }
+
+  /** ReportingSession: streams both ways (the control stream not counted as open), wire bytes. */
+  counts(): TunnelSessionCounts {
+    const m = this.mux?.stats();
+    return {
+      streams: this.streamsTotal,
+      activeStreams: Math.max(0, (this.mux?.numStreams ?? 0) - (this.control !== null && !this.control.isClosed ? 1 : 0)),
+      bytesIn: m?.bytesIn ?? 0,
+      bytesOut: m?.bytesOut ?? 0,
+    };
   }
 
   outcome() {

@@ -27,6 +27,8 @@ export interface OpenRequest {
   server: string;
   /** PROXY header the destination agent puts in front of the bytes to its service. */
   proxy: ProxyWish;
+  /** The connection's id (front session or source agent), passed on in open.conn. */
+  connId?: string;
 }
 
 /** Per-worker tunnel counters read by the status endpoint and tests. */
@@ -58,5 +60,24 @@ export interface TunnelSessionInfo {
   sinceMs: number;
 }
 
-/** A session admitted or ended; the hub passes these to HubOptions.onSession. */
-export type TunnelSessionEvent = { type: "tunnel-up"; session: TunnelSessionInfo } | { type: "tunnel-down"; id: string };
+/** A session's stream and byte counts (streams both ways; bytes on the wire, mux framing included). */
+export interface TunnelSessionCounts {
+  streams: number;
+  activeStreams: number;
+  /** Bytes received from the agent / sent to it. */
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** A live session's changing facts, reported about once a second (services change with announce). */
+export interface TunnelSessionReport {
+  id: string;
+  services: string[];
+  counts: TunnelSessionCounts;
+}
+
+/** A session admitted or ended, or the periodic report of the live ones; the hub passes these to HubOptions.onSession. */
+export type TunnelSessionEvent =
+  | { type: "tunnel-up"; session: TunnelSessionInfo }
+  | { type: "tunnel-down"; id: string }
+  | { type: "tunnel-report"; sessions: TunnelSessionReport[] };
