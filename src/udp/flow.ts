@@ -25,6 +25,7 @@ import type { Balancer } from "../router/mod.ts";
 import type { Conn, ConnHandler, UdpSocket } from "../runtime/types.ts";
 import { formatTarget } from "../upstream/mod.ts";
 import { isIP } from "node:net";
+import { connIdText, nextConnSeq } from "../log/mod.ts";
 
 /** Datagrams held per flow while its upstream socket binds or its tunnel stream opens; later ones are dropped. */
 export const MAX_PENDING = 64;
@@ -54,6 +55,12 @@ export abstract class Flow {
   dropped = 0;
   errorCode: ErrorCode | null = null;
   ended = false;
+  /** The flow's connection id (`conn` in its log line; sent to a tunnel target's agent), built on first use. */
+  private readonly seq = nextConnSeq();
+  private idText: string | null = null;
+  get id(): string {
+    return (this.idText ??= connIdText(this.seq));
+  }
 
   constructor(
     protected readonly host: FlowHost,

@@ -156,6 +156,7 @@ export class UdpListener implements DataPlaneListener, FlowHost {
       client: formatPeer(flow.clientAddress, flow.clientPort),
       server: local === null ? "" : formatPeer(local.hostname, local.port),
       proxy: "none",
+      connId: flow.id,
     }, timeoutMs);
   }
 
@@ -200,6 +201,7 @@ export class UdpListener implements DataPlaneListener, FlowHost {
     if (!this.logConnections) return;
     this.deps.log.info("flow", {
       listener: this.name,
+      conn: flow.id,
       client: flow.clientText,
       route: flow.routeName,
       backend: flow.label,

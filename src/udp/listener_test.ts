@@ -239,7 +239,9 @@ describe("UdpListener", () => {
     const front = f.sockets[0]!;
     for (let i = 0; i < MAX_PENDING + 3; i++) front.opts.onDatagram(bytes(5), 7777, "192.0.2.1");
     expect(f.opens.length).toBe(1);
-    expect(f.opens[0]!.req).toEqual({ service: "dns", proto: "udp", client: "192.0.2.1:7777", server: "127.0.0.1:5300", proxy: "none" });
+    expect(f.opens[0]!.req).toMatchObject({ service: "dns", proto: "udp", client: "192.0.2.1:7777", server: "127.0.0.1:5300", proxy: "none" });
+    // The flow's connection id travels to the agent (logged there with the same value).
+    expect(f.opens[0]!.req.connId).toMatch(/^[a-z0-9]+\.[a-z0-9]{4}\.[a-z0-9]+$/);
     const s = new FakeStream();
     f.opens[0]!.resolve(s as unknown as Conn);
     await tick();
