@@ -26,6 +26,7 @@ import { NULL_HANDLER, parsePeerCertificate, WorkerAdapter } from "./common.ts";
 import { systemClock } from "./clock.ts";
 import { bunInheritance, takeAdopted, workerEnv } from "./bun_sockets.ts";
 import { BunKernelRelay } from "./kernel_relay/kernel_relay.ts";
+import { bunQuic } from "./quic_bun.ts";
 
 // deno-lint-ignore no-explicit-any
 type BunSocket = any;
@@ -511,6 +512,8 @@ export const bunRuntime: Runtime = {
   inherit: bunInheritance,
   // One per thread: each worker has its own module instance, so its own loop (started on first use).
   kernelRelay: new BunKernelRelay(),
+  // node:quic is loaded on its first use, not here (quic_bun.ts).
+  quic: bunQuic,
   // Bun.listen takes one certificate; node:tls's SNICallback picks among several (node_tls.ts).
   // Loaded on use: node:tls costs every process that never serves HTTPS (the agent) ~1.5 MB.
   listenSelectingTls: async (o) => (await import("./node_tls.ts")).listenSelectingTls(o),

@@ -380,6 +380,13 @@ function onSignal(sig: Signal, fn: () => void): void {
 // node:net's `server.listen({ fd })` does adopt one on Deno, but yields node
 // sockets rather than the Deno.Conn this adapter is built on. README,
 // "Socket activation", has the details.
+//
+// No `quic`: Deno 2.9's QUIC (Deno.QuicEndpoint / connectQuic, quinn + rustls)
+// cannot do what the tunnel needs (bench/README.md "QUIC probe"): its server
+// can neither request nor read a client certificate (rustls
+// `with_no_client_auth()`), so no mTLS agents and no pinned direct paths; and
+// it cannot reset a stream (`writer.abort(code)` sends a FIN, so a cut-off
+// stream looks complete to the peer). Callers fall back to TLS over TCP.
 export const denoRuntime: Runtime = {
   clock: systemClock,
   name: "deno",

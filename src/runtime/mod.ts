@@ -8,6 +8,7 @@ import { denoRuntime } from "./deno.ts";
 import type { Runtime } from "./types.ts";
 
 export type * from "./types.ts";
+export type * from "./quic_types.ts";
 export { memoryPair, MemoryConn } from "./memory.ts";
 export { LayeredConn } from "./layered.ts";
 export { type Clock, coarseClock, monotonicMs, systemClock, tickClock, wallMs } from "./clock.ts";

@@ -7,6 +7,7 @@
  * itself), so the hot path allocates no closure per chunk.
  */
 import type { Clock } from "./clock.ts";
+import type { QuicRuntime } from "./quic_types.ts";
 
 export interface ConnHandler {
   /**
@@ -267,6 +268,8 @@ export interface Runtime {
   readonly inherit?: SocketInheritance;
   /** Absent when the runtime has no kernel relay (Deno, the in-memory runtime). */
   readonly kernelRelay?: KernelRelay;
+  /** QUIC (quic_types.ts); absent where the runtime's QUIC cannot carry the tunnel (Deno): use TLS over TCP. */
+  readonly quic?: QuicRuntime;
   /**
    * A TLS listener whose certificate is picked per handshake by SNI
    * (`tls.selectCertificate`), changeable while it listens. Absent when the
