@@ -25,6 +25,8 @@ const { values } = parseArgs({
     workers: { type: "string", default: "1" },
     // "turns": request/response turns on one connection; "conns": a new connection per turn
     mode: { type: "string", default: "turns" },
+    // edgemux's [relay] mode: "auto" (kernel relay for bulk), "js"
+    relay: { type: "string", default: "auto" },
   },
 });
 const TURNS = Number(values.turns);
@@ -48,7 +50,7 @@ async function startProxy(kind: "edgemux" | "naive" | "inproc", backendPort: num
   let args: string[];
   if (kind === "edgemux" || kind === "inproc") {
     const cfg = join(dir, "e.toml");
-    writeFileSync(cfg, `workers = ${values.workers}\n[log]\nconnections = false\n[admin]\naddress = "off"\n[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:0"\nidle_timeout = "0s"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:${backendPort}"]\n`);
+    writeFileSync(cfg, `workers = ${values.workers}\n[relay]\nmode = "${values.relay}"\n[log]\nconnections = false\n[admin]\naddress = "off"\n[[listeners]]\nkind = "sni"\naddress = "127.0.0.1:0"\nidle_timeout = "0s"\n[[routes]]\nmatch = "*"\ntargets = ["127.0.0.1:${backendPort}"]\n`);
     const prof = process.env.EDGEMUX_PROFILE ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, ".tmp/prof")] : [];
     args = kind === "inproc"
       ? [...prof, join(ROOT, "scripts/dataplane_inprocess.ts"), cfg]
