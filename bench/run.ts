@@ -2,8 +2,9 @@
  * `bun run bench` (quick) / `bun run bench -- --full`: edgemux against direct
  * TCP, a naive Bun forwarder, HAProxy, nginx stream and sniproxy on
  * 127.0.0.1, interleaved and repeated — the SNI section (routing by the
- * ClientHello) and the tcp section (plain L4 forwarding) — plus the hot-path
- * micro benchmarks. `--baseline DIR` adds another checkout's edgemux as
+ * ClientHello), the tcp section (plain L4 forwarding) and the http section
+ * (HTTPS reverse proxy routing by Host, against nginx and HAProxy `mode
+ * http`) — plus the hot-path micro benchmarks. `--baseline DIR` adds another checkout's edgemux as
  * "edgemux-before" to the SNI section. Writes
  * bench/results/<timestamp>.{json,md,svg} and prints the markdown.
  * See bench/README.md.
@@ -70,7 +71,6 @@ async function main(): Promise<number> {
   const notes: string[] = [
     `${cores} cores shared by load generator (wrk -t${opts.plan.wrkThreads} / the Bun bulk and idle clients), backend and proxy; nothing pinned.`,
     "new-connection latencies are wrk's (request write → response end); the TCP+TLS handshake is outside them, the rate includes it.",
-    "bulk is raw TCP after a real ClientHello: the backend streams bytes once the proxy has routed the hello (no TLS record work at the ends).",
   ];
 
   if (opts.deps) {
@@ -101,9 +101,17 @@ async function main(): Promise<number> {
   const idleRss = opts.idleRss ? await measureIdleRss(reg) : undefined;
 
   const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
+  if (scenarios.some((s) => s.id === "bulk1" || s.id === "bulk4")) {
+    notes.push("bulk is raw TCP after a real ClientHello: the backend streams bytes once the proxy has routed the hello (no TLS record work at the ends).");
+  }
   if (scenarios.some((s) => s.routing === "tcp")) {
     notes.push(
       "tcp section: plain L4 forwarding, no ClientHello. tcp_newconn/tcp_keepalive are wrk over plain HTTP/1.1 to nginx (no TLS at either end, so a new connection is TCP set-up and teardown only); tcp_bulk* open each stream with a short text line, then the backend streams.",
+    );
+  }
+  if (scenarios.some((s) => s.routing === "http")) {
+    notes.push(
+      "http section: wrk over HTTPS (SNI and Host localhost) to a proxy that terminates TLS with the run's certificate and routes by Host to the plain-HTTP nginx backend over kept upstream connections; direct is wrk over HTTPS to the same nginx's TLS port. http_newconn sends Connection: close, so every request is a full TLS handshake at the proxy (or at the backend for direct).",
     );
   }
   // The tree under test may be edited while the bench runs: record what it was at the start (and at the end, below).
@@ -118,7 +126,7 @@ async function main(): Promise<number> {
       let backend = backends.get(sc.backend);
       if (!backend) {
         backend =
-          sc.backend === "tls" || sc.backend === "http"
+          sc.backend === "tls" || sc.backend === "http" || sc.backend === "web"
             ? await startTlsBackend(reg, dir, repoRoot, cores, sc.backend)
             : await startTcpBackend(reg, dir, repoRoot, sc.backend);
         backends.set(sc.backend, backend);

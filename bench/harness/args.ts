@@ -1,5 +1,5 @@
 /** Command line of `bun run bench [-- options]`. Pure. */
-import { PLANS, type Plan, SNI_SCENARIO_IDS, type ScenarioId, TCP_SCENARIO_IDS } from "./scenarios.ts";
+import { HTTP_SCENARIO_IDS, PLANS, type Plan, SNI_SCENARIO_IDS, type ScenarioId, TCP_SCENARIO_IDS } from "./scenarios.ts";
 
 export interface Options {
   plan: Plan;
@@ -24,9 +24,11 @@ export const SUITE_IDS: readonly SuiteId[] = ["connect", "mux", "tunnel"];
 export const USAGE = `usage: bun run bench [-- options]
   --full               long run (5 rounds × 8 s, < 45 min); default is quick (3 rounds × 3 s, ~10 min)
   --only a,b           scenarios (default: all): the SNI section newconn, keepalive, bulk1, bulk4, idle;
-                       the tcp section tcp_newconn, tcp_keepalive, tcp_bulk1, tcp_bulk4; "sni" and "tcp"
-                       stand for a whole section
+                       the tcp section tcp_newconn, tcp_keepalive, tcp_bulk1, tcp_bulk4; the http section
+                       http_keepalive, http_newconn; "sni", "tcp" and "http" stand for a whole section
   --tcp                only the tcp section (same as --only tcp)
+  --http               only the http section (same as --only http): HTTPS reverse proxy routing by Host,
+                       edgemux kind = "http" vs nginx proxy_pass and HAProxy mode http
   --peers a,b          entries: direct, edgemux, naive_bun, haproxy, nginx, sniproxy (default: all available)
   --baseline DIR       also run DIR's src/cli/main.ts as "edgemux-before" in the SNI scenarios, beside this
                        tree's edgemux (a checkout of an older commit, with node_modules); adds the
@@ -44,13 +46,14 @@ export const USAGE = `usage: bun run bench [-- options]
   --keep-tmp           keep the scratch directory (configs, logs of every process)
   --help`;
 
-const SCENARIO_IDS: readonly ScenarioId[] = [...SNI_SCENARIO_IDS, ...TCP_SCENARIO_IDS];
+const SCENARIO_IDS: readonly ScenarioId[] = [...SNI_SCENARIO_IDS, ...TCP_SCENARIO_IDS, ...HTTP_SCENARIO_IDS];
+const SECTION_IDS = { sni: SNI_SCENARIO_IDS, tcp: TCP_SCENARIO_IDS, http: HTTP_SCENARIO_IDS } as const;
 const PEER_NAMES = ["direct", "edgemux", "naive_bun", "haproxy", "nginx", "sniproxy", "edgemux-before"];
 
-/** Scenario ids, with the section names "sni" and "tcp" expanded, in run order and without repeats. */
+/** Scenario ids, with the section names "sni", "tcp" and "http" expanded, in run order and without repeats. */
 function scenarioList(raw: string | undefined, flag: string): ScenarioId[] {
-  const items = list(raw, [...SCENARIO_IDS, "sni", "tcp"] as const, flag);
-  const want = new Set(items.flatMap((i) => (i === "sni" ? SNI_SCENARIO_IDS : i === "tcp" ? TCP_SCENARIO_IDS : [i])));
+  const items = list(raw, [...SCENARIO_IDS, "sni", "tcp", "http"] as const, flag);
+  const want = new Set(items.flatMap((i) => (i === "sni" || i === "tcp" || i === "http" ? SECTION_IDS[i] : [i as ScenarioId])));
   return SCENARIO_IDS.filter((id) => want.has(id));
 }
 
@@ -86,8 +89,12 @@ export function parseArgs(argv: readonly string[]): Options {
         o.scenarios = scenarioList(next(), a);
         break;
       case "--tcp":
-        o.scenarios = [...TCP_SCENARIO_IDS];
+      case "--http": {
+        // Sections add up: `--tcp --http` runs both.
+        const want = new Set([...(o.scenarios ?? []), ...SECTION_IDS[a === "--tcp" ? "tcp" : "http"]]);
+        o.scenarios = SCENARIO_IDS.filter((id) => want.has(id));
         break;
+      }
       case "--baseline":
         o.baseline = next() ?? null;
         if (!o.baseline) throw new Error("--baseline needs a directory");

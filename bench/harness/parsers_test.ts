@@ -80,6 +80,8 @@ test("parseReadyLine finds the sni listener's port", () => {
   expect(parseReadyLine(line)).toEqual({ port: 41234, admin: "127.0.0.1:9901" });
   const tcp = JSON.stringify({ msg: "ready", admin: null, listeners: { tcp: "127.0.0.1:5000" } });
   expect(parseReadyLine(tcp)).toEqual({ port: 5000, admin: null });
+  const http = JSON.stringify({ msg: "ready", admin: "127.0.0.1:9901", listeners: { http: "127.0.0.1:5443" } });
+  expect(parseReadyLine(http)).toEqual({ port: 5443, admin: "127.0.0.1:9901" });
   expect(parseReadyLine('{"msg":"starting"}')).toBeNull();
   expect(parseReadyLine("not json")).toBeNull();
 });
@@ -106,6 +108,10 @@ test("parseArgs: quick by default, --full, overrides and errors", () => {
   expect(parseArgs(["--tcp"]).scenarios).toEqual(["tcp_newconn", "tcp_keepalive", "tcp_bulk1", "tcp_bulk4"]);
   expect(parseArgs(["--only", "tcp_bulk1,newconn"]).scenarios).toEqual(["newconn", "tcp_bulk1"]);
   expect(parseArgs(["--only", "sni,tcp_newconn"]).scenarios).toEqual(["newconn", "keepalive", "bulk1", "bulk4", "idle", "tcp_newconn"]);
+  expect(parseArgs(["--http"]).scenarios).toEqual(["http_keepalive", "http_newconn"]);
+  expect(parseArgs(["--only", "http"]).scenarios).toEqual(["http_keepalive", "http_newconn"]);
+  expect(parseArgs(["--http", "--tcp"]).scenarios).toEqual(["tcp_newconn", "tcp_keepalive", "tcp_bulk1", "tcp_bulk4", "http_keepalive", "http_newconn"]);
+  expect(parseArgs([]).scenarios).toBeNull(); // the default run has every section, http included
   expect(parseArgs(["--baseline", "/tmp/x"]).baseline).toBe("/tmp/x");
   expect(parseArgs([]).baseline).toBeNull();
   expect(() => parseArgs(["--idle-conns", "20000"])).toThrow(/1\.\.9500/);

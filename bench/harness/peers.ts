@@ -7,11 +7,15 @@
  * must route by SNI: only "localhost" goes to the backend (checked by
  * sni_check.ts before measuring); in the tcp section it forwards every
  * connection to the one target (edgemux `kind = "tcp"`, HAProxy `mode tcp`,
- * nginx `stream` with a fixed `proxy_pass`).
+ * nginx `stream` with a fixed `proxy_pass`); in the http section it
+ * terminates TLS with the run's certificate and routes each request by Host
+ * (edgemux `kind = "http"`, HAProxy `mode http`, nginx `proxy_pass`; checked
+ * by http_check.ts).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
+import type { BenchCert } from "./backends.ts";
 import type { Managed, ProcessRegistry } from "./procs.ts";
 import { freePort, waitForPort } from "./ports.ts";
 import type { Routing } from "./scenarios.ts";
@@ -26,10 +30,26 @@ export interface PeerContext {
   dir: string;
   repoRoot: string;
   backendPort: number;
+  /** Where "direct" connects (the http section's backend has a TLS port of its own); else backendPort. */
+  directPort?: number;
+  /** The run's certificate: what a proxy that terminates TLS serves (http section). */
+  tls?: BenchCert;
   profile: Profile;
-  /** SNI routing (SNI section) or plain forwarding to the one target (tcp section). */
+  /** SNI routing (SNI section), plain forwarding to the one target (tcp section) or HTTPS routing by Host (http section). */
   routing: Routing;
   cores: number;
+}
+
+/**
+ * Idle upstream connections a reverse proxy keeps (edgemux per route and
+ * worker, nginx per worker): as many as wrk's keep-alive connections, so
+ * keep-alive never opens and closes upstream connections.
+ */
+export const HTTP_UPSTREAM_KEEPALIVE = 64;
+
+function needTls(ctx: PeerContext): BenchCert {
+  if (!ctx.tls) throw new Error("the http section needs the run's certificate (Backend.tls)");
+  return ctx.tls;
 }
 
 export interface RunningPeer {
@@ -51,7 +71,7 @@ export interface PeerDef {
   kind: "direct" | "proxy";
   /** False only for the naive forwarder, which sends everything to one target by design. */
   routesBySni: boolean;
-  /** The sections it can take part in (sniproxy and edgemux-before have no plain tcp forwarding). */
+  /** The sections it can take part in (sniproxy and edgemux-before have no plain tcp forwarding, the naive forwarder and sniproxy no HTTP). */
   routings: readonly Routing[];
   /** null when runnable here, else why not. */
   unavailable(repoRoot: string): string | null;
@@ -118,7 +138,7 @@ async function startOnFreePort(
 
 /**
  * Parses a ready line `{"msg":"ready","listeners":{"sni":"127.0.0.1:P"},"admin":"..."}`:
- * the port of the listener named "sni", else "tcp", else the first one.
+ * the port of the listener named "sni", else "tcp", else "http", else the first one.
  */
 export function parseReadyLine(line: string): { port: number; admin: string | null } | null {
   let v: unknown;
@@ -130,7 +150,7 @@ export function parseReadyLine(line: string): { port: number; admin: string | nu
   if (typeof v !== "object" || v === null) return null;
   const o = v as { msg?: unknown; listeners?: Record<string, unknown>; admin?: unknown };
   if (o.msg !== "ready" || typeof o.listeners !== "object" || o.listeners === null) return null;
-  const addr = o.listeners["sni"] ?? o.listeners["tcp"] ?? Object.values(o.listeners)[0];
+  const addr = o.listeners["sni"] ?? o.listeners["tcp"] ?? o.listeners["http"] ?? Object.values(o.listeners)[0];
   if (typeof addr !== "string") return null;
   const m = /:(\d+)$/.exec(addr);
   if (!m) return null;
@@ -168,11 +188,11 @@ export const direct: PeerDef = {
   name: "direct",
   kind: "direct",
   routesBySni: true,
-  routings: ["sni", "tcp"],
+  routings: ["sni", "tcp", "http"],
   unavailable: () => null,
   version: () => "no proxy: the client talks to the backend",
   async start(ctx) {
-    return { name: "direct", port: ctx.backendPort, pid: null, proc: null, settings: {}, info: {}, stop: async () => {} };
+    return { name: "direct", port: ctx.directPort ?? ctx.backendPort, pid: null, proc: null, settings: {}, info: {}, stop: async () => {} };
   },
 };
 
@@ -209,22 +229,38 @@ function edgemuxOf(name: string, baseline: string | null, routings: readonly Rou
     unavailable: (root) => (existsSync(join(rootOf(root), "src", "cli", "main.ts")) ? null : `${join(rootOf(root), "src/cli/main.ts")} does not exist`),
     version: (root) => `edgemux ${checkoutVersion(rootOf(root))}${baseline ? ` at ${baseline}` : ""} on bun ${firstLine("bun", ["--version"])}`,
     async start(ctx) {
-      const tcp = ctx.routing === "tcp";
       const cfg = join(ctx.dir, `${name}_${ctx.routing}_${ctx.profile}.toml`);
-      writeFileSync(cfg, renderTemplate(template(ctx, tcp ? "edgemux_tcp.toml.tmpl" : "edgemux.toml.tmpl"), { WORKERS: ctx.cores, BACKEND_PORT: ctx.backendPort }));
+      const settings: Record<string, string | number> = { workers: ctx.cores, listener: `kind = ${ctx.routing}` };
+      if (ctx.routing === "http") {
+        const tls = needTls(ctx);
+        writeFileSync(
+          cfg,
+          renderTemplate(template(ctx, "edgemux_http.toml.tmpl"), {
+            WORKERS: ctx.cores,
+            BACKEND_PORT: ctx.backendPort,
+            CERT: tls.cert,
+            KEY: tls.key,
+            UPSTREAM_KEEPALIVE: HTTP_UPSTREAM_KEEPALIVE,
+          }),
+        );
+        Object.assign(settings, { tls: "[listeners.tls] cert/key", route: "match = localhost (Host)", upstream_keepalive: HTTP_UPSTREAM_KEEPALIVE });
+      } else {
+        const file = ctx.routing === "tcp" ? "edgemux_tcp.toml.tmpl" : "edgemux.toml.tmpl";
+        writeFileSync(cfg, renderTemplate(template(ctx, file), { WORKERS: ctx.cores, BACKEND_PORT: ctx.backendPort }));
+      }
       return startWithReadyLine(
         ctx,
         name,
         "bun",
         ["src/cli/main.ts", "serve", "--config", cfg, "--workers", String(ctx.cores), "--log-format", "json", "--log-level", "warn"],
-        { workers: ctx.cores, listener: tcp ? "kind = tcp" : "kind = sni" },
+        settings,
         rootOf(ctx.repoRoot),
       );
     },
   };
 }
 
-export const edgemux: PeerDef = edgemuxOf("edgemux", null, ["sni", "tcp"]);
+export const edgemux: PeerDef = edgemuxOf("edgemux", null, ["sni", "tcp", "http"]);
 
 /** The edgemux of another checkout (`--baseline DIR`), SNI section only: a tree from before the tcp listener has none. */
 export function edgemuxBefore(baselineDir: string): PeerDef {
@@ -261,11 +297,12 @@ export const haproxy: PeerDef = {
   name: "haproxy",
   kind: "proxy",
   routesBySni: true,
-  routings: ["sni", "tcp"],
+  routings: ["sni", "tcp", "http"],
   unavailable: () => (which("haproxy") ? null : "haproxy not installed (scripts/bench_deps.sh)"),
   version: () => firstLine("haproxy", ["-v"]),
   start: (ctx) =>
     startOnFreePort(ctx, "haproxy", (port) => {
+      if (ctx.routing === "http") return haproxyHttp(ctx, port);
       const lim = haproxyLimits(ctx.profile);
       const cfg = join(ctx.dir, `haproxy_${ctx.routing}_${ctx.profile}.cfg`);
       writeFileSync(
@@ -289,6 +326,25 @@ export const haproxy: PeerDef = {
     }),
 };
 
+/** HAProxy `mode http` terminating TLS (`bind ... ssl crt`), routing by Host, `http-reuse always`. */
+function haproxyHttp(ctx: PeerContext, port: number): { proc: Managed; settings: Record<string, string | number> } {
+  const lim = haproxyLimits(ctx.profile);
+  const cfg = join(ctx.dir, `haproxy_http_${ctx.profile}.cfg`);
+  writeFileSync(
+    cfg,
+    renderTemplate(template(ctx, "haproxy_http.cfg.tmpl"), {
+      THREADS: ctx.cores,
+      MAXCONN: lim.maxconn,
+      PEM: needTls(ctx).pem,
+      DIR: ctx.dir,
+      PORT: port,
+      BACKEND_PORT: ctx.backendPort,
+    }),
+  );
+  const proc = ctx.reg.spawn("haproxy", "haproxy", ["-f", cfg, "-db"], { logFile: join(ctx.dir, "haproxy.log") });
+  return { proc, settings: { mode: "http, bind ssl crt, Host acl", nbthread: ctx.cores, maxconn: lim.maxconn, "http-reuse": "always", alpn: "http/1.1" } };
+}
+
 export function nginxProxyBuffer(profile: Profile): string {
   return profile === "bulk" ? "256k" : "16k";
 }
@@ -297,12 +353,13 @@ export const nginxStream: PeerDef = {
   name: "nginx",
   kind: "proxy",
   routesBySni: true,
-  routings: ["sni", "tcp"],
+  routings: ["sni", "tcp", "http"],
   unavailable: () =>
     !which("nginx") ? "nginx not installed (scripts/bench_deps.sh)" : !existsSync(STREAM_MODULE) ? "libnginx-mod-stream not installed" : null,
-  version: () => `${stderrLine("nginx", ["-v"])} stream (ssl_preread / plain proxy_pass)`,
+  version: () => `${stderrLine("nginx", ["-v"])} stream (ssl_preread / plain proxy_pass); http section: http proxy_pass`,
   start: (ctx) =>
     startOnFreePort(ctx, "nginx", (port) => {
+      if (ctx.routing === "http") return nginxHttp(ctx, port);
       const cfg = join(ctx.dir, `nginx_stream_${ctx.routing}_${ctx.profile}.conf`);
       const buffer = nginxProxyBuffer(ctx.profile);
       writeFileSync(
@@ -322,6 +379,28 @@ export const nginxStream: PeerDef = {
       return { proc, settings: { worker_processes: ctx.cores, proxy_buffer_size: buffer, reuseport: "on", proxy_pass: ctx.routing === "tcp" ? "fixed" : "map $ssl_preread_server_name" } };
     }),
 };
+
+/** nginx http as an HTTPS reverse proxy: server_name routing, proxy_pass to an upstream keepalive pool. */
+function nginxHttp(ctx: PeerContext, port: number): { proc: Managed; settings: Record<string, string | number> } {
+  const tls = needTls(ctx);
+  const cfg = join(ctx.dir, `nginx_http_${ctx.profile}.conf`);
+  writeFileSync(
+    cfg,
+    renderTemplate(template(ctx, "nginx_http.conf.tmpl"), {
+      WORKERS: ctx.cores,
+      DIR: ctx.dir,
+      PORT: port,
+      BACKEND_PORT: ctx.backendPort,
+      CERT: tls.cert,
+      KEY: tls.key,
+      UPSTREAM_KEEPALIVE: HTTP_UPSTREAM_KEEPALIVE,
+    }),
+  );
+  const proc = ctx.reg.spawn("nginx", "nginx", ["-c", cfg, "-p", ctx.dir, "-e", join(ctx.dir, "nginx_http_error.log")], {
+    logFile: join(ctx.dir, "nginx.log"),
+  });
+  return { proc, settings: { worker_processes: ctx.cores, reuseport: "on", http2: "off", proxy_pass: "upstream, server_name localhost", "upstream keepalive": HTTP_UPSTREAM_KEEPALIVE } };
+}
 
 export const sniproxy: PeerDef = {
   name: "sniproxy",

@@ -1,6 +1,7 @@
 /** Renders a Results record as the markdown report and an SVG chart of the target ratios. Pure. */
 import type { EntrySummary, IdleRssResult, RatioRow, Results, ScenarioResult, TargetResult } from "./results.ts";
 import { RATIO_TABLES, scenarioRatio } from "./results.ts";
+import type { Routing } from "./scenarios.ts";
 import { fmt } from "./stats.ts";
 
 const SUBJECTS = ["edgemux", "naive_bun"];
@@ -61,7 +62,7 @@ function ratio(x: number): string {
  * per-proxy-CPU-second ratio against each peer that ran, side by side, and the
  * rate against direct.
  */
-export function renderSectionRatios(rows: readonly RatioRow[], table: "sni" | "tcp"): string {
+export function renderSectionRatios(rows: readonly RatioRow[], table: Routing): string {
   const sel = rows.filter((r) => r.table === table);
   if (sel.length === 0) return "";
   const peers = RATIO_TABLES[table].against.filter((p) => p !== "direct" && sel.some((r) => r.against === p));
@@ -98,13 +99,45 @@ export function renderBeforeAfter(rows: readonly RatioRow[]): string {
   return lines.join("\n");
 }
 
-/** "; admin /status: route localhost took N connections (E errors)" from edgemux's counters. */
-function adminNote(status: Record<string, unknown> | undefined): string {
+/** Each section's ratio table in the report: its heading and what it compares. */
+export const SECTIONS: Record<Routing, { heading: string; blurb: string; check: string }> = {
+  sni: {
+    heading: "SNI section: every ratio (medians of per-round ratios)",
+    blurb:
+      "edgemux and the naive forwarder divided by each peer, as rates and as work per proxy CPU-second " +
+      "(requests, connections or bytes per CPU-second of each proxy's process tree; above 1 the subject is cheaper). " +
+      "On a shared machine the per CPU-s ratio is the steadier figure.",
+    check: "SNI",
+  },
+  tcp: {
+    heading: "tcp section: plain L4 forwarding (medians of per-round ratios)",
+    blurb:
+      "edgemux `kind = \"tcp\"` and the naive forwarder against HAProxy `mode tcp` and nginx `stream` (fixed `proxy_pass`). " +
+      "\"per CPU-s\" divides the work each proxy did per CPU-second of its process tree (requests, bytes); above 1 the subject is cheaper.",
+    check: "forwarding",
+  },
+  http: {
+    heading: "http section: HTTPS reverse proxy, routing by Host (medians of per-round ratios)",
+    blurb:
+      "edgemux `kind = \"http\"` (TLS from `[listeners.tls]`) against nginx `proxy_pass` with an upstream keepalive pool and HAProxy `mode http` " +
+      "(`bind … ssl crt`, `http-reuse always`): the same certificate, the same plain-HTTP nginx backend, wrk over HTTPS with `Host: localhost`. " +
+      "\"per CPU-s\" is requests per CPU-second of each proxy's process tree; above 1 edgemux is cheaper. " +
+      "\"vs direct\" is against wrk over HTTPS straight to the backend (nginx terminating TLS itself).",
+    check: "Host routing",
+  },
+};
+
+/**
+ * "; admin /status: route localhost took N connections (E errors)" from
+ * edgemux's counters; an http route counts one per request.
+ */
+function adminNote(status: Record<string, unknown> | undefined, routing: Routing): string {
   if (!status) return "";
   if (typeof status.error === "string") return `; admin /status unreadable: ${status.error}`;
   const routes = Array.isArray(status.routes) ? (status.routes as { name: string; connections: number; errors: number }[]) : [];
   if (routes.length === 0) return "; admin /status: no routes";
-  return `; admin /status: ${routes.map((r) => `route ${r.name} took ${fmt(r.connections)} connections (${r.errors} errors)`).join(", ")}`;
+  const unit = routing === "http" ? "requests" : "connections";
+  return `; admin /status: ${routes.map((r) => `route ${r.name} took ${fmt(r.connections)} ${unit} (${r.errors} errors)`).join(", ")}`;
 }
 
 export function renderScenario(sc: ScenarioResult): string {
@@ -150,7 +183,7 @@ export function renderScenario(sc: ScenarioResult): string {
   for (const e of sc.entries) {
     const settings = Object.entries(e.settings).map(([k, v]) => `${k}=${v}`).join(", ");
     if (e.skipped) notes.push(`- ${e.name}: **skipped** — ${e.skipped}`);
-    else if (e.name !== "direct") notes.push(`- ${e.name}: ${settings || "defaults"}; ${sc.routing === "tcp" ? "forwarding" : "SNI"} check: ${e.sniCheck}${adminNote(e.adminStatus)}${e.exits ? `; **exited ${e.exits}× during the scenario (restarted)**` : ""}`);
+    else if (e.name !== "direct") notes.push(`- ${e.name}: ${settings || "defaults"}; ${SECTIONS[sc.routing].check} check: ${e.sniCheck}${adminNote(e.adminStatus, sc.routing)}${e.exits ? `; **exited ${e.exits}× during the scenario (restarted)**` : ""}`);
   }
   const failed = sc.samples.filter((s) => s.error);
   for (const f of failed.slice(0, 10)) notes.push(`- round ${f.round} ${f.entry} failed: ${f.error!.split("\n")[0]}`);
@@ -199,33 +232,14 @@ export function renderMarkdown(r: Results): string {
     "",
     "## Targets (medians of per-round ratios, same run)",
     "",
-    r.targets.some((t) => Number.isFinite(t.value)) ? renderTargets(r.targets) : "No SNI scenario ran: the targets belong to the SNI section.",
+    r.targets.some((t) => Number.isFinite(t.value))
+      ? renderTargets(r.targets)
+      : "No scenario with a target ran: the targets belong to the SNI section and the http section's keep-alive.",
     "",
   ];
-  const sni = renderSectionRatios(r.ratios ?? [], "sni");
-  if (sni) {
-    out.push(
-      "## SNI section: every ratio (medians of per-round ratios)",
-      "",
-      "edgemux and the naive forwarder divided by each peer, as rates and as work per proxy CPU-second " +
-        "(requests, connections or bytes per CPU-second of each proxy's process tree; above 1 the subject is cheaper). " +
-        "On a shared machine the per CPU-s ratio is the steadier figure.",
-      "",
-      sni,
-      "",
-    );
-  }
-  const tcp = renderSectionRatios(r.ratios ?? [], "tcp");
-  if (tcp) {
-    out.push(
-      "## tcp section: plain L4 forwarding (medians of per-round ratios)",
-      "",
-      "edgemux `kind = \"tcp\"` and the naive forwarder against HAProxy `mode tcp` and nginx `stream` (fixed `proxy_pass`). " +
-        "\"per CPU-s\" divides the work each proxy did per CPU-second of its process tree (requests, bytes); above 1 the subject is cheaper.",
-      "",
-      tcp,
-      "",
-    );
+  for (const [table, section] of Object.entries(SECTIONS) as [Routing, (typeof SECTIONS)[Routing]][]) {
+    const md = renderSectionRatios(r.ratios ?? [], table);
+    if (md) out.push(`## ${section.heading}`, "", section.blurb, "", md, "");
   }
   const ba = renderBeforeAfter(r.ratios ?? []);
   if (ba) {

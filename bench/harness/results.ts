@@ -1,8 +1,8 @@
 /**
  * The shape of bench/results/<timestamp>.json and the pure arithmetic on it:
- * per-entry medians, the issue's targets as medians of per-round ratios, and
- * the ratio tables of the tcp section and of the before/after comparison
- * (rates and work per proxy CPU-second side by side).
+ * per-entry medians, the issues' targets as medians of per-round ratios, and
+ * the ratio tables of each section (SNI, tcp, http) and of the before/after
+ * comparison (rates and work per proxy CPU-second side by side).
  */
 import type { MicroResult } from "./micro.ts";
 import type { Plan, Routing, ScenarioId } from "./scenarios.ts";
@@ -100,7 +100,7 @@ export interface Results {
   micro: MicroResult[];
   microFailures: { file: string; reason: string }[];
   targets: TargetResult[];
-  /** The tcp section's and the before/after tables, one row per scenario × subject × against. */
+  /** Each section's and the before/after tables, one row per scenario × subject × against. */
   ratios: RatioRow[];
   /** This checkout's version and how many files under src/ differed from its commit, when the run started and ended. */
   tree?: { atStart: string; atEnd: string };
@@ -167,9 +167,12 @@ export function scenarioRatio(sc: ScenarioResult | undefined, subject: string, a
   return medianRatio(byRound(sc, subject, field), byRound(sc, against, field));
 }
 
+/** A ratio table: one per section (named by its routing), and the before/after comparison. */
+export type RatioTable = Routing | "before_after";
+
 export interface RatioRow {
-  /** "sni" / "tcp": each section's scenarios against every peer; "before_after": the SNI scenarios with --baseline. */
-  table: "sni" | "tcp" | "before_after";
+  /** "sni" / "tcp" / "http": each section's scenarios against every peer; "before_after": the SNI scenarios with --baseline. */
+  table: RatioTable;
   scenario: ScenarioId;
   subject: string;
   against: string;
@@ -179,23 +182,24 @@ export interface RatioRow {
   perCpu: number;
 }
 
-/** Subjects and what they are divided by, per table. */
-export const RATIO_TABLES = {
+/** Subjects and what they are divided by, per table (a section's table is named by its routing). */
+export const RATIO_TABLES: Record<RatioTable, { subjects: readonly string[]; against: readonly string[] }> = {
   sni: { subjects: ["edgemux", "naive_bun"], against: ["haproxy", "nginx", "sniproxy", "naive_bun", "direct"] },
   tcp: { subjects: ["edgemux", "naive_bun"], against: ["haproxy", "nginx", "naive_bun", "direct"] },
+  http: { subjects: ["edgemux"], against: ["nginx", "haproxy", "direct"] },
   before_after: { subjects: ["edgemux-before", "edgemux"], against: ["haproxy", "edgemux-before"] },
-} as const;
+};
 
 /**
  * Every scenario's ratios against every peer of its section (rate and work per
  * proxy CPU-second) and, when "edgemux-before" ran, the before/after ratios
- * (every SNI scenario it ran in). A pair whose two sides never ran in the same
+ * (every scenario it ran in). A pair whose two sides never ran in the same
  * round is left out.
  */
 export function computeRatios(scenarios: readonly ScenarioResult[]): RatioRow[] {
   const rows: RatioRow[] = [];
   for (const sc of scenarios) {
-    const tables: (keyof typeof RATIO_TABLES)[] = sc.routing === "tcp" ? ["tcp"] : sc.summary["edgemux-before"] ? ["sni", "before_after"] : ["sni"];
+    const tables: RatioTable[] = sc.summary["edgemux-before"] ? [sc.routing, "before_after"] : [sc.routing];
     for (const table of tables) {
       const def = RATIO_TABLES[table];
       for (const subject of def.subjects) {
@@ -228,22 +232,27 @@ export function bestPeer(sc: ScenarioResult | undefined): string | null {
   return best;
 }
 
-interface TargetDef {
+export interface TargetDef {
   id: string;
   text: string;
   scenario?: ScenarioId;
+  /** A peer's name, or a function choosing one from the scenario's medians (bestPeer: the better of the mature peers that ran). */
   against: string | ((sc: ScenarioResult | undefined) => string | null);
   op: ">=" | "<=";
   target: number;
   /** The rate (default) or the work per proxy CPU-second. */
   field?: RatioField;
+  /** Who is judged (default: every subject of the run); the http section has no naive forwarder. */
+  subjects?: readonly string[];
 }
 
 /**
  * Issue 3's targets (rates), then issue 12's (work per proxy CPU-second, the
  * steadier figure on a shared machine: against HAProxy and against the naive
- * forwarder, which moves the same bytes without SNI parsing). Every ratio is
- * subject/against with the same run's rounds paired.
+ * forwarder, which moves the same bytes without SNI parsing), then issue 13's
+ * (the http section: HTTPS keep-alive requests/s against the better of nginx
+ * and HAProxy). Every ratio is subject/against with the same run's rounds
+ * paired.
  */
 export const TARGETS: readonly TargetDef[] = [
   { id: "newconn_vs_haproxy", text: "new-connection rate vs HAProxy", scenario: "newconn", against: "haproxy", op: ">=", target: 1.1 },
@@ -267,6 +276,7 @@ export const TARGETS: readonly TargetDef[] = [
   { id: "keepalive_cpu_vs_naive", text: "keep-alive requests per CPU-s vs naive forwarder", scenario: "keepalive", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
   { id: "bulk1_cpu_vs_naive", text: "bulk 1 stream, bytes per CPU-s vs naive forwarder", scenario: "bulk1", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
   { id: "bulk4_cpu_vs_naive", text: "bulk 4 streams, bytes per CPU-s vs naive forwarder", scenario: "bulk4", against: "naive_bun", op: ">=", target: 1.0, field: "perCpuS" },
+  { id: "http_keepalive_vs_best", text: "HTTPS keep-alive requests/s vs the better of nginx and HAProxy (issue 13)", scenario: "http_keepalive", against: bestPeer, op: ">=", target: 1.0, subjects: ["edgemux"] },
 ];
 
 export function judge(value: number, op: ">=" | "<=", target: number): boolean | null {
@@ -282,6 +292,7 @@ export function computeTargets(
   const out: TargetResult[] = [];
   for (const subject of subjects) {
     for (const t of TARGETS) {
+      if (t.subjects && !t.subjects.includes(subject)) continue;
       if (!t.scenario) {
         // Absolute figures belong to edgemux's own code, not to a peer.
         const value = subject === "edgemux" && helloParseNs !== null ? helloParseNs / 1000 : Number.NaN;

@@ -13,7 +13,7 @@ function scenario(id: ScenarioId, values: Record<string, number[]>, higherIsBett
     id,
     title: id,
     profile: "conn",
-    routing: id.startsWith("tcp_") ? "tcp" : "sni",
+    routing: id.startsWith("tcp_") ? "tcp" : id.startsWith("http_") ? "http" : "sni",
     metric: { name: "x", unit: higherIsBetter ? "req/s" : "B/conn", higherIsBetter },
     workUnit: "requests",
     entries: Object.keys(values).map((name) => ({ name, settings: {}, sniCheck: "ok" })),
@@ -129,7 +129,7 @@ test("tcp and before/after tables: rate and per-CPU-second ratios, medians of ro
   expect(md).toContain("| tcp_newconn | edgemux | 1.00× | 2.00× | 2.00× | 0.40× | 0.50× |");
   expect(md).toContain("## SNI section: every ratio");
   expect(md).toContain("| keepalive | edgemux | 0.80× |");
-  expect(md).toContain("No SNI scenario ran");
+  expect(md).toContain("No scenario with a target ran");
   expect(md).toContain("| keepalive | 1.00× | 1.00× | 0.80× | 0.80× | 0.80× | 0.80× |");
 });
 
@@ -145,4 +145,57 @@ test("renderIdleRss: medians, spread and the agent's target; a failed measuremen
   expect(md).toContain("| agent, 1 idle session | 34.5 | 34.0 – 36.0 | ≤ 35: **pass** |");
   expect(md).toContain("| edge, 1 worker, 1 idle session | 60.0 | 59.0 – 61.0 | – |");
   expect(renderIdleRss({ error: "scripts/idle_rss.ts exited 1\nmore" })).toBe("Measurement failed: scripts/idle_rss.ts exited 1");
+});
+
+test("http section: ratios against nginx and HAProxy, and issue 13's target against the better of them", () => {
+  const ka = scenario("http_keepalive", {
+    direct: [400, 400, 400],
+    edgemux: [110, 90, 100],
+    nginx: [100, 100, 100],
+    haproxy: [120, 120, 120],
+  });
+  // Work per CPU-second: edgemux 2× nginx's, 1.5× HAProxy's in every round.
+  for (const s of ka.samples) s.perCpuS = s.entry === "edgemux" ? 60 : s.entry === "nginx" ? 30 : s.entry === "haproxy" ? 40 : null;
+  const nc = scenario("http_newconn", { direct: [10, 10, 10], edgemux: [8, 8, 8], nginx: [9, 9, 9], haproxy: [5, 5, 5] });
+  const rows = computeRatios([ka, nc]);
+  const get = (scenario: string, against: string) => rows.find((r) => r.scenario === scenario && r.subject === "edgemux" && r.against === against)!;
+  expect(get("http_keepalive", "nginx").table).toBe("http");
+  expect(get("http_keepalive", "nginx").rate).toBeCloseTo(1.0);
+  expect(get("http_keepalive", "nginx").perCpu).toBeCloseTo(2.0);
+  expect(get("http_keepalive", "haproxy").perCpu).toBeCloseTo(1.5);
+  expect(get("http_keepalive", "direct").rate).toBeCloseTo(0.25);
+  expect(get("http_newconn", "haproxy").rate).toBeCloseTo(1.6);
+  expect(rows.some((r) => r.subject === "naive_bun")).toBe(false);
+
+  expect(bestPeer(ka)).toBe("haproxy");
+  const t = computeTargets([ka, nc], ["edgemux", "naive_bun"], null);
+  const http = t.filter((x) => x.id === "http_keepalive_vs_best");
+  expect(http.length).toBe(1); // edgemux only: the naive forwarder has no HTTP
+  expect(http[0]!.against).toBe("haproxy");
+  expect(http[0]!.value).toBeCloseTo(100 / 120);
+  expect(http[0]!.pass).toBe(false);
+  expect(renderTargets(t)).toContain("| HTTPS keep-alive requests/s vs the better of nginx and HAProxy (issue 13) (haproxy) | ≥ 1× | 0.83× | **miss** | – | – |");
+
+  const r: Results = {
+    version: 1,
+    startedAt: "2026-01-01T00:00:00.000Z",
+    finishedAt: "2026-01-01T00:05:00.000Z",
+    mode: "quick",
+    plan: PLANS.quick,
+    machine: { cpus: 2, cpuModel: "test", kernel: "Linux", bun: "bun", fdLimit: "20000", loadAvgAtStart: "0", loadAvgAtEnd: "0" },
+    notes: [],
+    peers: [{ name: "edgemux", kind: "proxy", version: "x", unavailable: null }],
+    scenarios: [ka, nc],
+    micro: [],
+    microFailures: [],
+    targets: t,
+    ratios: rows,
+  };
+  const md = renderMarkdown(r);
+  expect(md).toContain("## http section: HTTPS reverse proxy, routing by Host");
+  expect(md).toContain("| scenario | subject | ÷ nginx, rate | ÷ nginx, per CPU-s | ÷ haproxy, rate | ÷ haproxy, per CPU-s | vs direct, rate |");
+  expect(md).toContain("| http_keepalive | edgemux | 1.00× | 2.00× | 0.83× | 1.50× | 0.25× |");
+  expect(md).toContain("| http_newconn | edgemux | 0.89× | 0.89× | 1.60× | 1.60× | 0.80× |");
+  expect(md).toContain("Host routing check: ok");
+  expect(md).not.toContain("## SNI section");
 });

@@ -1,6 +1,6 @@
 /**
- * Runs one scenario: starts its entries, proves each proxy routes by SNI,
- * warms them up, then measures them interleaved (A B C, A B C, …) for the
+ * Runs one scenario: starts its entries, proves each proxy routes (by SNI, or
+ * by Host in the http section) or forwards (tcp section), warms them up, then measures them interleaved (A B C, A B C, …) for the
  * plan's rounds, reading each proxy's CPU time and peak memory around every
  * measurement.
  */
@@ -11,6 +11,7 @@ import { resetPeaks, sampleTree } from "./proc_stats.ts";
 import type { EntryInfo, Sample, ScenarioResult } from "./results.ts";
 import { summarise } from "./results.ts";
 import type { Plan, Scenario } from "./scenarios.ts";
+import { checkHttpRouting, UNROUTED_HOST } from "./http_check.ts";
 import { checkSniRouting, checkTcpForwarding, probe } from "./sni_check.ts";
 import { fmt } from "./stats.ts";
 
@@ -24,9 +25,27 @@ export interface RunContext {
 }
 
 async function startChecked(ctx: RunContext, sc: Scenario, peer: PeerDef, backend: Backend): Promise<{ running: RunningPeer; check: string }> {
-  const running = await peer.start({ reg: ctx.reg, dir: ctx.dir, repoRoot: ctx.repoRoot, backendPort: backend.port, profile: sc.profile, routing: sc.routing, cores: ctx.cores });
+  const running = await peer.start({
+    reg: ctx.reg,
+    dir: ctx.dir,
+    repoRoot: ctx.repoRoot,
+    backendPort: backend.port,
+    ...(backend.directPort !== undefined ? { directPort: backend.directPort } : {}),
+    ...(backend.tls ? { tls: backend.tls } : {}),
+    profile: sc.profile,
+    routing: sc.routing,
+    cores: ctx.cores,
+  });
   if (peer.kind === "direct") return { running, check: "n/a (no proxy)" };
   let problem: string | null;
+  if (sc.routing === "http") {
+    const r = await checkHttpRouting(running.port);
+    if (r.problem) {
+      await running.stop();
+      throw new Error(`Host routing check failed: ${r.problem}`);
+    }
+    return { running, check: `ok (Host localhost answered 200 "ok" by the backend, Host ${UNROUTED_HOST} refused: ${r.unrouted})` };
+  }
   if (sc.routing === "tcp") {
     problem = await checkTcpForwarding(running.port);
     if (problem) {

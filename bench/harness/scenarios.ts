@@ -1,7 +1,10 @@
 /**
  * The end-to-end scenarios: the SNI section of issue 3 (TLS passthrough routed
- * by the ClientHello) and the tcp section (plain L4 forwarding: no ClientHello,
- * no SNI; edgemux `kind = "tcp"`, HAProxy `mode tcp`, nginx `stream`). Each one
+ * by the ClientHello), the tcp section (plain L4 forwarding: no ClientHello,
+ * no SNI; edgemux `kind = "tcp"`, HAProxy `mode tcp`, nginx `stream`) and the
+ * http section of issue 13 (HTTPS terminated by the proxy, each request routed
+ * by Host to a plain-HTTP backend; edgemux `kind = "http"`, HAProxy `mode
+ * http`, nginx `proxy_pass`). Each one
  * measures one entry (direct or a proxy) once; the runner (runner.ts)
  * interleaves entries, repeats rounds and wraps every measurement with the
  * proxy's CPU and memory readings.
@@ -13,17 +16,34 @@ import type { ProcessRegistry } from "./procs.ts";
 import { sampleTree } from "./proc_stats.ts";
 import { runWrk } from "./wrk.ts";
 
-export type ScenarioId = "newconn" | "keepalive" | "bulk1" | "bulk4" | "idle" | "tcp_newconn" | "tcp_keepalive" | "tcp_bulk1" | "tcp_bulk4";
+export type ScenarioId =
+  | "newconn"
+  | "keepalive"
+  | "bulk1"
+  | "bulk4"
+  | "idle"
+  | "tcp_newconn"
+  | "tcp_keepalive"
+  | "tcp_bulk1"
+  | "tcp_bulk4"
+  | "http_keepalive"
+  | "http_newconn";
 
 /**
  * How a proxy is set up to reach the backend: "sni" routes by the
  * ClientHello's server_name (only "localhost" goes through); "tcp" forwards
- * every connection to the one target without reading anything first.
+ * every connection to the one target without reading anything first; "http"
+ * terminates TLS and routes each request by its Host (only "localhost" has a
+ * route, any other Host is answered 404 by the proxy).
  */
-export type Routing = "sni" | "tcp";
+export type Routing = "sni" | "tcp" | "http";
+
+/** The Host (and SNI) the http section's route takes; the certificate is for it too. */
+export const HTTP_ROUTED_HOST = "localhost";
 
 export const SNI_SCENARIO_IDS: readonly ScenarioId[] = ["newconn", "keepalive", "bulk1", "bulk4", "idle"];
 export const TCP_SCENARIO_IDS: readonly ScenarioId[] = ["tcp_newconn", "tcp_keepalive", "tcp_bulk1", "tcp_bulk4"];
+export const HTTP_SCENARIO_IDS: readonly ScenarioId[] = ["http_keepalive", "http_newconn"];
 
 export interface Plan {
   mode: "quick" | "full";
@@ -83,7 +103,8 @@ export interface Scenario {
   measure(a: MeasureArgs): Promise<Measured>;
 }
 
-async function wrkMeasure(a: MeasureArgs, close: boolean, tls: boolean): Promise<Measured> {
+/** `host`: a `Host` field to send (the http section routes by it); else wrk's own from the URL. */
+async function wrkMeasure(a: MeasureArgs, close: boolean, tls: boolean, host?: string): Promise<Measured> {
   const r = await runWrk(a.reg, a.repoRoot, {
     port: a.entry.port,
     threads: a.plan.wrkThreads,
@@ -91,6 +112,7 @@ async function wrkMeasure(a: MeasureArgs, close: boolean, tls: boolean): Promise
     seconds: a.seconds,
     close,
     tls,
+    ...(host ? { host } : {}),
   });
   const errors = r.errors.connect + r.errors.read + r.errors.write + r.errors.status + r.errors.timeout;
   return {
@@ -271,5 +293,36 @@ export const SCENARIOS: readonly Scenario[] = [
     freshPeerPerRound: false,
     warmup: true,
     measure: (a) => bulkMeasure(a, 4, "plain"),
+  },
+  // The http section (issue 13): wrk speaks HTTPS to the proxy with SNI and
+  // Host "localhost"; the proxy terminates TLS, routes the request by Host and
+  // sends it over HTTP/1.1 to the plain nginx backend on a kept upstream
+  // connection. "direct" is wrk over HTTPS to the same nginx's TLS port (the
+  // backend terminating TLS itself, the same certificate).
+  {
+    id: "http_keepalive",
+    title: "HTTPS reverse proxy, routing by Host, keep-alive (wrk, many small requests per connection)",
+    profile: "conn",
+    routing: "http",
+    backend: "web",
+    metric: { name: "requests/s", unit: "req/s", higherIsBetter: true },
+    workUnit: "requests",
+    includesDirect: true,
+    freshPeerPerRound: false,
+    warmup: true,
+    measure: (a) => wrkMeasure(a, false, true, HTTP_ROUTED_HOST),
+  },
+  {
+    id: "http_newconn",
+    title: "HTTPS reverse proxy, routing by Host, new connection per request (wrk, Connection: close: a TLS handshake at the proxy per request)",
+    profile: "conn",
+    routing: "http",
+    backend: "web",
+    metric: { name: "requests/s", unit: "req/s", higherIsBetter: true },
+    workUnit: "requests",
+    includesDirect: true,
+    freshPeerPerRound: false,
+    warmup: true,
+    measure: (a) => wrkMeasure(a, true, true, HTTP_ROUTED_HOST),
   },
 ];

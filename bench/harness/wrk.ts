@@ -46,6 +46,8 @@ export interface WrkOptions {
   close: boolean;
   /** https://localhost (SNI "localhost") when true; plain http://127.0.0.1 for the tcp section. */
   tls: boolean;
+  /** Send `Host: <host>` instead of wrk's own (the URL's host and port): what the http section routes by. */
+  host?: string;
 }
 
 export async function runWrk(reg: ProcessRegistry, repoRoot: string, o: WrkOptions): Promise<WrkResult> {
@@ -55,6 +57,7 @@ export async function runWrk(reg: ProcessRegistry, repoRoot: string, o: WrkOptio
     "-t", String(o.threads), "-c", String(o.connections), "-d", `${Math.max(1, Math.round(o.seconds))}s`, "--timeout", "5s",
     "-s", join(repoRoot, "bench", "tools", "wrk_report.lua"),
     ...(o.close ? ["-H", "Connection: close"] : []),
+    ...(o.host ? ["-H", `Host: ${o.host}`] : []),
     o.tls ? `https://localhost:${o.port}/` : `http://127.0.0.1:${o.port}/`,
   ];
   const r = await runToEnd(reg, "wrk", "wrk", args, (o.seconds + 20) * 1000);
