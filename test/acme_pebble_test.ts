@@ -6,8 +6,9 @@
  * before pebble starts.
  *
  * The TLS-ALPN-01 responder is a node:tls server whose SNICallback asks the
- * manager's `tlsAlpnChallengeCertificate(servername)`, as the HTTPS listener
- * will when a ClientHello offers `acme-tls/1`.
+ * manager's `tlsAlpnChallengeCertificate(servername)`; the HTTPS listener
+ * asks the same when a ClientHello offers only `acme-tls/1` (node_tls.ts,
+ * test/http_acme_test.ts).
  *
  * Pebble rejects 20% of good nonces here (PEBBLE_WFE_NONCEREJECT=20), so the
  * badNonce retry runs for real.

@@ -1,9 +1,11 @@
 /**
  * ACME (RFC 8555) certificates for the http listener: the public face of
- * src/acme/. The listener makes one `AcmeManager`, calls `start()`, asks
- * `certificateFor(sni)` during handshakes, answers the CA through the
- * `ChallengeResponder` methods, and exports `expiries()` as
- * `edgemux_tls_certificate_expiry_timestamp_seconds{name}`.
+ * src/acme/. The supervisor's AcmeService (supervisor/acme.ts) makes the one
+ * `AcmeManager`, calls `start()` and `manage(names)`, forwards every
+ * certificate and `ChallengeEvent` to the workers, and exports `expiries()`
+ * as `edgemux_tls_certificate_expiry_timestamp_seconds{name}`; each worker
+ * answers the CA from a `ChallengeTable` (HTTP-01 on plain listeners,
+ * TLS-ALPN-01 on acme https listeners).
  */
 export {
   ACME_TLS_ALPN,

@@ -58,6 +58,8 @@ export const HTTP_KEEPALIVE_TIMEOUT: DurationBound = { def: 60_000, min: 1_000, 
 export const HTTP_REQUEST_TIMEOUT: DurationBound = { def: 60_000, min: 100, max: 3_600_000 };
 /** http listeners: idle upstream connections kept per route and worker. */
 export const HTTP_UPSTREAM_KEEPALIVE: IntBound = { def: 16, min: 0, max: 1_024 };
+/** HTTP/2 streams at once per client connection on an https listener (nginx's http2_max_concurrent_streams). */
+export const HTTP_MAX_STREAMS: IntBound = { def: 128, min: 1, max: 100_000 };
 /** http routes: response_headers entries. */
 export const MAX_RESPONSE_HEADERS = 64;
 /** http routes: longest path_prefix. */
@@ -146,6 +148,17 @@ directory = "sni.d"
 export const ACME_MAX_CONCURRENT: IntBound = { def: 2, min: 1, max: 16 };
 export const ACME_NEW_NAMES_PER_HOUR: IntBound = { def: 10, min: 1, max: 1000 };
 export const ACME_MAX_NAMES = 1000;
+export const ACME_CHALLENGES = ["auto", "http-01", "tls-alpn-01"] as const;
 export const ACME_RETRY_BASE: DurationBound = { def: 60_000, min: 1_000, max: 3_600_000 };
 /** `[[listeners.tls.certificates]]` per http listener. */
 export const HTTP_MAX_CERTIFICATES = 256;
+
+/** `[cluster]` (config/validate_cluster.ts). */
+export const CLUSTER_HEARTBEAT: DurationBound = { def: 5_000, min: 100, max: 60_000 };
+/** Default: 15 s, or 3 × heartbeat when that is longer; must be more than 2 × heartbeat. */
+export const CLUSTER_TTL: DurationBound = { def: 15_000, min: 300, max: 600_000 };
+export const CLUSTER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+export const CLUSTER_EDGE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+export const REDIS_DEFAULT_PORT = 6379;
+/** Redis `SELECT` index bound (the server's `databases` setting may allow fewer). */
+export const REDIS_MAX_DB = 65_535;

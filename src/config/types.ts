@@ -176,6 +176,8 @@ export interface HttpListenerConfig extends ListenerBase {
   trustedProxies: string[];
   /** Idle upstream connections kept per route (per worker) for reuse; 0 = a new connection per request. */
   upstreamKeepalive: number;
+  /** HTTPS: concurrent HTTP/2 streams per client connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreams: number;
 }
 
 export type ListenerConfig =
@@ -359,6 +361,46 @@ export interface AcmeConfig {
   newNamesPerHour: number;
   /** First retry after a failed order, ms; doubling up to 6 hours. */
   retryBaseMs: number;
+  /** The challenge as configured (RFC 8555 §8.3 HTTP-01, RFC 8737 TLS-ALPN-01). */
+  challenge: "auto" | "http-01" | "tls-alpn-01";
+  /** The challenge answered: `challenge`, with `auto` resolved (HTTP-01 when a plain http listener exists, else TLS-ALPN-01). */
+  challengeType: "http-01" | "tls-alpn-01";
+}
+
+/** Where the cluster registry's Redis is (`[cluster] redis`); the shape runtime/redis_types.ts `RedisTarget` takes. */
+export type RedisAddress =
+  | { kind: "tcp"; hostname: string; port: number; tls: boolean; db: number; username: string | null; password: string | null }
+  | { kind: "unix"; path: string; db: number; username: string | null; password: string | null };
+
+/** `[cluster.tls]`: this edge's certificate for edge-to-edge links (as server and client), and the CA that signs every edge's. */
+export interface ClusterTlsConfig {
+  certPath: string;
+  keyPath: string;
+  caPath: string;
+  /** PEM text. */
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/**
+ * `[cluster]`: several edges share one registry in Redis (src/cluster/).
+ * Null: everything stays in-process. Read at start (a change needs a restart).
+ */
+export interface ClusterConfig {
+  redis: RedisAddress;
+  /** Every key is under `edgemux:{name}`: clusters sharing one Redis stay apart. */
+  name: string;
+  /** Unique among the cluster's live edges; default `<host name>:<first tunnel listener port>`. */
+  edgeId: string;
+  /** Where other edges dial this one (a name or IP, and port). */
+  advertise: HostPort;
+  /** The edge-to-edge listener; default 0.0.0.0 and the advertise port. */
+  listen: HostPort;
+  heartbeatMs: number;
+  /** This edge's registry entries expire this long after its last heartbeat; > 2 × heartbeatMs. */
+  ttlMs: number;
+  tls: ClusterTlsConfig;
 }
 
 export interface Config {

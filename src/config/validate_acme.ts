@@ -8,14 +8,14 @@ import { X509Certificate } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import type { AcmeConfig, CertificateFile, HttpTlsConfig, ListenerConfig, RouteConfig } from "./types.ts";
 import * as D from "./defaults.ts";
-import { readBool, readDuration, readInt, readString, readStringArray, readTable, readTableArray } from "./fields.ts";
+import { readBool, readDuration, readEnum, readInt, readString, readStringArray, readTable, readTableArray } from "./fields.ts";
 import { canonicalHostname } from "./hostname.ts";
 import { checkKeys, describe, isTable, type Issues, type RawTable } from "./issues.ts";
 import { checkKeyPair, parseCertificate, readPemFile } from "./validate_tls.ts";
 
 export const HTTP_TLS_KEYS = ["cert", "key", "certificates", "acme"] as const;
 export const HTTP_CERT_KEYS = ["cert", "key"] as const;
-export const ACME_KEYS = ["directory", "email", "accept_terms", "state_dir", "ca", "names", "max_concurrent", "new_names_per_hour", "retry_base"] as const;
+export const ACME_KEYS = ["directory", "email", "accept_terms", "state_dir", "ca", "names", "max_concurrent", "new_names_per_hour", "retry_base", "challenge"] as const;
 
 /** One cert/key pair of `t`, or null (with issues). `required`: both keys must be there. */
 function readPair(is: Issues, t: RawTable, at: string, baseDir: string, required: boolean): CertificateFile | null {
@@ -91,7 +91,7 @@ export function readAcme(is: Issues, raw: RawTable, baseDir: string): AcmeConfig
   if (caFile) parseCertificate(is, "acme.ca", caFile);
   const names: string[] = [];
   for (const { value, index } of readStringArray(is, t, "names", "acme.names", D.ACME_MAX_NAMES)) {
-    const r = value.includes("*") ? { error: "wildcard names are not issued (HTTP-01 cannot validate them): name each host" } : canonicalHostname(value);
+    const r = value.includes("*") ? { error: "wildcard names are not issued (neither HTTP-01 nor TLS-ALPN-01 can validate them): name each host" } : canonicalHostname(value);
     if ("error" in r) is.add(`acme.names[${index}]`, r.error);
     else if (names.includes(r.name)) is.add(`acme.names[${index}]`, `${describe(r.name)} is listed twice`);
     else names.push(r.name);
@@ -99,6 +99,7 @@ export function readAcme(is: Issues, raw: RawTable, baseDir: string): AcmeConfig
   const maxConcurrent = readInt(is, t, "max_concurrent", "acme.max_concurrent", D.ACME_MAX_CONCURRENT);
   const newNamesPerHour = readInt(is, t, "new_names_per_hour", "acme.new_names_per_hour", D.ACME_NEW_NAMES_PER_HOUR);
   const retryBaseMs = readDuration(is, t, "retry_base", "acme.retry_base", D.ACME_RETRY_BASE);
+  const challenge = readEnum(is, t, "challenge", "acme.challenge", D.ACME_CHALLENGES, "auto");
   if (directory === null || stateText === null) return null;
   return {
     directory,
@@ -110,6 +111,8 @@ export function readAcme(is: Issues, raw: RawTable, baseDir: string): AcmeConfig
     maxConcurrent,
     newNamesPerHour,
     retryBaseMs,
+    challenge,
+    challengeType: challenge === "auto" ? "http-01" : challenge, // resolved by checkAcme
   };
 }
 
@@ -130,7 +133,13 @@ export function acmeNames(acme: AcmeConfig, listeners: readonly ListenerConfig[]
   return acme.names.length > 0 ? acme.names.filter((n) => routed.includes(n)) : routed;
 }
 
-/** Cross-field rules: ACME listeners need `[acme]` and a plain http listener (HTTP-01); `names` must be routed. */
+/**
+ * Cross-field rules: ACME listeners need `[acme]`; HTTP-01 needs a plain http
+ * listener; `names` must be routed. Sets `challengeType`: `challenge` when
+ * set; `auto` is HTTP-01 when a plain http listener exists (it answers the
+ * CA on port 80), else TLS-ALPN-01 (answered by the acme https listeners
+ * themselves, port 443).
+ */
 export function checkAcme(is: Issues, acme: AcmeConfig | null, listeners: readonly ListenerConfig[], routes: readonly RouteConfig[], present = acme !== null): void {
   let acmeListeners = 0;
   let plain = 0;
@@ -143,8 +152,11 @@ export function checkAcme(is: Issues, acme: AcmeConfig | null, listeners: readon
     }
   });
   if (acme === null) return;
+  acme.challengeType = acme.challenge !== "auto" ? acme.challenge : plain > 0 ? "http-01" : "tls-alpn-01";
   if (acmeListeners === 0) is.add("acme", "no http listener uses it: set acme = true in an http listener's [listeners.tls]");
-  if (plain === 0) is.add("acme", "needs a plain http listener (kind = \"http\" without [listeners.tls], on port 80 for a public CA): the CA's HTTP-01 requests come there");
+  if (plain === 0 && acme.challenge === "http-01") {
+    is.add("acme.challenge", "\"http-01\" needs a plain http listener (kind = \"http\" without [listeners.tls], on port 80 for a public CA): the CA's HTTP-01 requests come there; or use \"tls-alpn-01\"");
+  }
   const routed = acmeRouteNames(listeners, routes);
   acme.names.forEach((n, i) => {
     if (!routed.includes(n)) is.add(`acme.names[${i}]`, `${describe(n)} is not the match of a route of an http listener with acme = true: only routed names are issued`);

@@ -55,7 +55,7 @@ describe("[acme]", () => {
   test("every option", () => {
     const c = parseConfig(
       `${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${route("b.example")}${route("*.wild.example")}` +
-        ACME.replace("accept_terms", 'ca = "pki/ca.crt"\nnames = ["A.example"]\nmax_concurrent = 3\nnew_names_per_hour = 20\nretry_base = "5s"\naccept_terms'),
+        ACME.replace("accept_terms", 'ca = "pki/ca.crt"\nnames = ["A.example"]\nchallenge = "tls-alpn-01"\nmax_concurrent = 3\nnew_names_per_hour = 20\nretry_base = "5s"\naccept_terms'),
       opts,
     );
     expect(c.acme).toMatchObject({
@@ -65,6 +65,7 @@ describe("[acme]", () => {
       maxConcurrent: 3,
       newNamesPerHour: 20,
       retryBaseMs: 5_000,
+      challenge: "tls-alpn-01",
     });
     expect(c.acme!.ca).toContain("BEGIN CERTIFICATE");
     expect(c.acme!.caPath).toEndWith("pki/ca.crt");
@@ -73,8 +74,19 @@ describe("[acme]", () => {
 
   test("defaults: every exact route name of ACME listeners, never a wildcard or another listener's", () => {
     const c = parseConfig(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${route("*.wild.example")}${route("*")}${route("plain.example", "plain")}${ACME}`, opts);
-    expect(c.acme).toMatchObject({ names: [], maxConcurrent: 2, newNamesPerHour: 10, ca: null });
+    expect(c.acme).toMatchObject({ names: [], maxConcurrent: 2, newNamesPerHour: 10, ca: null, challenge: "auto" });
     expect(acmeNames(c.acme!, c.listeners, c.routes)).toEqual(["a.example"]);
+  });
+
+  test("challenge: auto is HTTP-01 with a plain http listener, TLS-ALPN-01 without; http-01 needs one", () => {
+    const withPlain = parseConfig(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${ACME}`, opts);
+    expect(withPlain.acme!.challengeType).toBe("http-01");
+    const alone = parseConfig(`${HTTPS}${ACME_TLS}${route("a.example")}${ACME}`, opts);
+    expect(alone.acme!.challengeType).toBe("tls-alpn-01");
+    const forced = parseConfig(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${ACME}challenge = "tls-alpn-01"\n`, opts);
+    expect(forced.acme!.challengeType).toBe("tls-alpn-01");
+    expect(issues(`${HTTPS}${ACME_TLS}${route("a.example")}${ACME}challenge = "http-01"\n`)[0]).toStartWith('acme.challenge: "http-01" needs a plain http listener');
+    expect(issues(`${HTTPS}${ACME_TLS}${route("a.example")}${ACME}challenge = "dns-01"\n`)[0]).toStartWith("acme.challenge: must be one of auto | http-01 | tls-alpn-01");
   });
 
   test("required fields and cross-field rules", () => {
@@ -89,7 +101,6 @@ describe("[acme]", () => {
     expect(issues(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${ACME.replace("https://ca.example/dir", "http://ca.example/dir")}`)[0]).toStartWith("acme.directory: must be an https:// URL");
     expect(issues(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${ACME.replace("ops@example.com", "not an email")}`)[0]).toStartWith("acme.email: must be an email address");
     expect(issues(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}`)).toEqual(["listeners[0].tls.acme: needs an [acme] section (the CA's directory, accept_terms, state_dir)"]);
-    expect(issues(`${HTTPS}${ACME_TLS}${route("a.example")}${ACME}`)[0]).toStartWith("acme: needs a plain http listener");
     expect(issues(`${PLAIN}${route("a.example", "plain")}${ACME}`)[0]).toStartWith("acme: no http listener uses it");
     expect(issues(`${HTTPS}${ACME_TLS}${PLAIN}${route("a.example")}${ACME}names = ["other.example"]\n`)).toEqual([
       'acme.names[0]: "other.example" is not the match of a route of an http listener with acme = true: only routed names are issued',

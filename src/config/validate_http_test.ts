@@ -32,13 +32,14 @@ describe("http listeners", () => {
       redirectHttps: false,
       trustedProxies: [],
       upstreamKeepalive: 16,
+      maxStreams: 128,
     });
     expect(c.routes[0]!.http).toEqual({ pathPrefix: "/", responseHeaders: [], basicAuth: null });
   });
 
   test("every option", () => {
     const c = parseConfig(
-      `${HTTP}max_header_bytes = 8192\nkeepalive_timeout = "5s"\nrequest_timeout = "30s"\ntrusted_proxies = ["10.0.0.0/8", "::1"]\nupstream_keepalive = 0\n${TLS}` +
+      `${HTTP}max_header_bytes = 8192\nkeepalive_timeout = "5s"\nrequest_timeout = "30s"\ntrusted_proxies = ["10.0.0.0/8", "::1"]\nupstream_keepalive = 0\nmax_streams = 64\n${TLS}` +
         `[[routes]]\nmatch = "*.example"\nlisteners = ["web"]\npath_prefix = "/api"\nbasic_auth = ["alice"]\ntargets = ["tunnel:laptop"]\n[routes.response_headers]\nStrict-Transport-Security = "max-age=63072000"\n` +
         TOKEN("alice"),
       opts,
@@ -46,7 +47,7 @@ describe("http listeners", () => {
     const l = c.listeners[0]!;
     if (l.kind !== "http") throw new Error("expected an http listener");
     expect(l.tls?.certificates[0]?.cert).toContain("BEGIN CERTIFICATE");
-    expect([l.maxHeaderBytes, l.keepaliveTimeoutMs, l.requestTimeoutMs, l.upstreamKeepalive]).toEqual([8192, 5_000, 30_000, 0]);
+    expect([l.maxHeaderBytes, l.keepaliveTimeoutMs, l.requestTimeoutMs, l.upstreamKeepalive, l.maxStreams]).toEqual([8192, 5_000, 30_000, 0, 64]);
     expect(l.trustedProxies).toEqual(["10.0.0.0/8", "::1/128"]);
     expect(c.routes[0]!.http).toEqual({ pathPrefix: "/api", responseHeaders: [["Strict-Transport-Security", "max-age=63072000"]], basicAuth: ["alice"] });
     expect(c.routes[0]!.tunnel).toBe("laptop");
@@ -58,6 +59,7 @@ describe("http listeners", () => {
     ]);
     expect(issues(`${HTTP}trusted_proxies = ["10.0.0.0/33"]\n${ROUTE}`)[0]).toStartWith("listeners[0].trusted_proxies[0]: ");
     expect(issues(`${HTTP}request_timeout = "1ms"\n${ROUTE}`)[0]).toStartWith("listeners[0].request_timeout: ");
+    expect(issues(`${HTTP}max_streams = 10\n${ROUTE}`)).toEqual(["listeners[0].max_streams: only applies with [listeners.tls] (HTTP/2 is offered over TLS only, by ALPN)"]);
     expect(issues(`${HTTP}accept_proxy = "v1"\n${TLS}${ROUTE}`)[0]).toStartWith("listeners[0].accept_proxy: cannot be used with [listeners.tls]");
     expect(issues(`${HTTP}${TLS}client_cert = "require"\nclient_ca = "pki/ca.crt"\n${ROUTE}`)).toContain(
       "listeners[0].tls.client_cert: does not apply to an http listener (client certificates and SPIFFE identities are for connect listeners)",

@@ -33,7 +33,7 @@ export const KIND_KEYS: Readonly<Record<ListenerKind, readonly string[]>> = {
   tunnel: ["max_streams", "stream_window", "keepalive_interval", "keepalive_timeout", "goaway_delay", "open_timeout", "tls"],
   tcp: [],
   udp: ["max_flows", "max_datagram"],
-  http: ["tls", "max_header_bytes", "keepalive_timeout", "request_timeout", "redirect_https", "trusted_proxies", "upstream_keepalive"],
+  http: ["tls", "max_header_bytes", "keepalive_timeout", "request_timeout", "redirect_https", "trusted_proxies", "upstream_keepalive", "max_streams"],
 };
 
 /** Common keys that mean nothing on a udp listener (no connection, no handshake). */
@@ -220,6 +220,9 @@ function readHttp(is: Issues, t: RawTable, at: string, base: ListenerBase, baseD
     else trusted.push({ value: r.cidr, index });
   }
   reportDuplicates(is, trusted, `${at}.trusted_proxies`);
+  if (t["tls"] === undefined && t["max_streams"] !== undefined) {
+    is.add(`${at}.max_streams`, "only applies with [listeners.tls] (HTTP/2 is offered over TLS only, by ALPN)");
+  }
   return {
     ...base,
     kind: "http",
@@ -230,6 +233,7 @@ function readHttp(is: Issues, t: RawTable, at: string, base: ListenerBase, baseD
     redirectHttps,
     trustedProxies: trusted.map((e) => e.value),
     upstreamKeepalive: readInt(is, t, "upstream_keepalive", `${at}.upstream_keepalive`, D.HTTP_UPSTREAM_KEEPALIVE),
+    maxStreams: readInt(is, t, "max_streams", `${at}.max_streams`, D.HTTP_MAX_STREAMS),
   };
 }
 

@@ -240,6 +240,29 @@ export function h2StatusFor(code: ErrorCode, proxyAuth = false): number {
   return proxyAuth && (code === "AUTH_REQUIRED" || code === "AUTH_INVALID") ? 407 : WIRE[code].h2;
 }
 
+/**
+ * The RST_STREAM code (RFC 9113 §7) an HTTP/2 client of the http listener
+ * receives when its response breaks after it started (before that it gets the
+ * status page of httpOriginStatusFor): a stream the proxy gave up on is
+ * CANCEL, a deadline or drain too; an upstream that failed mid-body is
+ * INTERNAL_ERROR, so the client cannot take a cut-off body for a whole one.
+ */
+export function h2ResetFor(code: ErrorCode): number {
+  switch (code) {
+    case "DOWNSTREAM_RESET":
+    case "IDLE_TIMEOUT":
+    case "DRAINING":
+      return 0x8; // CANCEL
+    case "HTTP_BAD_REQUEST":
+    case "H2_PROTOCOL":
+      return 0x1; // PROTOCOL_ERROR
+    case "LISTENER_FULL":
+      return 0x7; // REFUSED_STREAM
+    default:
+      return 0x2; // INTERNAL_ERROR
+  }
+}
+
 /** The SOCKS5 reply a client receives for a code (socks5 listener). */
 export function socksReplyFor(code: ErrorCode): number {
   return WIRE[code].socks;

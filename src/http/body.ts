@@ -109,9 +109,10 @@ export class BodyFramer {
   /**
    * How many leading bytes of `chunk` belong to the body (all of them for
    * UntilClose); throws on bad chunked framing. Once `done`, the rest of the
-   * chunk is the next message.
+   * chunk is the next message. With `payload`, the body's content (without
+   * chunk framing) is pushed there as views of `chunk`.
    */
-  feed(chunk: Uint8Array): number {
+  feed(chunk: Uint8Array, payload: Uint8Array[] | null = null): number {
     if (this.state === C.Done) return 0;
     let n: number;
     if (this.kind === BodyKind.UntilClose) n = chunk.length;
@@ -119,12 +120,17 @@ export class BodyFramer {
       n = Math.min(this.left, chunk.length);
       this.left -= n;
       if (this.left === 0) this.state = C.Done;
-    } else n = this.chunked(chunk);
+    } else n = this.chunked(chunk, payload);
+    if (payload !== null && this.kind !== BodyKind.Chunked && n > 0) payload.push(n === chunk.length ? chunk : chunk.subarray(0, n));
     this.bytes += n;
     return n;
   }
 
-  private chunked(b: Uint8Array): number {
+  /**
+   * `payload` (HTTP/2 towards the client, which frames the body itself):
+   * views of `chunk` holding the body's content, chunk framing left out.
+   */
+  private chunked(b: Uint8Array, payload: Uint8Array[] | null): number {
     let i = 0;
     const len = b.length;
     while (i < len) {
@@ -166,6 +172,7 @@ export class BodyFramer {
           break;
         case C.Data: {
           const n = Math.min(this.left, len - i);
+          if (payload !== null && n > 0) payload.push(b.subarray(i, i + n));
           this.left -= n;
           i += n;
           if (this.left === 0) this.state = C.DataCr;

@@ -82,6 +82,27 @@ describe("chunked framing", () => {
   });
 });
 
+describe("payload views (HTTP/2 towards the client frames the body itself)", () => {
+  test("chunked: the content without chunk framing, at every split point", () => {
+    const b = enc.encode(GOOD + "NEXT");
+    for (let cut = 0; cut <= b.length; cut++) {
+      const f = chunked();
+      const payload: Uint8Array[] = [];
+      f.feed(b.subarray(0, cut), payload);
+      if (!f.done) f.feed(b.subarray(cut), payload);
+      const text = payload.map((p) => new TextDecoder().decode(p)).join("");
+      expect([cut, text, f.done]).toEqual([cut, "hello world", true]);
+    }
+  });
+
+  test("a length: the body's bytes only", () => {
+    const f = new BodyFramer(BodyKind.Length, 4, "HTTP_BAD_RESPONSE", "upstream");
+    const payload: Uint8Array[] = [];
+    expect(f.feed(enc.encode("abcdef"), payload)).toBe(4);
+    expect(payload.map((p) => new TextDecoder().decode(p))).toEqual(["abcd"]);
+  });
+});
+
 describe("Content-Length and until-close framing", () => {
   test("takes exactly the length across chunks", () => {
     const f = new BodyFramer(BodyKind.Length, 7, "HTTP_BAD_REQUEST", "downstream");

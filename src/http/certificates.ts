@@ -37,6 +37,11 @@ export class AcmeState {
     this.challenges.apply(ev);
   }
 
+  /** TLS-ALPN-01: the pending challenge's certificate for `name` (the same object while it is pending), or null. */
+  alpnChallenge(name: string): TlsCertificate | null {
+    return this.challenges.tlsAlpnChallengeCertificate(name);
+  }
+
   /** `fn` runs after every certificate change (a listener refreshes its default). Returns the unsubscribe. */
   onChange(fn: () => void): () => void {
     this.listeners.add(fn);

@@ -1,5 +1,5 @@
 /**
- * One client connection on an http listener: many requests in turn
+ * One client connection on an http listener: many HTTP/1.1 requests in turn
  * (keep-alive), one at a time (a pipelined request waits, read ahead up to
  * PIPELINE_BYTES, until the response before it is complete).
  *
@@ -9,6 +9,8 @@
  *       both streamed with backpressure, framing checked (body.ts)
  *     → Head again, or Closing (linger) → Done
  *   An Upgrade answered 101 → Upgraded: the front door's Relay, raw bytes.
+ *   ALPN "h2" → H2: the connection is an H2Server's (h2_server.ts) from its
+ *   first bytes; this object stays the listener's handle on it (sweep, drain).
  *
  * A refusal before the response started is a short page with the status of
  * the error's code (pages.ts, errors/); after it started, the connection is
@@ -37,10 +39,11 @@ import { type Dialed, dialRoute, type Endpoints } from "../upstream/mod.ts";
 import { BodyFramer, BodyKind, requestBodyOf, responseBodyOf } from "./body.ts";
 import { clientResponseFields, connectionHas, encodeRequestHead, encodeResponseHead, upstreamRequestFields } from "./fields.ts";
 import type { HttpListener } from "./listener.ts";
-import { errorPage, type LocalResponse, localResponse, redirectHttps } from "./pages.ts";
-import { checkBasicAuth } from "./basic_auth.ts";
+import { errorPage, type LocalResponse } from "./pages.ts";
 import { Exchange, recordExchange } from "./exchange.ts";
 import { hostName, parseTarget, routingPath } from "./request.ts";
+import { H2Server } from "./h2_server.ts";
+import { decideRoute } from "./decide.ts";
 
 const enum P {
   ProxyHeader,
@@ -49,11 +52,11 @@ const enum P {
   Dialing,
   Exchange,
   Upgraded,
+  /** HTTP/2 (ALPN h2): h2_server.ts owns the socket. */
+  H2,
   Closing,
   Done,
 }
-
-const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
 
 /** Client bytes read ahead of the request being served (pipelining, or body bytes while dialing); past it reading pauses. */
 export const PIPELINE_BYTES = 65_536;
@@ -78,6 +81,7 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
   private pendingBytes = 0;
   private ex: Exchange | null = null;
   private relay: Relay | null = null;
+  private h2: H2Server | null = null;
   private draining = false;
   private closeAfter = false;
   private errorCode: ErrorCode | null = null;
@@ -99,6 +103,10 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
   }
   get localPort(): number {
     return this.client.localPort;
+  }
+  /** Drain began: finish what is under way, take nothing new. */
+  get isDraining(): boolean {
+    return this.draining;
   }
   /** dialRoute asks: stop trying further targets once nobody wants this dial. */
   get abandoned(): boolean {
@@ -197,6 +205,13 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
 
   private onHead(chunk: Uint8Array): void {
     const parser = this.parser!;
+    if (this.requests === 0 && parser.bufferedBytes === 0 && this.l.certificates !== null && this.client.tls()?.alpn === "h2") {
+      // The client chose HTTP/2 by ALPN: the connection is an H2Server's from its first bytes (the preface).
+      this.phase = P.H2;
+      this.parser = null;
+      this.h2 = new H2Server(this, this.l, (code) => this.done(code));
+      return this.h2.start(chunk);
+    }
     if (parser.bufferedBytes === 0 && this.idleSinceMs >= 0) {
       // The first byte of a request on a kept-alive connection: the head deadline starts now.
       this.headSinceMs = coarseClock.now;
@@ -247,25 +262,10 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
   /** Redirect, route, auth; then the upstream. */
   private route(ex: Exchange): void {
     const l = this.l;
-    // ACME HTTP-01 (RFC 8555 §8.3): the CA fetches http://<name>/.well-known/acme-challenge/<token> from port 80.
-    if (l.certificates === null && (ex.head.method === "GET" || ex.head.method === "HEAD") && ex.path.startsWith(ACME_CHALLENGE_PATH)) {
-      const keyAuth = l.httpChallenge(ex.path.slice(ACME_CHALLENGE_PATH.length));
-      if (keyAuth !== null) return this.answerLocally(ex, localResponse(200, [], keyAuth, this.answerOpts(ex)));
-    }
-    if (l.config.redirectHttps) {
-      if (ex.hostText === null) return this.refuseRequest(new ProxyError("HTTP_BAD_REQUEST", "downstream", "A redirect to https needs a Host"), ex);
-      return this.answerLocally(ex, redirectHttps(ex.hostText, ex.origin, this.answerOpts(ex)));
-    }
-    const m = l.routes.lookup(ex.host, ex.path);
-    if (m === null) {
-      return this.refuseRequest(new ProxyError("NO_ROUTE", "downstream", `No route for host ${ex.hostText ?? "(none)"} and path ${ex.path.slice(0, 200)}`), ex);
-    }
-    ex.route = m;
-    const auth = m.route.http?.basicAuth ?? null;
-    if (auth !== null) {
-      const refusal = checkBasicAuth(ex.head, auth, this.l.tokens, this.clientAddress);
-      if (refusal !== null) return this.refuseRequest(refusal, ex);
-    }
+    const d = decideRoute(l, ex, this.clientAddress);
+    if (d instanceof ProxyError) return this.refuseRequest(d, ex);
+    if (d !== null) return this.answerLocally(ex, d(this.answerOpts(ex)));
+    const m = ex.route!;
     this.phase = P.Dialing;
     const up = l.pool.take(m.route.name, this);
     if (up !== null) {
@@ -592,6 +592,8 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
   sweep(nowMs: number): void {
     const cfg = this.l.config;
     switch (this.phase) {
+      case P.H2:
+        return this.h2!.sweep(nowMs);
       case P.ProxyHeader:
       case P.Head:
         if (this.idleSinceMs >= 0 && (this.parser === null || this.parser.bufferedBytes === 0)) {
@@ -636,11 +638,13 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
   /** Drain: finish the request under way, then close; an idle connection closes at the next sweep. */
   drain(): void {
     this.draining = true;
+    this.h2?.drain();
   }
 
   /** Close now, recording why (drain deadline, idle timeout, a response cut short). */
   abort(code: ErrorCode): void {
     if (this.relay !== null && !this.relay.isFinished) return this.relay.abort(code);
+    if (this.phase === P.H2) return this.h2!.abort(code);
     if (this.phase === P.Done) return;
     this.errorCode ??= code;
     const ex = this.ex;
@@ -654,8 +658,9 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
     this.done();
   }
 
-  private done(): void {
+  private done(code: ErrorCode | null = null): void {
     if (this.phase === P.Done) return;
+    this.errorCode ??= code;
     this.phase = P.Done;
     this.l.connectionEnded(this, (monotonicMs() - this.startedAt) / 1000, this.errorCode);
   }

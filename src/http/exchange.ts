@@ -43,6 +43,8 @@ export class Exchange {
   /** The upstream connection may serve another request once this response is complete. */
   reusable = true;
   error: ErrorCode | null = null;
+  /** The request came on an HTTP/2 stream (h2_server.ts), not an HTTP/1.x connection. */
+  h2 = false;
 
   constructor(readonly head: HttpRequestHead) {}
 }
@@ -66,6 +68,7 @@ export function recordExchange(l: HttpListener, ex: Exchange, connId: string, cl
     listener: l.name,
     conn: connId,
     client: clientText,
+    proto: ex.h2 ? "h2" : ex.head.minorVersion === 0 ? "http/1.0" : "http/1.1",
     method: ex.head.method,
     host: ex.hostText,
     path: ex.origin.length > 512 ? `${ex.origin.slice(0, 512)}...` : ex.origin,

@@ -30,6 +30,8 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
   declare tokens: TokenStore;
   declare trusted: CidrSet;
   declare pool: UpstreamPool;
+  /** This listener answers `[acme]`'s TLS-ALPN-01 challenges (an acme listener, challenge resolved to tls-alpn-01). */
+  declare answersTlsAlpn01: boolean;
 
   protected configure(s: ListenerSettings): void {
     const l = s.listener as HttpListenerConfig;
@@ -40,6 +42,7 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
     this.pool?.clear();
     this.pool = new UpstreamPool(l.upstreamKeepalive);
     this.certificates = l.tls === null ? null : CertificateSet.of(l.tls, this.acme);
+    this.answersTlsAlpn01 = l.tls?.acme === true && s.config.acme?.challengeType === "tls-alpn-01";
     this.selecting?.refreshCertificates?.();
   }
 
@@ -56,6 +59,9 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
     const tls = this.listenTls();
     const a = this.config.address;
     if (tls === undefined || a.kind === "unix" || this.runtime.listenSelectingTls === undefined) {
+      if (this.answersTlsAlpn01) {
+        this.log.warn("https listener cannot answer TLS-ALPN-01 on this runtime", { listener: this.name, runtime: this.runtime.name, reason: "the certificate must be chosen by the ClientHello's ALPN (Bun only); use challenge = \"http-01\" with a plain http listener" });
+      }
       if (tls !== undefined && (this.config.tls!.certificates.length > 1 || this.config.tls!.acme)) {
         this.log.warn("https listener serves one certificate on this runtime", { listener: this.name, runtime: this.runtime.name, reason: "no certificate selection by SNI (Deno.listenTls takes one certificate); changes need a restart" });
       }
@@ -77,13 +83,15 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
     if (d === null && this.runtime.listenSelectingTls === undefined) {
       throw new Error(`listener ${this.name}: [listeners.tls] with acme alone needs cert and key on the ${this.runtime.name} runtime (it cannot add certificates while listening)`);
     }
-    // HTTP/2 towards clients is a later slice: offer only http/1.1.
+    // HTTP/2 (h2_server.ts) or HTTP/1.1, as the client prefers; connection.ts dispatches on the result.
     return {
       cert: d?.cert ?? "",
       key: d?.key ?? "",
-      alpn: ["http/1.1"],
+      alpn: ["h2", "http/1.1"],
       // Read at each handshake, so a reload or a new ACME certificate applies at once.
       selectCertificate: (servername) => this.certificates?.select(servername) ?? null,
+      // TLS-ALPN-01 (RFC 8737): a ClientHello offering only acme-tls/1 gets the pending challenge's certificate.
+      ...(this.answersTlsAlpn01 ? { acmeTlsAlpnCertificate: (servername: string) => this.acme?.alpnChallenge(servername) ?? null, helloTimeoutMs: this.config.handshakeTimeoutMs } : {}),
     };
   }
 

@@ -1,9 +1,12 @@
 /**
- * An HTTP/2 connection over a `Conn` (RFC 9113), server or client side, for
- * CONNECT tunnels: frames in (the sans-I/O decoder and HPACK of src/proto),
- * streams out as `H2Stream` Conns, flow control both ways. The owner (an
- * HBONE server session, or the HBONE client pool) sees header blocks and
- * stream/connection ends; the bytes of a tunnel go stream ⇄ Relay ⇄ socket.
+ * An HTTP/2 connection over a `Conn` (RFC 9113), server or client side:
+ * frames in (the sans-I/O decoder and HPACK of src/proto), streams out as
+ * `H2Stream` Conns, flow control both ways. The owner sees header blocks and
+ * stream/connection ends: an HBONE server session or the HBONE client pool
+ * (CONNECT tunnels: stream ⇄ Relay ⇄ socket), or an http listener's HTTP/2
+ * server (src/http/h2_server.ts: each stream a request whose response goes
+ * out with `respond` and the stream's write/end; trailers from the peer only
+ * end its stream).
  *
  * Hot path: `onData` → decoder pieces → `H2Stream.handler.onData(view)`;
  * `H2Stream.write` → one buffer of DATA frames → `conn.write`. Control

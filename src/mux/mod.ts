@@ -1,5 +1,5 @@
 /**
- * Stream multiplexers: HTTP/2 (h2_connection.ts, for HBONE both ways) and one wire-compatible with Go's github.com/xtaci/smux v1 and v2
+ * Stream multiplexers: HTTP/2 (h2_connection.ts, for HBONE both ways and the http listener's HTTP/2 server) and one wire-compatible with Go's github.com/xtaci/smux v1 and v2
  * (DESIGN.md "Multiplexer"). A `MuxSession` runs over any runtime `Conn`; each
  * `MuxStream` is itself a `Conn`, so pipe code joins sockets and streams alike.
  */

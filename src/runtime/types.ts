@@ -93,6 +93,16 @@ export interface TlsServerOptions {
    * handshake. `cert`/`key` above are then what a runtime without it serves.
    */
   selectCertificate?(servername: string | null): TlsCertificate | null;
+  /**
+   * TLS-ALPN-01 (RFC 8737) on a `listenSelectingTls` listener: a ClientHello
+   * that offers ALPN `acme-tls/1` alone gets this certificate for its SNI
+   * name (null: refused), negotiates `acme-tls/1` and is closed after the
+   * handshake, never reaching `onAccept`. With it set, the listener reads
+   * each ClientHello itself before the handshake (node_tls.ts).
+   */
+  acmeTlsAlpnCertificate?(servername: string): TlsCertificate | null;
+  /** With `acmeTlsAlpnCertificate`: a client whose ClientHello is not complete by then is cut off. Default 10 s. */
+  helloTimeoutMs?: number;
 }
 
 export interface TlsClientOptions {

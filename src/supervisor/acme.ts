@@ -7,7 +7,8 @@
  * plane work (a few requests a day), so it adds nothing to the traffic path.
  *
  * Certificates and challenges reach the workers as messages: every issued or
- * renewed certificate, and every HTTP-01 challenge appearing or going, is
+ * renewed certificate, and every challenge (HTTP-01 for the plain listeners,
+ * TLS-ALPN-01 for the acme https listeners) appearing or going, is
  * posted to all workers; a worker that (re)starts gets every held
  * certificate and every pending challenge right after its start message.
  * Workers serve them from their AcmeState (http/certificates.ts).
@@ -15,7 +16,9 @@
  * Only names that are the exact `match` of a route of an http listener with
  * `tls.acme` (narrowed by `acme.names`) are ever sent to the CA; they are
  * ordered at start (the CA being down only delays that) and on reload, and
- * renewed at two thirds of their lifetime.
+ * renewed at two thirds of their lifetime. Orders use the one challenge type
+ * of `acme.challenge` (`auto` resolved by the config: HTTP-01 with a plain
+ * http listener, else TLS-ALPN-01).
  */
 import { AcmeManager, type ChallengeEvent, type StoredCert } from "../acme/mod.ts";
 import { acmeNames } from "../config/mod.ts";
@@ -30,7 +33,11 @@ export class AcmeService {
   /** Pending challenges, by token or name, for workers that start while they are pending. */
   private readonly pending = new Map<string, ChallengeEvent>();
 
-  constructor(cfg: AcmeConfig, config: Config, log: Logger, private readonly broadcast: (msg: ToWorker) => void) {
+  /**
+   * `clockOffsetMs` shifts the manager's clock (renewal times, back-off), for
+   * tests that make a renewal come due: `EDGEMUX_ACME_CLOCK_OFFSET_MS`.
+   */
+  constructor(private readonly cfg: AcmeConfig, config: Config, private readonly log: Logger, private readonly broadcast: (msg: ToWorker) => void, private readonly clockOffsetMs = 0) {
     this.allowed = new Set(acmeNames(cfg, config.listeners, config.routes));
     this.manager = new AcmeManager({
       directoryUrl: cfg.directory,
@@ -38,8 +45,8 @@ export class AcmeService {
       acceptTerms: true,
       stateDir: cfg.stateDir,
       allow: (n) => this.allowed.has(n),
-      // TLS-ALPN-01 would need a certificate chosen by the ClientHello's ALPN, which neither runtime offers (README).
-      challenges: ["http-01"],
+      challenges: [cfg.challengeType],
+      ...(clockOffsetMs !== 0 ? { now: () => Date.now() + clockOffsetMs } : {}),
       ...(cfg.ca !== null ? { caPem: cfg.ca } : {}),
       maxConcurrent: cfg.maxConcurrent,
       newNamesPerHour: cfg.newNamesPerHour,
@@ -47,6 +54,7 @@ export class AcmeService {
       log: { info: (m, f) => log.info(m, f), warn: (m, f) => log.warn(m, f) },
       onCertificate: (c) => this.broadcast(certificateMessage(c)),
       onChallenge: (ev) => {
+        log.info("acme challenge", { challenge: ev.kind, present: ev.present, ...(ev.kind === "http-01" ? { token: ev.token } : { name: ev.name }) });
         const key = ev.kind === "http-01" ? `h:${ev.token}` : `t:${ev.name}`;
         if (ev.present) this.pending.set(key, ev);
         else this.pending.delete(key);
@@ -58,6 +66,7 @@ export class AcmeService {
   /** Loads the account and the stored certificates (no word to the CA), then starts ordering what is missing or due. */
   async start(): Promise<void> {
     await this.manager.start();
+    this.log.info("acme started", { challenge: this.cfg.challengeType, names: this.allowed.size, ...(this.clockOffsetMs !== 0 ? { clock_offset_ms: this.clockOffsetMs } : {}) });
     this.manager.manage(this.allowed);
   }
 

@@ -115,9 +115,11 @@ export class Supervisor {
       if (a.port !== 0) this.ports[a.listener] = a.port;
     }
     if (this.config.acme !== null) {
+      // EDGEMUX_ACME_CLOCK_OFFSET_MS (tests): the ACME clock runs ahead, so a renewal comes due now.
+      const offset = Number(this.runtime.env("EDGEMUX_ACME_CLOCK_OFFSET_MS") ?? 0);
       const acme = new AcmeService(this.config.acme, this.config, this.log, (m) => {
         for (const w of this.workers) w.handle?.postMessage(m);
-      });
+      }, Number.isFinite(offset) ? offset : 0);
       // Loads the account and stored certificates only: a CA that is down delays issuance, never the start.
       await acme.start();
       this.acme = acme;

@@ -34,7 +34,7 @@ export class Chromium {
   }
 
   /** Starts Chromium headless with a fresh profile; resolves once the DevTools socket is open. */
-  static async launch(opts: { width?: number; height?: number; timeoutMs?: number } = {}): Promise<Chromium> {
+  static async launch(opts: { width?: number; height?: number; timeoutMs?: number; args?: string[] } = {}): Promise<Chromium> {
     const profile = mkdtempSync(join(tmpdir(), "edgemux-chromium-"));
     const args = [
       "--headless",
@@ -52,6 +52,7 @@ export class Chromium {
       `--window-size=${opts.width ?? 1400},${opts.height ?? 1000}`,
       "--remote-debugging-address=127.0.0.1",
       "--remote-debugging-port=0",
+      ...(opts.args ?? []),
       "about:blank",
     ];
     const proc = spawn(CHROMIUM, args, { stdio: ["ignore", "ignore", "pipe"] });
