@@ -72,7 +72,8 @@ export abstract class FrontListener<C extends ListenerConfig, S extends FrontCon
     }
     this.config = s.listener as C;
     this.access = s.access;
-    this.logConnections = s.config.log.connections;
+    // Nothing to build per connection when its record would be dropped by the level anyway.
+    this.logConnections = s.config.log.connections && this.deps.log.enabled("info");
     this.routeSlots = s.slots.routes;
     this.overflowRouteSlot = s.slots.overflowRoute;
     this.configure(s);

@@ -56,6 +56,13 @@ export interface FrontHost {
   readonly log: Logger;
   /** Set when established relays may move to the kernel relay (plain sockets both sides only). */
   readonly kernelRelay?: KernelPromotion | null;
+  /**
+   * Connection records are written (log.connections and the info level): the
+   * client's address is then read at accept, while the socket surely has it.
+   * False: it is read on first use (policy, PROXY header, tunnel open), which
+   * saves two getpeername calls per connection nobody asks about. Absent: at accept.
+   */
+  readonly logConnections?: boolean;
   now(): number;
   sessionEnded(s: FrontSession): void;
 }
@@ -64,9 +71,25 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   phase: Phase;
   /** Coarse ms when the current phase's deadline started (sweeper). */
   phaseStartedMs: number;
-  /** The client: the socket's peer, or who the inbound PROXY header named. Read at accept: after a close some runtimes report "". */
-  clientAddress: string;
-  clientPort: number;
+  /**
+   * The client: the socket's peer, or who the inbound PROXY header named. Read
+   * at accept when a record will need it (after a close some runtimes report
+   * ""), else on first use.
+   */
+  private peerAddress: string | null = null;
+  private peerPort = 0;
+  get clientAddress(): string {
+    if (this.peerAddress === null) this.readPeer();
+    return this.peerAddress!;
+  }
+  get clientPort(): number {
+    if (this.peerAddress === null) this.readPeer();
+    return this.peerPort;
+  }
+  private readPeer(): void {
+    this.peerAddress = this.client.remoteAddress;
+    this.peerPort = this.client.remotePort;
+  }
   /** The route's stats slot, set by the preamble once it chose one; -1 before. */
   routeSlot = -1;
   relay: Relay | null = null;
@@ -95,8 +118,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
   private clientGone = false;
 
   constructor(readonly client: Conn, readonly host: FrontHost, readonly preamble: Preamble, nowMs: number) {
-    this.clientAddress = client.remoteAddress;
-    this.clientPort = client.remotePort;
+    if (host.logConnections !== false) this.readPeer();
     this.phaseStartedMs = nowMs;
     const accept = host.config.acceptProxy;
     if (accept !== "none") {
@@ -146,8 +168,8 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
     }
     if (r === null) return;
     if (r.client !== null) {
-      this.clientAddress = r.client.address;
-      this.clientPort = r.client.port;
+      this.peerAddress = r.client.address;
+      this.peerPort = r.client.port;
     }
     this.proxyIn = null;
     this.phase = Phase.Preamble;

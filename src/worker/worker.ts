@@ -127,12 +127,13 @@ export class DataPlane {
   private reload(config: Config, slots: SlotAssignment, seq: number): void {
     try {
       const byName = new Map(this.settingsFor(config, slots).map((s) => [s.listener.name, s]));
+      // The level first: listeners decide from it whether connection records are built at all.
+      this.log.configure(config.log.level, config.log.format);
       for (const l of this.listeners) {
         const s = byName.get(l.name);
         if (s) l.update(s); // the supervisor refuses listener removal; keep serving
       }
       if (this.upstream !== null) this.upstream.backendSlots = slots.backends ?? {};
-      this.log.configure(config.log.level, config.log.format);
       this.port.post({ type: "reloaded", workerId: this.workerId, seq });
     } catch (err) {
       this.port.post({ type: "reload-failed", workerId: this.workerId, seq, error: asProxyError(err, "CONFIG").toRecord() });
