@@ -44,7 +44,7 @@ count_bun "$log_dir/bun.log"
 [ "$bun_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/bun.log" && failed=$((failed + 1))
 
 echo "== end-to-end suites with edgemux on Deno"
-EDGEMUX_RUNTIME=deno bun test --timeout 60000 test/frontdoor_e2e_test.ts test/agent_config_test.ts test/agent_metrics_test.ts test/sni_routing_test.ts test/sni_lifecycle_test.ts test/sni_bad_input_test.ts test/cli_test.ts test/connect_proxy_test.ts test/connect_hbone_test.ts test/sni_hbone_test.ts test/tunnel_e2e_test.ts test/connection_id_test.ts test/examples_test.ts test/socket_activation_test.ts test/upgrade_test.ts test/http_strict_test.ts test/udp_listener_test.ts test/admin_auth_test.ts test/dashboard_chromium_test.ts test/http_edge_test.ts test/http_interop_test.ts 2>&1 | tee "$log_dir/deno.log"
+EDGEMUX_RUNTIME=deno bun test --timeout 60000 test/frontdoor_e2e_test.ts test/agent_config_test.ts test/agent_metrics_test.ts test/sni_routing_test.ts test/sni_lifecycle_test.ts test/sni_bad_input_test.ts test/cli_test.ts test/connect_proxy_test.ts test/connect_hbone_test.ts test/sni_hbone_test.ts test/tunnel_e2e_test.ts test/connection_id_test.ts test/remote_files_test.ts test/remote_shell_test.ts test/examples_test.ts test/socket_activation_test.ts test/upgrade_test.ts test/http_strict_test.ts test/udp_listener_test.ts test/admin_auth_test.ts test/dashboard_chromium_test.ts test/http_edge_test.ts test/http_interop_test.ts 2>&1 | tee "$log_dir/deno.log"
 deno_rc=${PIPESTATUS[0]}
 count_bun "$log_dir/deno.log"
 [ "$deno_rc" -ne 0 ] && ! grep -qE '^ *[1-9][0-9]* fail$' "$log_dir/deno.log" && failed=$((failed + 1))

@@ -81,7 +81,7 @@ describe("agent settings", () => {
       "--forward: port must be 0..65535, got 99999",
       "reconnect_max: must not be less than reconnect_min",
     ]);
-    expect(await problems(() => loadAgentConfig({ edge: "e:1" }))).toEqual(["expose: nothing to do: give at least one --expose or --forward"]);
+    expect(await problems(() => loadAgentConfig({ edge: "e:1" }))).toEqual(["expose: nothing to do: give at least one --expose, --forward, --allow-files or --allow-shell"]);
   });
 
   test("examples/agent.toml is a valid agent file (with a token given on the command line)", async () => {

@@ -233,7 +233,7 @@ describe("edgemux CLI", () => {
   });
 
   test("a flag of another command is reported as such", async () => {
-    expect(await usageError("serve", "--edge", "edge:7443")).toBe("edgemux serve: unknown flag --edge (--edge is a flag of `edgemux agent`)");
+    expect(await usageError("serve", "--edge", "edge:7443")).toBe("edgemux serve: unknown flag --edge (--edge is a flag of `edgemux agent`, `edgemux shell`, `edgemux cp` and `edgemux agent-reload`)");
     expect(await usageError("agent", "--workers", "2")).toBe("edgemux agent: unknown flag --workers (--workers is a flag of `edgemux serve` and `edgemux check-config`)");
     expect(await usageError("version", "-c", "x")).toBe("edgemux version: unknown flag -c (-c is a flag of `edgemux serve`, `edgemux check-config` and `edgemux agent`)");
     expect(await usageError("--workers", "2")).toBe("edgemux: --workers is a flag of `edgemux serve` and `edgemux check-config`: give the command first");

@@ -30,12 +30,12 @@ import {
   proxyV1Length,
   proxyV2Length,
 } from "../proto/proxy_protocol.ts";
-import { encodeTunnelMessage, OPEN_MAX_MESSAGE, type OpenMessage, TunnelErrorCode, type WelcomeMessage } from "../proto/tunnel_control.ts";
+import { encodeTunnelMessage, OPEN_MAX_MESSAGE, type OpenMessage, type RemoteMessage, TunnelErrorCode, tunnelErrorInfo, type WelcomeMessage } from "../proto/tunnel_control.ts";
 import { Relay, type RelayOwner } from "../relay/mod.ts";
 import type { Conn, ConnHandler, HttpServer, Listener, Runtime } from "../runtime/types.ts";
 import { formatPeer } from "../proto/ip_text.ts";
 import { VERSION } from "../version.ts";
-import { type AgentConfig, describeTarget, type Expose, type Forward } from "./config.ts";
+import { type AgentConfig, describeTarget, type Expose, type FilesConfig, type Forward, type ShellConfig } from "./config.ts";
 import { type ConnectFn, dialEdge, EdgeRefusal } from "./dial.ts";
 import { AgentSession, type SessionEvents } from "./session.ts";
 import { UdpDestination, type UdpHost, UdpSource } from "./udp.ts";
@@ -52,6 +52,10 @@ export interface AgentDeps {
   connect?: ConnectFn;
   /** Jitter source, [0, 1). */
   random?: () => number;
+  /** Re-reads and validates the agent's config (`edgemux agent-reload`); absent: reload is refused. */
+  reload?: () => Promise<AgentConfig>;
+  /** With --state-dir: remembers an edge this agent reached (state.ts recordEdge). */
+  recordEdge?: (r: { edge: string; session: string; seen_as: string; at: string }) => void;
 }
 
 interface Counters {
@@ -147,8 +151,17 @@ export class Agent implements SessionEvents, UdpHost {
   welcomeMsg: WelcomeMessage | null = null;
   connectedSince: number | null = null;
   private udpSweep: ReturnType<typeof setInterval> | null = null;
+  /** Remote access as configured now (agent-reload replaces these). */
+  files: FilesConfig | null;
+  shell: ShellConfig | null;
+  /** Operator streams by kind: accepted, refused, failed. */
+  readonly remoteCounters = new Map<string, { streams: number; refused: number; errors: number }>();
+  /** Live remote shells, ended on stop. */
+  readonly shells = new Set<{ close(): void }>();
 
   constructor(readonly cfg: AgentConfig, private readonly deps: AgentDeps) {
+    this.files = cfg.files ?? null;
+    this.shell = cfg.shell ?? null;
     this.connect = deps.connect ?? ((o) => deps.runtime.connect(o));
     this.random = deps.random ?? Math.random;
     for (const x of cfg.exposes) {
@@ -264,7 +277,8 @@ export class Agent implements SessionEvents, UdpHost {
 
   private roles(): ("source" | "destination")[] {
     const r: ("source" | "destination")[] = [];
-    if (this.cfg.exposes.length > 0) r.push("destination");
+    // Remote access (shell, files, reload) makes this agent a destination of operator streams.
+    if (this.cfg.exposes.length > 0 || this.files !== null || this.shell !== null) r.push("destination");
     if (this.cfg.forwards.length > 0) r.push("source");
     return r;
   }
@@ -327,6 +341,11 @@ export class Agent implements SessionEvents, UdpHost {
     this.attempt = 0;
     this.welcomeMsg = w;
     this.connectedSince = wallMs();
+    try {
+      this.deps.recordEdge?.({ edge: `${this.cfg.edge.hostname}:${this.cfg.edge.port}`, session: w.session, seen_as: w.peer, at: new Date().toISOString() });
+    } catch (e) {
+      this.log.warn("cannot write the state dir", { reason: (e as Error).message });
+    }
     this.log.info("connected to the edge", {
       session: w.session,
       edge: w.edge,
@@ -405,6 +424,114 @@ export class Agent implements SessionEvents, UdpHost {
         refuse(TunnelErrorCode.SERVICE_UNREACHABLE, `agent '${this.cfg.name}' cannot reach ${describeTarget(target)}: ${e.message}`);
       },
     );
+  }
+
+  // ---------------------------------------------------------------- operator streams
+
+  /**
+   * An operator stream (the edge checked the operator's token and its
+   * `agents` patterns): a shell, a file copy or a reload, if this agent
+   * offers it. Logged with the operator's token name (the edge's audit line
+   * has the same `conn`).
+   */
+  remote(s: AgentSession, stream: Conn, m: RemoteMessage): void {
+    const c = this.remoteCounters.get(m.kind) ?? { streams: 0, refused: 0, errors: 0 };
+    this.remoteCounters.set(m.kind, c);
+    const tag = { kind: m.kind, operator: m.operator ?? null, conn: m.connId ?? null, path: m.path ?? null, command: m.command ?? null };
+    const startedAt = wallMs();
+    let answered = false;
+    const reply = {
+      log: this.log,
+      ok: () => {
+        answered = true;
+        c.streams++;
+        stream.write(encodeTunnelMessage({ type: "ok" }, OPEN_MAX_MESSAGE));
+        this.log.info("remote access", tag);
+      },
+      refuse: (code: number, reason: string) => {
+        answered = true;
+        c.refused++;
+        this.log.info("remote access refused", { ...tag, code, error: tunnelErrorInfo(code).name, reason });
+        stream.write(encodeTunnelMessage({ type: "error", code, message: reason.slice(0, 1000) }, OPEN_MAX_MESSAGE));
+        stream.end();
+        stream.setHandler({ ...NULL_HANDLER, onEnd: (cc) => cc.close() });
+        stream.resume();
+        s.streamDone();
+      },
+      finished: (o: { bytes: number; error: string | null; status?: number }) => {
+        if (o.error !== null) c.errors++;
+        this.log.info("remote access ended", { ...tag, bytes: o.bytes, status: o.status ?? null, duration_ms: Math.round(wallMs() - startedAt), error: o.error });
+        s.streamDone();
+      },
+    };
+    const failed = (e: Error) => {
+      if (!answered) reply.refuse(TunnelErrorCode.FILE_FAILED, e.message);
+      else {
+        stream.close();
+        reply.finished({ bytes: 0, error: e.message });
+      }
+    };
+    switch (m.kind) {
+      case "reload":
+        void this.reloadConfig(stream, reply).catch(failed);
+        return;
+      case "shell": {
+        const shell = this.shell;
+        if (shell === null) return reply.refuse(TunnelErrorCode.REMOTE_DISABLED, `agent '${this.cfg.name}' does not allow shells (start it with --allow-shell, or a [shell] table)`);
+        if (this.deps.runtime.spawnPty === undefined) {
+          return reply.refuse(TunnelErrorCode.REMOTE_DISABLED, `agent '${this.cfg.name}' runs on ${this.deps.runtime.name}, which has no pseudo-terminal: shells need the agent on Bun`);
+        }
+        void import("./remote_shell.ts").then(({ serveShell }) => serveShell(this, shell, stream, m, reply)).catch(failed);
+        return;
+      }
+      default: {
+        const files = this.files;
+        if (files === null) return reply.refuse(TunnelErrorCode.REMOTE_DISABLED, `agent '${this.cfg.name}' does not allow file copies (start it with --allow-files DIR, or a [files] table)`);
+        void import("./remote_files.ts").then(({ serveFiles }) => serveFiles(files, stream, m, reply)).catch(failed);
+      }
+    }
+  }
+
+  /**
+   * `edgemux agent-reload`: re-read the config file. A file that does not
+   * validate changes nothing (RELOAD_FAILED, with every problem); a valid one
+   * replaces the remote-access settings ([files], [shell]) at once; settings
+   * that need a new session or listener (edge, token, services, forwards) are
+   * named as needing a restart.
+   */
+  private async reloadConfig(stream: Conn, reply: { ok(): void; refuse(code: number, reason: string): void; finished(o: { bytes: number; error: string | null }): void }): Promise<void> {
+    if (this.deps.reload === undefined || !this.cfg.configPath) {
+      return reply.refuse(TunnelErrorCode.RELOAD_FAILED, `agent '${this.cfg.name}' was started without --config: there is no file to re-read`);
+    }
+    let next: AgentConfig;
+    try {
+      next = await this.deps.reload();
+    } catch (e) {
+      const problems = (e as { issues?: string[] }).issues ?? [(e as Error).message];
+      this.log.warn("agent-reload: the config file does not validate; nothing changed", { file: this.cfg.configPath, problems });
+      return reply.refuse(TunnelErrorCode.RELOAD_FAILED, `${this.cfg.configPath}: ${problems.join("; ")}`);
+    }
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const restart: string[] = [];
+    const checks: [string, unknown, unknown][] = [
+      ["edge", this.cfg.edge, next.edge], ["servername", this.cfg.servername, next.servername], ["transport", this.cfg.transport, next.transport],
+      ["token", this.cfg.token, next.token], ["name", this.cfg.name, next.name], ["expose", this.cfg.exposes, next.exposes],
+      ["forward", this.cfg.forwards, next.forwards], ["status", this.cfg.status, next.status], ["state_dir", this.cfg.stateDir, next.stateDir], ["ca", this.cfg.ca, next.ca], ["cert", this.cfg.cert, next.cert],
+    ];
+    for (const [k, a, b] of checks) if (!same(a, b)) restart.push(k);
+    const applied: string[] = [];
+    if (!same(this.files, next.files ?? null)) applied.push("files");
+    if (!same(this.shell, next.shell ?? null)) applied.push("shell");
+    this.files = next.files ?? null;
+    this.shell = next.shell ?? null;
+    this.log.info("agent-reload: config re-read", { file: this.cfg.configPath, applied, restart_needed: restart });
+    reply.ok();
+    const { FrameStream } = await import("../remote/frame_stream.ts");
+    const { encodeMsg } = await import("../remote/frames.ts");
+    const fs = new FrameStream(stream);
+    fs.write(encodeMsg({ done: true, valid: true, file: this.cfg.configPath, applied, restart_needed: restart }));
+    fs.end();
+    reply.finished({ bytes: 0, error: null });
   }
 
   closed(s: AgentSession, err?: ProxyError): void {
@@ -492,6 +619,7 @@ export class Agent implements SessionEvents, UdpHost {
     for (const u of this.udpSources) u.close();
     for (const d of this.udpDestinations) d.close();
     for (const f of this.fileServers) void f.close();
+    for (const sh of [...this.shells]) sh.close();
     this.session?.close();
     for (const s of this.leaving) s.close();
     this.sessionWaiter?.({ kind: "fatal" });
@@ -529,6 +657,11 @@ export class Agent implements SessionEvents, UdpHost {
         bytes_out: c.bytesOut,
       })),
       bytes: { in: this.bytesIn, out: this.bytesOut },
+      remote: {
+        files: this.files === null ? null : { roots: this.files.roots, max_size: this.files.maxSize, read_only: this.files.readOnly },
+        shell: this.shell === null ? null : { command: this.shell.command, allow: this.shell.allow, idle_timeout_ms: this.shell.idleTimeoutMs, pty: this.deps.runtime.spawnPty !== undefined },
+        streams: Object.fromEntries(this.remoteCounters),
+      },
     };
   }
 }

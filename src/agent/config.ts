@@ -14,6 +14,26 @@ import { parseDuration } from "../config/durations.ts";
 import { ConfigError } from "../config/issues.ts";
 import { AGENT_DEFAULTS } from "./defaults.ts";
 import { AGENT_NAME, type ProxyWish, SERVICE_NAME } from "../proto/tunnel_control.ts";
+import { type FileRoot, fileRoot } from "../remote/paths.ts";
+
+/** Remote file access (`--allow-files`, `[files]`): operators copy files to and from these roots. */
+export interface FilesConfig {
+  roots: FileRoot[];
+  /** Largest file copied either way, bytes. */
+  maxSize: number;
+  /** Refuse put and mkdir. */
+  readOnly: boolean;
+}
+
+/** Remote shells (`--allow-shell`, `[shell]`). */
+export interface ShellConfig {
+  /** What `edgemux shell AGENT` runs. */
+  command: string[];
+  /** Commands an operator may run instead (`edgemux shell AGENT -- CMD`): program names or paths, "*" = any; empty = only `command`. */
+  allow: string[];
+  /** A shell with no bytes either way for this long is ended (0 = never). */
+  idleTimeoutMs: number;
+}
 
 export type ExposeTarget =
   | { kind: "tcp"; hostname: string; port: number }
@@ -59,6 +79,14 @@ export interface AgentConfig {
   /** Open streams on the session, both directions; the edge refuses opens past it. */
   maxStreams: number;
   log: { level: "debug" | "info" | "warn" | "error"; format: "text" | "json" };
+  /** Remote file access; absent or null: refused (REMOTE_DISABLED). */
+  files?: FilesConfig | null;
+  /** Remote shells; absent or null: refused (REMOTE_DISABLED). */
+  shell?: ShellConfig | null;
+  /** The config file (absolute), which `edgemux agent-reload` re-reads; null without one. */
+  configPath?: string | null;
+  /** `--state-dir`: the agent's key pair, certificate and the edges it last reached (state.ts); null: none kept. */
+  stateDir?: string | null;
 }
 
 /** Flag values as parsed from the command line (strings, or arrays for repeatable flags). */
@@ -85,6 +113,9 @@ export interface AgentFlags {
   "max-streams"?: string;
   "log-level"?: string;
   "log-format"?: string;
+  "allow-files"?: string[];
+  "allow-shell"?: boolean;
+  "state-dir"?: string;
 }
 
 const FILE_KEYS = new Set([
@@ -108,7 +139,13 @@ const FILE_KEYS = new Set([
   "log",
   "expose",
   "forward",
+  "files",
+  "shell",
+  "state_dir",
 ]);
+
+const FILES_KEYS = ["roots", "max_size", "read_only"];
+const SHELL_KEYS = ["command", "allow", "idle_timeout"];
 
 class Problems {
   readonly list: string[] = [];
@@ -348,7 +385,11 @@ function agentConfigFrom(flags: AgentFlags, raw: Record<string, unknown>, env: (
   }
   const given = (flags.expose?.length ?? 0) + (flags.forward?.length ?? 0) + (flags["forward-udp"]?.length ?? 0) +
     (Array.isArray(fileExposes) ? fileExposes.length : 0) + (Array.isArray(fileForwards) ? fileForwards.length : 0);
-  if (given === 0) p.add("expose", "nothing to do: give at least one --expose or --forward");
+  const stateDir = pick("state-dir", "state_dir");
+  if (stateDir !== undefined && (stateDir.v === "" || stateDir.v.includes("\0"))) p.add(stateDir.field, "must be a directory path");
+  const files = readFiles(flags, raw, baseDir, cwd, p);
+  const shell = readShell(flags, raw, env, p);
+  if (given === 0 && files === null && shell === null) p.add("expose", "nothing to do: give at least one --expose, --forward, --allow-files or --allow-shell");
 
   const statusText = pick("status", "status");
   let status: AgentConfig["status"] = null;
@@ -408,8 +449,79 @@ function agentConfigFrom(flags: AgentFlags, raw: Record<string, unknown>, env: (
     streamWindow,
     maxStreams,
     log: { level: level as AgentConfig["log"]["level"], format: format as AgentConfig["log"]["format"] },
+    files,
+    shell,
+    configPath: flags.config !== undefined ? resolve(flags.config) : null,
+    stateDir: stateDir ? resolve(stateDir.base, stateDir.v) : null,
   };
   if (p.list.length > 0) throw new ConfigError(p.list, "invalid agent configuration");
+  return cfg;
+}
+
+/** `--allow-files DIR` (repeatable, `NAME=DIR`) and `[files]`: the flags' roots add to the file's. */
+function readFiles(flags: AgentFlags, raw: Record<string, unknown>, baseDir: string, cwd: string, p: Problems): FilesConfig | null {
+  const t = raw["files"];
+  const specs: { spec: string; field: string; base: string }[] = [];
+  let maxSize = AGENT_DEFAULTS.filesMaxSize;
+  let readOnly = false;
+  if (t !== undefined) {
+    if (typeof t !== "object" || t === null || Array.isArray(t)) p.add("files", "must be a table ([files])");
+    else {
+      const f = t as Record<string, unknown>;
+      for (const k of Object.keys(f)) if (!FILES_KEYS.includes(k)) p.add(`files.${k}`, `unknown key (${FILES_KEYS.join(", ")})`);
+      if (!Array.isArray(f.roots) || f.roots.length === 0 || f.roots.some((r) => typeof r !== "string")) p.add("files.roots", "must list at least one directory (strings)");
+      else f.roots.forEach((r, i) => specs.push({ spec: r as string, field: `files.roots[${i}]`, base: baseDir }));
+      if (f.max_size !== undefined) {
+        if (typeof f.max_size !== "number" || !Number.isSafeInteger(f.max_size) || f.max_size < 1) p.add("files.max_size", `must be a positive integer (bytes), got ${JSON.stringify(f.max_size)}`);
+        else maxSize = f.max_size;
+      }
+      if (f.read_only !== undefined) {
+        if (typeof f.read_only !== "boolean") p.add("files.read_only", "must be true or false");
+        else readOnly = f.read_only;
+      }
+    }
+  }
+  for (const d of flags["allow-files"] ?? []) specs.push({ spec: d, field: "--allow-files", base: cwd });
+  if (specs.length === 0) return null;
+  const roots: FileRoot[] = [];
+  for (const s of specs) {
+    try {
+      const r = fileRoot(s.spec, s.base);
+      if (roots.some((x) => x.name === r.name)) p.add(s.field, `root name ${JSON.stringify(r.name)} is used twice (name one: NAME=DIR)`);
+      roots.push(r);
+    } catch (e) {
+      p.add(s.field, `cannot use ${JSON.stringify(s.spec)} as a file root: ${(e as Error).message}`);
+    }
+  }
+  return { roots, maxSize, readOnly };
+}
+
+/** `--allow-shell` and `[shell]`: either one turns shells on. */
+function readShell(flags: AgentFlags, raw: Record<string, unknown>, env: (name: string) => string | undefined, p: Problems): ShellConfig | null {
+  const t = raw["shell"];
+  if (t === undefined && flags["allow-shell"] !== true) return null;
+  const shell = env("SHELL");
+  const cfg: ShellConfig = { command: [shell && shell.startsWith("/") ? shell : "/bin/sh"], allow: [], idleTimeoutMs: 0 };
+  if (t === undefined) return cfg;
+  if (typeof t !== "object" || t === null || Array.isArray(t)) {
+    p.add("shell", "must be a table ([shell])");
+    return cfg;
+  }
+  const f = t as Record<string, unknown>;
+  for (const k of Object.keys(f)) if (!SHELL_KEYS.includes(k)) p.add(`shell.${k}`, `unknown key (${SHELL_KEYS.join(", ")})`);
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string" && x !== "" && !x.includes("\0"));
+  if (f.command !== undefined) {
+    if (!strings(f.command) || (f.command as string[]).length === 0) p.add("shell.command", `must be a non-empty list of strings, e.g. ["/bin/bash", "-l"]`);
+    else cfg.command = f.command as string[];
+  }
+  if (f.allow !== undefined) {
+    if (!strings(f.allow)) p.add("shell.allow", `must be a list of commands (names or paths), or ["*"] for any`);
+    else cfg.allow = f.allow as string[];
+  }
+  if (f.idle_timeout !== undefined) {
+    if (typeof f.idle_timeout !== "string") p.add("shell.idle_timeout", `must be a duration string ("30m"), got ${JSON.stringify(f.idle_timeout)}`);
+    else cfg.idleTimeoutMs = f.idle_timeout === "0" || f.idle_timeout === "0s" ? 0 : duration(f.idle_timeout, "shell.idle_timeout", 1000, 7 * 86_400_000, p);
+  }
   return cfg;
 }
 

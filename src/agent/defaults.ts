@@ -14,6 +14,8 @@ export const AGENT_DEFAULTS = {
   // and a round trip through two relays is several event-loop turns.
   streamWindow: 262_144,
   maxStreams: 16_384,
+  /** [files] max_size: the largest file copied either way (4 GiB). */
+  filesMaxSize: 4 * 1024 * 1024 * 1024,
   logLevel: "info",
   logFormat: "text",
 } as const;

@@ -79,8 +79,11 @@ class UpgradeReader implements ConnHandler {
   }
 }
 
+/** What dialing the edge needs (an agent's config, or an operator command's flags). */
+export type DialSettings = Pick<AgentConfig, "edge" | "servername" | "transport" | "token" | "ca" | "cert" | "key" | "connectTimeoutMs">;
+
 /** Connects to the edge and upgrades; bounded by `connectTimeoutMs` end to end. */
-export function dialEdge(cfg: AgentConfig, connect: ConnectFn): Promise<Dialed> {
+export function dialEdge(cfg: DialSettings, connect: ConnectFn): Promise<Dialed> {
   const transport: UpgradeTransport = cfg.transport === "websocket" ? "websocket" : "smux";
   // Web Crypto, not node:crypto (which costs an agent ~4 MB of resident memory to load).
   const wsKey = transport === "websocket" ? base64(crypto.getRandomValues(new Uint8Array(16))) : undefined;

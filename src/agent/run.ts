@@ -23,7 +23,28 @@ export async function runAgent(rt: Runtime, flags: AgentFlags, err: (s: string) 
   const log = new Logger(cfg.log.level, cfg.log.format, { agent: cfg.name });
   // Ids of connections this agent starts (source role): `a.<boot>.<n>`.
   setConnIdTag("a");
-  const agent = new Agent(cfg, { runtime: rt, log });
+  // The state dir (and the DER encoder under it) loads only with --state-dir.
+  let state: { fingerprint: string; dir: string } | null = null;
+  let recordEdge: ((r: { edge: string; session: string; seen_as: string; at: string }) => void) | undefined;
+  if (cfg.stateDir) {
+    try {
+      const st = await import("./state.ts");
+      const s = await st.openState(cfg.stateDir, cfg.name);
+      for (const w of s.warnings) log.warn("state dir permissions fixed", { reason: w });
+      state = { fingerprint: s.fingerprint, dir: s.dir };
+      const last = st.readEdges(s.dir)[0];
+      if (last) log.info("state dir", { dir: s.dir, fingerprint: s.fingerprint, last_edge: last.edge, last_reached: last.at });
+      recordEdge = (r) => st.recordEdge(s.dir, r);
+    } catch (e) {
+      err(`edgemux agent: --state-dir ${cfg.stateDir}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
+  // agent-reload re-reads the same file with the same flags (flags still win).
+  const agent = new Agent(cfg, { runtime: rt, log, reload: () => loadAgentConfig(flags, (n) => rt.env(n)), ...(recordEdge ? { recordEdge } : {}) });
+  if (cfg.shell && rt.spawnPty === undefined) {
+    log.warn("shells are allowed but this runtime has no pseudo-terminal: every shell will be refused (REMOTE_DISABLED); run the agent on Bun for shells", { runtime: rt.name });
+  }
   let bound;
   let status = null;
   try {
@@ -49,6 +70,10 @@ export async function runAgent(rt: Runtime, flags: AgentFlags, err: (s: string) 
     transport: cfg.transport,
     services: cfg.exposes.map((x) => x.name),
     forwards: bound.forwards,
+    files: cfg.files ? cfg.files.roots.map((r) => `${r.name}=${r.dir}`) : null,
+    state_dir: state?.dir ?? null,
+    fingerprint: state?.fingerprint ?? null,
+    shell: cfg.shell ? (rt.spawnPty ? cfg.shell.command.join(" ") : "unavailable (no PTY)") : null,
     status: status ? formatPeer(status.hostname, status.port) : null,
   });
   const code = await agent.exited;

@@ -15,6 +15,7 @@ import {
   type HelloMessage,
   OPEN_MAX_MESSAGE,
   type OpenMessage,
+  type RemoteMessage,
   TUNNEL_VERSION,
   TunnelErrorCode,
   type TunnelMessage,
@@ -34,6 +35,8 @@ export interface SessionEvents {
   goAway(s: AgentSession, delayMs: number, reason: string): void;
   /** The edge opened a stream for one of our services; `rest` are bytes after the open. */
   incoming(s: AgentSession, stream: Conn, open: OpenMessage): void;
+  /** The edge opened an operator stream (shell, files, reload), already allowed by the operator's token; answer ok or error. */
+  remote(s: AgentSession, stream: Conn, open: RemoteMessage): void;
   /** Session over. */
   closed(s: AgentSession, err?: ProxyError): void;
 }
@@ -174,6 +177,10 @@ export class AgentSession implements ConnHandler {
         this.streamDone();
         return;
       }
+      if (msg!.type === "remote") {
+        this.events.remote(this, handOver(fm), msg as RemoteMessage);
+        return;
+      }
       if (msg!.type !== "open") {
         s.write(encodeTunnelMessage({ type: "error", code: TunnelErrorCode.PROTOCOL, message: `expected open, got ${msg!.type}` }, OPEN_MAX_MESSAGE));
         s.end();
@@ -184,8 +191,8 @@ export class AgentSession implements ConnHandler {
     }, "upstream");
   }
 
-  /** Opens a stream to `service` on the edge (source role); resolves after the edge's ok, paused, ready to relay. */
-  openService(open: OpenMessage): Promise<Conn> {
+  /** Opens a stream to `service` on the edge (source role), or an operator stream; resolves after the edge's ok, paused, ready to relay. */
+  openService(open: OpenMessage | RemoteMessage): Promise<Conn> {
     return new Promise<Conn>((resolve, reject) => {
       if (this.closed || this.welcomed === null) {
         reject(new ProxyError("UPSTREAM_RESET", "upstream", "not connected to the edge"));

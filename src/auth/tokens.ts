@@ -2,7 +2,8 @@
  * The `[[tokens]]` policy, one for every role: who may use a forward-proxy
  * listener (role "proxy") and, for the tunnel listener, who may open sessions
  * (roles "source" / "destination", by token or by client certificate, service
- * patterns, max_sessions).
+ * patterns, max_sessions) and who may reach agents' shells, files and reload
+ * through it (role "operator", with the agent-name patterns of `agents`).
  *
  * Secrets are never stored: a token is configured as the SHA-256 of its
  * secret. A presented secret is hashed once; the digest is the key of a Map
@@ -33,6 +34,9 @@ export class TokenGrant {
   /** Patterns with `*` globs ("web-*", "*.dev", "a*b"); `*` matches any run of service-name characters. */
   private readonly globs: RegExp[] = [];
   private any = false;
+  /** Role "operator": agent-name globs it may reach (shell, files, reload); matched case-sensitively, as agent names are. */
+  readonly agents: readonly string[];
+  private readonly agentGlobs: RegExp[];
 
   constructor(t: TokenConfig, readonly index: number) {
     this.name = t.name;
@@ -46,6 +50,15 @@ export class TokenGrant {
       else if (!p.includes("*")) this.exact.add(p.toLowerCase());
       else this.globs.push(new RegExp(`^${p.toLowerCase().split("*").map((part) => part.replace(/[.\\^$+?()[\]{}|-]/g, "\\$&")).join("[a-z0-9_.-]*")}$`));
     }
+    this.agents = t.agents ?? [];
+    this.agentGlobs = this.agents.map((p) => new RegExp(`^${p.split("*").map((part) => part.replace(/[.\\^$+?()[\]{}|-]/g, "\\$&")).join("[A-Za-z0-9_.@-]*")}$`));
+  }
+
+  /** Role "operator": whether the agent patterns allow reaching agent `name`. */
+  allowsAgent(name: string): boolean {
+    if (!this.roles.has("operator")) return false;
+    for (const g of this.agentGlobs) if (g.test(name)) return true;
+    return false;
   }
 
   /** Whether the service patterns allow `service`. */

@@ -93,7 +93,53 @@ const agentFlags: Record<string, FlagSpec> = {
   "max-streams": { type: "string", placeholder: "N", default: String(AGENT_DEFAULTS.maxStreams), help: "open streams on the session, both directions" },
   "log-level": { type: "string", placeholder: "LEVEL", default: AGENT_DEFAULTS.logLevel, help: "debug | info | warn | error" },
   "log-format": { type: "string", placeholder: "FORMAT", default: AGENT_DEFAULTS.logFormat, help: "text | json" },
+  "allow-files": {
+    type: "string",
+    placeholder: "[NAME=]DIR",
+    multiple: true,
+    default: "none: file copies are refused",
+    help: "let operators copy files to and from DIR (`edgemux cp`), never outside it; repeatable (then paths start with the root's NAME)",
+  },
+  "state-dir": {
+    type: "string",
+    placeholder: "DIR",
+    default: "none: nothing kept",
+    help: "keep the agent's key pair and self-signed certificate (its fingerprint is in the ready line) and the edges it last reached in DIR (created 0700, files 0600)",
+  },
+  "allow-shell": { type: "boolean", default: "off: shells are refused", help: "let operators open a shell on this host (`edgemux shell`), as the agent's user; [shell] sets the command, an allow list and an idle timeout" },
 };
+
+/** The operator commands (`shell`, `cp`, `agent-reload`): how they reach the edge. */
+const operatorFlags: Record<string, FlagSpec> = {
+  edge: { type: "string", placeholder: "HOST:PORT", default: "$EDGEMUX_EDGE", help: "the edge's tunnel listener" },
+  token: { type: "string", placeholder: "TOKEN", default: "$EDGEMUX_TOKEN", help: "a token with role \"operator\" whose agents patterns name the agent (visible in ps: prefer --token-file)" },
+  "token-file": { type: "string", placeholder: "FILE", default: "none", help: "file holding the token" },
+  ca: { type: "string", placeholder: "FILE", default: "system roots", help: "CA bundle (PEM) that verifies the edge's certificate" },
+  servername: { type: "string", placeholder: "NAME", default: "the --edge host", help: "TLS server name (SNI and certificate check)" },
+  cert: { type: "string", placeholder: "FILE", default: "none", help: "client certificate (PEM) for mTLS, with --key" },
+  key: { type: "string", placeholder: "FILE", default: "none", help: "private key (PEM) of --cert" },
+  transport: { type: "string", placeholder: "MODE", default: AGENT_DEFAULTS.transport, help: "upgrade | websocket" },
+  "connect-timeout": { type: "string", placeholder: "DURATION", default: AGENT_DEFAULTS.connectTimeout, help: "dialing the edge: TCP, TLS, upgrade and hello" },
+};
+
+/** Connects an operator command to the edge; null after printing why not (exit status 1, or 2 for bad flags). */
+async function operatorClient(rt: Runtime, values: FlagValues, where: string, err: Out): Promise<{ client: import("../remote/mod.ts").OperatorClient } | { code: number }> {
+  const { ConfigError } = await import("../config/issues.ts");
+  const { OperatorClient, operatorSettings, describeFailure } = await import("../remote/mod.ts");
+  let settings;
+  try {
+    settings = operatorSettings(values as import("../remote/mod.ts").OperatorFlags, (n) => rt.env(n));
+  } catch (e) {
+    err(`${where}: ${e instanceof ConfigError ? e.issues.join("\n") : (e as Error).message}`);
+    return { code: 2 };
+  }
+  try {
+    return { client: await OperatorClient.connect(rt, settings) };
+  } catch (e) {
+    err(`${where}: ${describeFailure(e)}`);
+    return { code: 1 };
+  }
+}
 
 const serveFlags: Record<string, FlagSpec> = {
   ...configFlags,
@@ -266,6 +312,82 @@ export const commands: Record<string, Command> = {
     async run(rt, values, _pos, _out, err) {
       const { runAgent } = await import("../agent/run.ts");
       return await runAgent(rt, values as AgentFlags, err);
+    },
+  },
+  shell: {
+    summary: "open a shell (a pseudo-terminal) on an agent started with --allow-shell; its exit status becomes ours",
+    usage: "edgemux shell --edge HOST:PORT --token-file FILE AGENT [-- COMMAND ARGS...]",
+    flags: operatorFlags,
+    takesArgs: true,
+    async run(rt, values, pos, _out, err) {
+      const [agent, ...command] = pos;
+      if (agent === undefined) return usageError(err, "edgemux shell", "name the agent: edgemux shell AGENT [-- COMMAND ARGS...]", "shell");
+      const c = await operatorClient(rt, values, "edgemux shell", err);
+      if ("code" in c) return c.code === 1 ? 255 : c.code;
+      const { runShell, describeFailure, EXIT_LOST } = await import("../remote/mod.ts");
+      try {
+        return await runShell(c.client, agent, command.length > 0 ? command : undefined, err);
+      } catch (e) {
+        err(`edgemux shell: ${describeFailure(e)}`);
+        return EXIT_LOST;
+      } finally {
+        c.client.close();
+      }
+    },
+  },
+  cp: {
+    summary: "copy files or directory trees to or from an agent started with --allow-files (SHA-256 verified, resumable)",
+    usage: "edgemux cp --edge HOST:PORT --token-file FILE (LOCAL AGENT:PATH | AGENT:PATH LOCAL)",
+    flags: {
+      ...operatorFlags,
+      bwlimit: { type: "string", placeholder: "BYTES", default: "0: unlimited", help: "bytes per second the file data may move at" },
+    },
+    takesArgs: true,
+    async run(rt, values, pos, out, err) {
+      const { parseCopyEnd, upload, download, describeFailure } = await import("../remote/mod.ts");
+      if (pos.length !== 2) return usageError(err, "edgemux cp", `takes a source and a destination, got ${pos.length} argument(s)`, "cp");
+      const from = parseCopyEnd(pos[0]!);
+      const to = parseCopyEnd(pos[1]!);
+      if (("agent" in from) === ("agent" in to)) {
+        return usageError(err, "edgemux cp", "one side must be AGENT:PATH and the other a local path (write a local path with a colon as ./a:b)", "cp");
+      }
+      const bw = typeof values.bwlimit === "string" ? values.bwlimit : "0";
+      if (!/^\d{1,15}$/.test(bw)) return usageError(err, "edgemux cp", `--bwlimit must be a number of bytes per second, got ${JSON.stringify(bw)}`, "cp");
+      const c = await operatorClient(rt, values, "edgemux cp", err);
+      if ("code" in c) return c.code;
+      const o = { bwlimit: Number(bw), out };
+      try {
+        const t = "agent" in to ? await upload(c.client, (from as { local: string }).local, to.agent, to.path, o) : await download(c.client, (from as { agent: string }).agent, (from as { path: string }).path, (to as { local: string }).local, o);
+        out(`${t.files} file(s), ${t.bytes} byte(s) copied`);
+        return 0;
+      } catch (e) {
+        err(`edgemux cp: ${describeFailure(e)}`);
+        return 1;
+      } finally {
+        c.client.close();
+      }
+    },
+  },
+  "agent-reload": {
+    summary: "ask an agent to re-read its config file; prints the result of its validation",
+    usage: "edgemux agent-reload --edge HOST:PORT --token-file FILE AGENT",
+    flags: operatorFlags,
+    takesArgs: true,
+    async run(rt, values, pos, out, err) {
+      if (pos.length !== 1) return usageError(err, "edgemux agent-reload", "name one agent", "agent-reload");
+      const c = await operatorClient(rt, values, "edgemux agent-reload", err);
+      if ("code" in c) return c.code;
+      const { reloadAgent, describeFailure } = await import("../remote/mod.ts");
+      try {
+        const r = await reloadAgent(c.client, pos[0]!);
+        out(`${pos[0]}: ${r.file}: valid; applied: ${r.applied.join(", ") || "nothing changed"}${r.restartNeeded.length > 0 ? `; needs a restart of the agent: ${r.restartNeeded.join(", ")}` : ""}`);
+        return 0;
+      } catch (e) {
+        err(`edgemux agent-reload: ${describeFailure(e)}`);
+        return 1;
+      } finally {
+        c.client.close();
+      }
     },
   },
   "default-config": {

@@ -108,13 +108,15 @@ export const TOKEN_NAME = /^[A-Za-z0-9_.:@\/-]{1,253}$/;
 export const TUNNEL_SERVICE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 /** Tunnel service-name patterns: names with "*" globs. */
 export const SERVICE_PATTERN = /^[A-Za-z0-9_.*-]{1,253}$/;
+/** Agent-name patterns of an operator token (`agents`): agent names (proto/tunnel_control.ts AGENT_NAME) with "*" globs. */
+export const AGENT_PATTERN = /^[A-Za-z0-9_.@*-]{1,64}$/;
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export const LOG_FORMATS = ["text", "json"] as const;
 export const LISTENER_KINDS = ["sni", "connect", "socks5", "tunnel", "tcp", "udp", "http"] as const;
 export const PROXY_AUTH_MODES = ["none", "token"] as const;
 export const CLIENT_CERT_MODES = ["none", "request", "require"] as const;
-export const TOKEN_ROLES = ["proxy", "source", "destination", "http"] as const;
+export const TOKEN_ROLES = ["proxy", "source", "destination", "http", "operator"] as const;
 export const ADMIN_SCOPES = ["read", "admin"] as const;
 export const ACCEPT_PROXY_MODES = ["none", "v1", "v2", "any"] as const;
 export const PROXY_PROTOCOL_MODES = ["none", "v1", "v2"] as const;

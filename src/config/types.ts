@@ -189,7 +189,7 @@ export type ListenerConfig =
   | TcpListenerConfig
   | UdpListenerConfig;
 
-export type TokenRole = "proxy" | "source" | "destination" | "http";
+export type TokenRole = "proxy" | "source" | "destination" | "http" | "operator";
 
 /** One `[[tokens]]` entry (inline or from `tokens_file`). The secret itself is never stored. */
 export interface TokenConfig {
@@ -205,6 +205,8 @@ export interface TokenConfig {
   deny: string[];
   /** Tunnel sessions at once; 0 = unlimited. */
   maxSessions: number;
+  /** Role "operator": agent-name patterns ("*" globs) whose shell, files and reload it may reach; absent or empty = none. */
+  agents?: string[];
 }
 
 /** An inclusive port range; a single port is `{ from: p, to: p }`. */

@@ -15,7 +15,7 @@ import * as D from "./defaults.ts";
 import { type Entry, readBool, readInt, readString, readStringArray, readTable, readTableArray, reportDuplicates } from "./fields.ts";
 import { checkKeys, describe, didYouMean, type Issues, type RawTable } from "./issues.ts";
 
-export const TOKEN_KEYS = ["name", "sha256", "roles", "services", "allow", "deny", "max_sessions"] as const;
+export const TOKEN_KEYS = ["name", "sha256", "roles", "services", "allow", "deny", "max_sessions", "agents"] as const;
 export const TOKENS_FILE_KEYS = ["tokens"] as const;
 export const EGRESS_KEYS = ["allow_hosts", "allow_ports", "allow_cidrs", "deny_cidrs", "allow_private"] as const;
 export const CONNECT_RULE_KEYS = ["identity", "destinations", "listeners"] as const;
@@ -117,8 +117,31 @@ function readToken(is: Issues, t: RawTable, at: string): TokenConfig | null {
   const allow = readCidrList(is, t, "allow", `${at}.allow`);
   const deny = readCidrList(is, t, "deny", `${at}.deny`);
   const maxSessions = readInt(is, t, "max_sessions", `${at}.max_sessions`, D.MAX_SESSIONS);
+  const agents = readAgentPatterns(is, t, at, roles);
   if (name === null || sha === null) return null;
-  return { name, sha256: sha.toLowerCase(), roles, services, allow, deny, maxSessions };
+  return { name, sha256: sha.toLowerCase(), roles, services, allow, deny, maxSessions, ...(agents !== null ? { agents } : {}) };
+}
+
+/**
+ * `agents`: which agents an operator token may reach (shell, files, reload),
+ * as agent names with "*" globs. Required with role "operator" (say ["*"] for
+ * every agent: reaching a shell should never be an accident); only with it.
+ */
+function readAgentPatterns(is: Issues, t: RawTable, at: string, roles: readonly TokenRole[]): string[] | null {
+  const operator = roles.includes("operator");
+  if (t["agents"] === undefined) {
+    if (operator) is.add(`${at}.agents`, `role "operator" needs the agents it may reach, e.g. agents = ["dev-*"] (["*"] for every agent)`);
+    return null;
+  }
+  if (!operator) is.add(`${at}.agents`, `only applies to role "operator" (this token has ${roles.join(", ")})`);
+  const entries = readStringArray(is, t, "agents", `${at}.agents`, D.MAX_PATTERNS).filter(({ value, index }) => {
+    if (D.AGENT_PATTERN.test(value)) return true;
+    is.add(`${at}.agents[${index}]`, `must be an agent name or pattern of 1..64 [A-Za-z0-9_.@-] with "*" globs, got ${describe(value)}`);
+    return false;
+  });
+  reportDuplicates(is, entries, `${at}.agents`);
+  if (Array.isArray(t["agents"]) && t["agents"].length === 0 && operator) is.add(`${at}.agents`, `must name at least one agent pattern (["*"] for every agent)`);
+  return entries.map((e) => e.value);
 }
 
 /** CIDR list, canonical, duplicates reported. */

@@ -71,8 +71,10 @@ describe("connect and socks5 listeners", () => {
     expect(c.tokens.map((t) => [t.name, t.sha256, t.roles, t.services, t.allow, t.deny, t.maxSessions])).toEqual([
       ["ci", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", ["proxy", "source"], ["web", "db-*"], ["10.0.0.0/8"], ["10.9.0.0/16"], 4],
       ["share", "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7", ["http"], ["*"], [], [], 0],
+      ["alice", "d0e8b8f11c98f369016eb2ed3c541e1f01382f9d5b3104c9ffd06b6175a46271", ["operator"], ["*"], [], [], 0],
       ["from-file", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", ["proxy"], ["*"], [], [], 0],
     ]);
+    expect(c.tokens.find((t) => t.name === "alice")!.agents).toEqual(["dev-*"]);
     expect(c.egress).toEqual({
       allowHosts: ["*.example.com", "example.org"],
       allowPorts: [{ from: 443, to: 443 }, { from: 8000, to: 8099 }],
@@ -151,7 +153,7 @@ describe("tokens", () => {
     [`[[tokens]]\nname = "a"`, "tokens[0].sha256: is required"],
     [`[[tokens]]\nname = "a"\nsha256 = "abc"`, 'tokens[0].sha256: must be the 64 hex digits of the secret\'s SHA-256 (`edgemux hash-token` prints it), got "abc"'],
     [`[[tokens]]\nname = "a b"\nsha256 = "${"a".repeat(64)}"`, 'tokens[0].name: must be 1..253 of [A-Za-z0-9_.:@/-], got "a b"'],
-    [`${TOKEN}roles = ["proxi"]`, 'tokens[0].roles[0]: must be one of proxy | source | destination | http, got "proxi" (did you mean "proxy"?)'],
+    [`${TOKEN}roles = ["proxi"]`, 'tokens[0].roles[0]: must be one of proxy | source | destination | http | operator, got "proxi" (did you mean "proxy"?)'],
     [`${TOKEN}roles = []`, "tokens[0].roles: must name at least one role"],
     [`${TOKEN}services = ["a b"]`, 'tokens[0].services[0]: must be a service name or pattern of 1..253 [A-Za-z0-9_.-] with "*" globs, got "a b"'],
     [`${TOKEN}allow = ["10.0.0.1/8"]`, 'tokens[0].allow[0]: "10.0.0.1/8" has bits set past the /8 prefix (did you mean "10.0.0.0/8"?)'],

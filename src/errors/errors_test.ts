@@ -66,6 +66,14 @@ const BEFORE: Record<ErrorCode, [number | null, number, number, number, number]>
   AUTH_INVALID: [null, 407, 401, 407, 2],
   UPSTREAM_TIMEOUT: [null, 504, 503, 503, 6],
   HTTP_BAD_RESPONSE: [null, 502, 503, 503, 1],
+  AGENT_DENIED: [null, 403, 403, 403, 2],
+  AGENT_UNKNOWN: [null, 502, 503, 503, 1],
+  REMOTE_DISABLED: [null, 403, 403, 403, 2],
+  COMMAND_DENIED: [null, 403, 403, 403, 2],
+  PATH_DENIED: [null, 403, 403, 403, 2],
+  FILE_TOO_LARGE: [null, 413, 413, 413, 1],
+  FILE_FAILED: [null, 502, 503, 503, 1],
+  RELOAD_FAILED: [null, 502, 503, 503, 1],
 };
 
 test("every code keeps the TLS alert, HTTP/1 and HTTP/2 status and SOCKS5 reply it had", () => {
@@ -92,6 +100,8 @@ test("tunnel wire codes keep their numbers (agents of other versions read them)"
     ["PROTOCOL", 1], ["VERSION", 2], ["HELLO_TIMEOUT", 3], ["BAD_TOKEN", 10], ["ROLE_DENIED", 11], ["CIDR_DENIED", 12],
     ["SERVICE_DENIED", 13], ["SESSION_LIMIT", 14], ["AUTH_REQUIRED", 15], ["SERVICE_UNKNOWN", 20], ["SERVICE_OFFLINE", 21],
     ["SERVICE_UNREACHABLE", 22], ["DRAINING", 30], ["INTERNAL", 31],
+    ["AGENT_DENIED", 40], ["AGENT_UNKNOWN", 41], ["REMOTE_DISABLED", 42], ["COMMAND_DENIED", 43], ["PATH_DENIED", 44],
+    ["FILE_TOO_LARGE", 45], ["FILE_FAILED", 46], ["CHECKSUM_MISMATCH", 47], ["RELOAD_FAILED", 48],
   ]);
 });
 
@@ -111,6 +121,15 @@ const WIRE_BEFORE: Record<number, [ErrorCode, number]> = {
   22: ["SERVICE_UNREACHABLE", 400], // its own stats code since the wire code travels only as the error code
   30: ["DRAINING", 503],
   31: ["TUNNEL_PROTOCOL", 503], // INTERNAL
+  40: ["AGENT_DENIED", 403],
+  41: ["AGENT_UNKNOWN", 400],
+  42: ["REMOTE_DISABLED", 403],
+  43: ["COMMAND_DENIED", 403],
+  44: ["PATH_DENIED", 403],
+  45: ["FILE_TOO_LARGE", 400],
+  46: ["FILE_FAILED", 400],
+  47: ["FILE_FAILED", 400], // CHECKSUM_MISMATCH
+  48: ["RELOAD_FAILED", 400],
   // Codes the protocol does not define.
   0: ["TUNNEL_PROTOCOL", 400],
   4: ["TUNNEL_PROTOCOL", 400],

@@ -51,6 +51,14 @@ export const ERROR_CODES = [
   "AUTH_INVALID", // credentials were presented but match no [[tokens]] entry (a wrong or revoked secret)
   "UPSTREAM_TIMEOUT", // http listener: the upstream sent no response head within request_timeout
   "HTTP_BAD_RESPONSE", // http listener: the upstream's response head or body framing is malformed
+  "AGENT_DENIED", // remote access: the operator token's agents patterns do not name that agent
+  "AGENT_UNKNOWN", // remote access: no agent of that name is connected
+  "REMOTE_DISABLED", // remote access: the agent does not offer that kind (no --allow-shell / --allow-files, no PTY, read-only)
+  "COMMAND_DENIED", // remote shell: the command is outside the agent's [shell] allow list
+  "PATH_DENIED", // remote files: the path leaves the agent's roots (absolute, "..", a symlink out)
+  "FILE_TOO_LARGE", // remote files: over the agent's [files] max_size
+  "FILE_FAILED", // remote files: not found, not a regular file, or an I/O error on the agent
+  "RELOAD_FAILED", // agent-reload: the agent's config file did not validate (nothing was applied)
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -140,6 +148,15 @@ export const TunnelErrorCode = {
   SERVICE_UNREACHABLE: 22,
   DRAINING: 30,
   INTERNAL: 31,
+  AGENT_DENIED: 40,
+  AGENT_UNKNOWN: 41,
+  REMOTE_DISABLED: 42,
+  COMMAND_DENIED: 43,
+  PATH_DENIED: 44,
+  FILE_TOO_LARGE: 45,
+  FILE_FAILED: 46,
+  CHECKSUM_MISMATCH: 47,
+  RELOAD_FAILED: 48,
 } as const;
 
 /** What a peer sees for one code, on each wire. */
@@ -210,6 +227,15 @@ export const WIRE: Readonly<Record<ErrorCode, Readonly<WireRow>>> = {
   AUTH_INVALID:             { tls: null,                 http: 407, h2: 401, socks: S.not_allowed,        tunnel: T.BAD_TOKEN },
   UPSTREAM_TIMEOUT:         { tls: null,                 http: 504, h2: 503, socks: S.ttl_expired,        tunnel: T.SERVICE_UNREACHABLE },
   HTTP_BAD_RESPONSE:        { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.SERVICE_UNREACHABLE },
+  // Remote access (operator streams: shell, files, reload) only ever travels as tunnel codes.
+  AGENT_DENIED:             { tls: null,                 http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.AGENT_DENIED },
+  AGENT_UNKNOWN:            { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.AGENT_UNKNOWN },
+  REMOTE_DISABLED:          { tls: null,                 http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.REMOTE_DISABLED },
+  COMMAND_DENIED:           { tls: null,                 http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.COMMAND_DENIED },
+  PATH_DENIED:              { tls: null,                 http: 403, h2: 403, socks: S.not_allowed,        tunnel: T.PATH_DENIED },
+  FILE_TOO_LARGE:           { tls: null,                 http: 413, h2: 413, socks: S.general_failure,    tunnel: T.FILE_TOO_LARGE },
+  FILE_FAILED:              { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.FILE_FAILED },
+  RELOAD_FAILED:            { tls: null,                 http: 502, h2: 503, socks: S.general_failure,    tunnel: T.RELOAD_FAILED },
 };
 
 /** The alert a TLS peer receives for a code, or null when the connection just closes. */
@@ -293,6 +319,16 @@ const TUNNEL_WIRE: ReadonlyMap<number, { error: ErrorCode; upgradeStatus: number
   [T.SERVICE_UNREACHABLE, { error: "SERVICE_UNREACHABLE", upgradeStatus: 400 }],
   [T.DRAINING,            { error: "DRAINING",          upgradeStatus: 503 }],
   [T.INTERNAL,            { error: "TUNNEL_PROTOCOL",   upgradeStatus: 503 }],
+  [T.AGENT_DENIED,        { error: "AGENT_DENIED",      upgradeStatus: 403 }],
+  [T.AGENT_UNKNOWN,       { error: "AGENT_UNKNOWN",     upgradeStatus: 400 }],
+  [T.REMOTE_DISABLED,     { error: "REMOTE_DISABLED",   upgradeStatus: 403 }],
+  [T.COMMAND_DENIED,      { error: "COMMAND_DENIED",    upgradeStatus: 403 }],
+  [T.PATH_DENIED,         { error: "PATH_DENIED",       upgradeStatus: 403 }],
+  [T.FILE_TOO_LARGE,      { error: "FILE_TOO_LARGE",    upgradeStatus: 400 }],
+  [T.FILE_FAILED,         { error: "FILE_FAILED",       upgradeStatus: 400 }],
+  // Found by the receiver after the bytes moved; counted with the other file failures.
+  [T.CHECKSUM_MISMATCH,   { error: "FILE_FAILED",       upgradeStatus: 400 }],
+  [T.RELOAD_FAILED,       { error: "RELOAD_FAILED",     upgradeStatus: 400 }],
 ] as const);
 
 /** The code a tunnel wire code is counted and logged under (a refusal the edge sent or an agent answered). */

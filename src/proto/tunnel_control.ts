@@ -46,7 +46,7 @@ export const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
 /** Connection ids (open.conn): `[A-Za-z0-9._:-]`, 1..64. A peer's id goes into our logs, so its shape is checked. */
 export const CONN_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-export type TunnelRole = "source" | "destination";
+export type TunnelRole = "source" | "destination" | "operator";
 export type ServiceProto = "tcp" | "udp";
 export type ProxyWish = "none" | "v1" | "v2";
 
@@ -117,7 +117,45 @@ export interface OkMessage {
   type: "ok";
 }
 
-export type TunnelMessage = HelloMessage | WelcomeMessage | AnnounceMessage | GoAwayMessage | ErrorMessage | OpenMessage | OkMessage;
+/** What an operator stream asks of an agent. */
+export type RemoteKind = "shell" | "put" | "get" | "list" | "mkdir" | "reload";
+export const REMOTE_KINDS: readonly RemoteKind[] = ["shell", "put", "get", "list", "mkdir", "reload"];
+
+/**
+ * Opens an operator stream (remote access: a shell, a file, a reload) to the
+ * agent named `agent`. An operator client sends it to the edge, which checks
+ * its token (role "operator", `agents` patterns), sets `operator` to the
+ * token's name and passes it to the agent; the agent answers ok or error
+ * (a numbered refusal), then the stream carries remote/frames.ts frames.
+ * Fields apply per kind; absent ones are left out on the wire.
+ */
+export interface RemoteMessage {
+  type: "remote";
+  kind: RemoteKind;
+  agent: string;
+  /** Set by the edge: the [[tokens]] name the operator authenticated as (what the agent logs). Ignored from clients. */
+  operator?: string;
+  /** put/get/list/mkdir: a path relative to the agent's file roots (`/` separated). */
+  path?: string;
+  /** put: the whole file's size in bytes. */
+  size?: number;
+  /** put: the whole file's SHA-256, 64 lowercase hex digits. */
+  sha256?: string;
+  /** put: permission bits for the new file; shell: unused. */
+  mode?: number;
+  /** get: the byte to start at (a resumed copy already has the bytes before it). */
+  offset?: number;
+  /** shell: the command and its arguments; absent = the agent's configured shell. */
+  command?: string[];
+  /** shell: the terminal's size and type. */
+  cols?: number;
+  rows?: number;
+  term?: string;
+  /** The operator connection's id, logged by both sides. */
+  connId?: string;
+}
+
+export type TunnelMessage = HelloMessage | WelcomeMessage | AnnounceMessage | GoAwayMessage | ErrorMessage | OpenMessage | OkMessage | RemoteMessage;
 
 /**
  * Numbered, stable error codes carried in `error` messages and in the
@@ -151,6 +189,15 @@ export const TUNNEL_ERRORS: Readonly<Record<TunnelErrorCodeValue, TunnelErrorInf
   22: { name: "SERVICE_UNREACHABLE", action: "stream", meaning: "the destination agent could not reach its local service" },
   30: { name: "DRAINING", action: "retry", meaning: "the edge is shutting down" },
   31: { name: "INTERNAL", action: "retry", meaning: "internal error on the edge" },
+  40: { name: "AGENT_DENIED", action: "stream", meaning: "the operator token's agents patterns do not name that agent" },
+  41: { name: "AGENT_UNKNOWN", action: "stream", meaning: "no agent of that name is connected" },
+  42: { name: "REMOTE_DISABLED", action: "stream", meaning: "the agent does not offer this (no --allow-shell / --allow-files, no PTY, or read-only)" },
+  43: { name: "COMMAND_DENIED", action: "stream", meaning: "the command is outside the agent's [shell] allow list" },
+  44: { name: "PATH_DENIED", action: "stream", meaning: "the path is absolute, has a .. segment, or leaves the agent's file roots through a symlink" },
+  45: { name: "FILE_TOO_LARGE", action: "stream", meaning: "the file is over the agent's [files] max_size" },
+  46: { name: "FILE_FAILED", action: "stream", meaning: "no such file, not a regular file or directory, or an I/O error on the agent" },
+  47: { name: "CHECKSUM_MISMATCH", action: "stream", meaning: "the bytes received do not have the sender's SHA-256 (the partial copy was discarded)" },
+  48: { name: "RELOAD_FAILED", action: "stream", meaning: "the agent's config file does not validate; nothing was applied" },
 };
 
 export function tunnelErrorInfo(code: number): TunnelErrorInfo {
@@ -173,6 +220,11 @@ function wireForm(m: TunnelMessage): Record<string, unknown> {
     case "open": {
       const w: Record<string, unknown> = { type: m.type, service: m.service, proto: m.proto, client: m.client, server: m.server, proxy: m.proxy };
       if (m.connId !== undefined) w.conn = m.connId;
+      return w;
+    }
+    case "remote": {
+      const w: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(m)) if (v !== undefined) w[k === "connId" ? "conn" : k] = v;
       return w;
     }
     default:
@@ -301,7 +353,12 @@ function services(v: unknown, what: string): ServiceSpec[] {
   });
 }
 
-const ROLES = ["source", "destination"] as const;
+const ROLES = ["source", "destination", "operator"] as const;
+/** Bounds of a remote open (the whole message is also under OPEN_MAX_MESSAGE). */
+export const MAX_REMOTE_PATH = 1024;
+export const MAX_COMMAND_ARGS = 64;
+/** 2^53 - 1: sizes and offsets are exact in a double. */
+const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 const PROXY_WISHES = ["none", "v1", "v2"] as const;
 
 /** Validates a decoded msgpack value into a TunnelMessage; throws a ShapeError naming the field. */
@@ -313,12 +370,12 @@ export function checkMessage(v: unknown): TunnelMessage {
       const agent = str(v, "agent", "hello", 64);
       if (!AGENT_NAME.test(agent)) bad("hello.agent must match [A-Za-z0-9][A-Za-z0-9_.@-]{0,63}");
       const rolesRaw = v.roles;
-      if (!Array.isArray(rolesRaw) || rolesRaw.length === 0 || rolesRaw.length > 2) bad("hello.roles must list 1 or 2 roles");
+      if (!Array.isArray(rolesRaw) || rolesRaw.length === 0 || rolesRaw.length > ROLES.length) bad(`hello.roles must list 1 to ${ROLES.length} roles`);
       const roles = rolesRaw.map((r, i) => {
-        if (typeof r !== "string" || !(ROLES as readonly string[]).includes(r)) bad(`hello.roles[${i}] must be source | destination`);
+        if (typeof r !== "string" || !(ROLES as readonly string[]).includes(r)) bad(`hello.roles[${i}] must be source | destination | operator`);
         return r as TunnelRole;
       });
-      if (roles.length === 2 && roles[0] === roles[1]) bad("hello.roles lists a role twice");
+      if (new Set(roles).size !== roles.length) bad("hello.roles lists a role twice");
       const m: HelloMessage = {
         type,
         version: uint(v, "version", "hello", 0xffff),
@@ -357,7 +414,64 @@ export function checkMessage(v: unknown): TunnelMessage {
     }
     case "ok":
       return { type };
+    case "remote":
+      return checkRemote(v);
     default:
       bad(`unknown message type ${typeof type === "string" ? JSON.stringify(type.slice(0, 32)) : typeof type}`);
   }
+}
+
+function optUint(o: Obj, key: string, what: string, max: number): number | undefined {
+  return o[key] === undefined || o[key] === null ? undefined : uint(o, key, what, max);
+}
+
+/** A remote open: every field checked against its grammar and bound; fields a kind does not use are dropped. */
+function checkRemote(v: Obj): RemoteMessage {
+  const kind = oneOf(v, "kind", "remote", REMOTE_KINDS);
+  const agent = str(v, "agent", "remote", 64);
+  if (!AGENT_NAME.test(agent)) bad("remote.agent must match [A-Za-z0-9][A-Za-z0-9_.@-]{0,63}");
+  const m: RemoteMessage = { type: "remote", kind, agent };
+  if (v.operator !== undefined && v.operator !== null) m.operator = str(v, "operator", "remote", 253);
+  if (v.conn !== undefined && v.conn !== null) {
+    if (typeof v.conn !== "string" || !CONN_ID.test(v.conn)) bad("remote.conn must be 1..64 of [A-Za-z0-9._:-]");
+    m.connId = v.conn;
+  }
+  if (kind === "put" || kind === "get" || kind === "list" || kind === "mkdir") {
+    const path = str(v, "path", "remote", MAX_REMOTE_PATH);
+    if (path.includes("\0")) bad("remote.path must not contain NUL");
+    m.path = path;
+  }
+  if (kind === "put") {
+    m.size = uint(v, "size", "remote", MAX_FILE_SIZE);
+    const sha = str(v, "sha256", "remote", 64);
+    if (!/^[0-9a-f]{64}$/.test(sha)) bad("remote.sha256 must be 64 lowercase hex digits");
+    m.sha256 = sha;
+    const mode = optUint(v, "mode", "remote", 0o7777);
+    if (mode !== undefined) m.mode = mode;
+  }
+  if (kind === "get") {
+    const offset = optUint(v, "offset", "remote", MAX_FILE_SIZE);
+    if (offset !== undefined) m.offset = offset;
+  }
+  if (kind === "shell") {
+    if (v.command !== undefined && v.command !== null) {
+      const c = v.command;
+      if (!Array.isArray(c) || c.length === 0 || c.length > MAX_COMMAND_ARGS) bad(`remote.command must list 1..${MAX_COMMAND_ARGS} strings`);
+      m.command = c.map((a, i) => {
+        if (typeof a !== "string" || a.length > MAX_TEXT || a.includes("\0")) bad(`remote.command[${i}] must be a string of at most ${MAX_TEXT} characters without NUL`);
+        return a;
+      });
+      if (m.command[0] === "") bad("remote.command[0] must not be empty");
+    }
+    const cols = optUint(v, "cols", "remote", 0xffff);
+    const rows = optUint(v, "rows", "remote", 0xffff);
+    if (cols !== undefined) m.cols = cols;
+    if (rows !== undefined) m.rows = rows;
+    if (v.term !== undefined && v.term !== null) {
+      const term = str(v, "term", "remote", 64);
+      if (!/^[A-Za-z0-9._+-]{1,64}$/.test(term)) bad("remote.term must be 1..64 of [A-Za-z0-9._+-]");
+      m.term = term;
+    }
+  }
+  return m;
 }

@@ -26,6 +26,7 @@ import { NULL_HANDLER, parsePeerCertificate, WorkerAdapter } from "./common.ts";
 import { systemClock } from "./clock.ts";
 import { bunInheritance, takeAdopted, workerEnv } from "./bun_sockets.ts";
 import { BunKernelRelay } from "./kernel_relay/kernel_relay.ts";
+import { spawnPty } from "./pty_bun.ts";
 import { bunQuic } from "./quic_bun.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -517,6 +518,8 @@ export const bunRuntime: Runtime = {
   // Bun.listen takes one certificate; node:tls's SNICallback picks among several (node_tls.ts).
   // Loaded on use: node:tls costs every process that never serves HTTPS (the agent) ~1.5 MB.
   listenSelectingTls: async (o) => (await import("./node_tls.ts")).listenSelectingTls(o),
+  // Bun.Terminal: remote shells (agent --allow-shell).
+  spawnPty,
   onSignal,
   onExit: (fn) => void process.on("exit", (code: number) => fn(code)),
   get pid() {

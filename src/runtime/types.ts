@@ -261,6 +261,32 @@ export interface KernelRelay {
   pipesOpen(): number;
 }
 
+/** What `Runtime.spawnPty` starts (remote shells). */
+export interface PtySpawnOptions {
+  /** Program and arguments (no shell in between). */
+  command: string[];
+  cwd?: string;
+  env: Record<string, string>;
+  cols: number;
+  rows: number;
+  /** Output of the terminal; cannot be paused. */
+  onData(data: Uint8Array): void;
+}
+
+/** A process on a pseudo-terminal. */
+export interface PtyProcess {
+  readonly pid: number;
+  /** Bytes to the terminal (what the user types). */
+  write(data: Uint8Array): void;
+  resize(cols: number, rows: number): void;
+  /** Signals the process (default SIGHUP, as a terminal hang-up). */
+  kill(signal?: string): void;
+  /** Releases the terminal (after the process exited). */
+  close(): void;
+  /** The exit status; 128 + N when signal N ended it. */
+  readonly exited: Promise<number>;
+}
+
 export interface Runtime {
   readonly name: "bun" | "deno" | "memory";
   /** Wall and monotonic time (clock.ts); the hot path reads the per-thread coarse clock instead. */
@@ -286,6 +312,8 @@ export interface Runtime {
    * runtime cannot (Deno: Deno.listenTls takes one certificate).
    */
   listenSelectingTls?(opts: ListenOptions): Promise<Listener>;
+  /** Starts a process on a pseudo-terminal; absent where the runtime has none (Deno 2.9). */
+  spawnPty?(opts: PtySpawnOptions): PtyProcess;
   onSignal(sig: Signal, fn: () => void): void;
   /** Called as the process exits, with its exit code (for a last log line). */
   onExit(fn: (code: number) => void): void;

@@ -61,6 +61,20 @@ export interface HubOptions {
   stats?: StatsWriter;
 }
 
+/**
+ * The hub key under which a destination agent can be reached for operator
+ * streams (remote access). `@` is outside the service-name grammar, so no
+ * service, route or source agent can name it; such keys take no stats slot.
+ */
+export function agentRoute(agent: string): string {
+  return `@agent:${agent}`;
+}
+
+/** The tunnel-service stats series operator streams are counted under, one per kind (`@remote:shell`, `@remote:put`, ...). */
+export function remoteStatsName(kind: string): string {
+  return `@remote:${kind}`;
+}
+
 /** A failed open: its code is all a peer needs (errors/ maps it to the tunnel wire code, a TLS alert, an HTTP status). */
 export function tunnelError(code: ErrorCode, message: string): ProxyError {
   return new ProxyError(code, "upstream", message);
@@ -117,7 +131,7 @@ export class TunnelHub implements RelayOwner {
   /** A destination session on this worker now holds `names`. */
   addServices(s: DestinationSession, names: readonly string[]): void {
     for (const n of names) {
-      this.opts.stats?.serviceSlot(n);
+      if (!n.startsWith("@")) this.opts.stats?.serviceSlot(n);
       const list = this.local.get(n);
       if (list === undefined) this.local.set(n, [s]);
       else if (!list.includes(s)) list.push(s);
@@ -141,10 +155,10 @@ export class TunnelHub implements RelayOwner {
     return this.local.has(service) || (this.remote.get(service)?.size ?? 0) > 0;
   }
 
-  /** Services held on this worker, with how many sessions hold each. */
+  /** Services held on this worker, with how many sessions hold each (agents' operator routes left out). */
   localServices(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [n, l] of this.local) out[n] = l.length;
+    for (const [n, l] of this.local) if (!n.startsWith("@")) out[n] = l.length;
     return out;
   }
 
@@ -161,7 +175,7 @@ export class TunnelHub implements RelayOwner {
   peerServices(workerId: number, names: string[]): void {
     for (const set of this.remote.values()) set.delete(workerId);
     for (const n of names) {
-      this.opts.stats?.serviceSlot(n);
+      if (!n.startsWith("@")) this.opts.stats?.serviceSlot(n);
       let set = this.remote.get(n);
       if (!set) this.remote.set(n, (set = new Set()));
       set.add(workerId);
@@ -201,11 +215,14 @@ export class TunnelHub implements RelayOwner {
       if (session !== null) return await session.openService(req, timeoutMs);
       const link = this.pickPeer(req.service);
       if (link !== null) return await link.open(req, timeoutMs);
+      if (req.remote !== undefined) throw tunnelError("AGENT_UNKNOWN", `Cannot reach agent '${req.remote.agent}': no agent of that name is connected with the destination role`);
       throw tunnelError("SERVICE_UNKNOWN", `Cannot open tunnel service '${req.service}': no agent exposing it is connected`);
     } catch (err) {
       const st = this.opts.stats;
       // Names never announced nor configured count under the overflow slot: a client's made-up name takes no slot.
-      if (st !== undefined) st.serviceFailed(st.serviceSlotIfKnown(req.service), asProxyError(err, "SERVICE_OFFLINE").code);
+      // Operator streams count under their kind's series (a fixed handful of names).
+      const slot = st === undefined ? 0 : req.remote !== undefined ? st.serviceSlot(remoteStatsName(req.remote.kind)) : st.serviceSlotIfKnown(req.service);
+      if (st !== undefined) st.serviceFailed(slot, asProxyError(err, "SERVICE_OFFLINE").code);
       throw err;
     }
   }
@@ -291,7 +308,9 @@ export class TunnelHub implements RelayOwner {
       msgs += l.messagesOut;
     }
     let remoteServices = 0;
-    for (const s of this.remote.values()) remoteServices += s.size;
-    return { localServices: this.local.size, remoteServices, peers: this.peers.size, crossStreams, crossBytesOut: out, crossBytesIn: inn, crossMessages: msgs };
+    for (const [n, s] of this.remote) if (!n.startsWith("@")) remoteServices += s.size;
+    let localServices = 0;
+    for (const n of this.local.keys()) if (!n.startsWith("@")) localServices++;
+    return { localServices, remoteServices, peers: this.peers.size, crossStreams, crossBytesOut: out, crossBytesIn: inn, crossMessages: msgs };
   }
 }

@@ -25,7 +25,7 @@ const authorities = new WeakMap<Config, TokenStore>();
 function authorityFor(config: Config): TokenStore {
   let t = authorities.get(config);
   if (t === undefined) {
-    t = new TokenStore(config.tokens.filter((k) => k.roles.includes("source") || k.roles.includes("destination")));
+    t = new TokenStore(config.tokens.filter((k) => k.roles.includes("source") || k.roles.includes("destination") || k.roles.includes("operator")));
     authorities.set(config, t);
   }
   return t;

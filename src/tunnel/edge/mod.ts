@@ -6,7 +6,7 @@
  */
 export { TunnelListenerState, type TunnelListenerDeps } from "./listener.ts";
 export { EdgeSession, type TunnelSessionConfig, type TunnelSessionHost } from "./session.ts";
-export { type DestinationSession, type HubOptions, type PeerRoute, TunnelHub, tunnelError } from "./hub.ts";
+export { agentRoute, type DestinationSession, type HubOptions, type PeerRoute, remoteStatsName, TunnelHub, tunnelError } from "./hub.ts";
 export type {
   HubStats,
   OpenRequest,

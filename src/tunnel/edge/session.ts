@@ -22,6 +22,7 @@ import {
   type HelloMessage,
   OPEN_MAX_MESSAGE,
   type OpenMessage,
+  type RemoteMessage,
   type ServiceSpec,
   TUNNEL_VERSION,
   TunnelErrorCode,
@@ -36,7 +37,7 @@ import { type FrontConnection, LINGER_MS } from "../../frontdoor/mod.ts";
 import type { StatsWriter } from "../../stats/mod.ts";
 import { VERSION } from "../../version.ts";
 import { checkUpgradeRequest, FirstMessage, handOver, refusalResponse, switchingProtocols, TUNNEL_MAX_FRAME, upgradeRequestParser, WsConn } from "../transport/mod.ts";
-import { type DestinationSession, tunnelError, type TunnelHub } from "./hub.ts";
+import { agentRoute, type DestinationSession, remoteStatsName, tunnelError, type TunnelHub } from "./hub.ts";
 import { ServiceStream } from "./service_stream.ts";
 import type { SessionCounters } from "../../stats/mod.ts";
 import type { TokenGrant } from "../../auth/mod.ts";
@@ -338,6 +339,8 @@ export class EdgeSession implements FrontConnection, DestinationSession {
     this.stage = Stage.Ready;
     this.host.stats.handshake(this.host.listenerSlot, (monotonicMs() - this.startedAt) / 1000);
     if (this.services.size > 0) this.host.hub.addServices(this, [...this.services.keys()]);
+    // A destination agent can be reached by operators (shell, files, reload: the agent decides what it offers).
+    if (this.roles.includes("destination")) this.host.hub.addServices(this, [agentRoute(this.agent)]);
     this.sendControl({ type: "welcome", session: this.id, peer: this.peer, edge: `edgemux ${VERSION}` });
     this.listed = true;
     this.host.hub.sessionUp({
@@ -415,8 +418,9 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   /** DestinationSession: a client wants one of this agent's services. */
   openService(req: OpenRequest, timeoutMs: number): Promise<Conn> {
     return new Promise<Conn>((resolve, reject) => {
-      if (this.stage !== Stage.Ready || this.mux === null || !this.services.has(req.service)) {
-        reject(tunnelError("SERVICE_OFFLINE", `tunnel service '${req.service}': agent '${this.agent}' is not connected`));
+      const held = req.remote !== undefined ? this.roles.includes("destination") && req.service === agentRoute(this.agent) : this.services.has(req.service);
+      if (this.stage !== Stage.Ready || this.mux === null || !held) {
+        reject(tunnelError(req.remote !== undefined ? "AGENT_UNKNOWN" : "SERVICE_OFFLINE", `tunnel service '${req.service}': agent '${this.agent}' is not connected`));
         return;
       }
       let s: MuxStream;
@@ -426,9 +430,14 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         reject(tunnelError("SERVICE_OFFLINE", `tunnel service '${req.service}': ${(err as Error).message}`));
         return;
       }
-      const open: OpenMessage = { type: "open", service: req.service, proto: req.proto, client: req.client, server: req.server, proxy: req.proxy };
-      if (req.connId !== undefined) open.connId = req.connId;
+      let open: OpenMessage | RemoteMessage;
+      if (req.remote !== undefined) open = req.remote;
+      else {
+        open = { type: "open", service: req.service, proto: req.proto, client: req.client, server: req.server, proxy: req.proxy };
+        if (req.connId !== undefined) open.connId = req.connId;
+      }
       s.write(encodeTunnelMessage(open, OPEN_MAX_MESSAGE));
+      const statsName = req.remote !== undefined ? remoteStatsName(req.remote.kind) : req.service;
       this.streamsTotal++;
       const fm: FirstMessage = new FirstMessage(s, timeoutMs, (err, msg) => {
         this.pendingOpens.delete(fm);
@@ -443,12 +452,13 @@ export class EdgeSession implements FrontConnection, DestinationSession {
           return;
         }
         if (msg!.type === "ok") {
-          resolve(ServiceStream.from(fm, this.host.stats, this.host.stats.serviceSlot(req.service)));
+          resolve(ServiceStream.from(fm, this.host.stats, this.host.stats.serviceSlot(statsName)));
           return;
         }
         s.close();
         if (msg!.type === "error") {
-          reject(tunnelError(errorCodeForTunnel(msg!.code), `tunnel service '${req.service}' on agent '${this.agent}': ${msg!.message}`));
+          const what = req.remote !== undefined ? `agent '${this.agent}'` : `tunnel service '${req.service}' on agent '${this.agent}'`;
+          reject(tunnelError(errorCodeForTunnel(msg!.code), `${what}: ${msg!.message}`));
         } else {
           reject(tunnelError("TUNNEL_PROTOCOL", `tunnel service '${req.service}': agent '${this.agent}' answered ${msg!.type} to open`));
         }
@@ -467,6 +477,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
         s.close();
         return;
       }
+      if (msg!.type === "remote") return this.acceptRemote(fm, s, msg as RemoteMessage);
       if (msg!.type !== "open") return this.refuseStream(s, TunnelErrorCode.PROTOCOL, `expected open, got ${msg!.type}`);
       const open = msg as OpenMessage;
       // The source agent's id of its local connection, or ours when it sent none (an older agent).
@@ -483,6 +494,57 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       );
     });
     this.pendingOpens.add(fm);
+  }
+
+  /**
+   * An operator stream (shell, files, reload): the token must have role
+   * "operator" and name the agent in its `agents` patterns; the agent itself
+   * then accepts or refuses (it knows what it offers). Every request and its
+   * outcome is logged with the token's name: the audit trail.
+   */
+  private acceptRemote(fm: FirstMessage, s: MuxStream, m: RemoteMessage): void {
+    const g = this.grant!;
+    const connId = m.connId ?? nextConnId();
+    const audit = (outcome: { code: number; reason: string } | null) => {
+      this.host.log.info(outcome === null ? "remote access" : "remote access refused", {
+        session: this.id,
+        conn: connId,
+        peer: this.peer,
+        token: g.name,
+        operator: this.agent,
+        agent: m.agent,
+        kind: m.kind,
+        path: m.path ?? null,
+        command: m.command ?? null,
+        size: m.size ?? null,
+        offset: m.offset ?? null,
+        ...(outcome === null ? {} : { code: outcome.code, error: errorCodeForTunnel(outcome.code), reason: outcome.reason }),
+      });
+    };
+    const refuse = (code: number, reason: string) => {
+      audit({ code, reason });
+      // Counted like every failed open to its kind's series; the hub counts the ones that get that far.
+      this.host.stats.serviceFailed(this.host.stats.serviceSlot(remoteStatsName(m.kind)), errorCodeForTunnel(code));
+      this.refuseStream(s, code, reason, connId);
+    };
+    if (!this.roles.includes("operator")) return refuse(TunnelErrorCode.ROLE_DENIED, `token '${g.name}' did not open this session with the operator role`);
+    if (!g.allowsAgent(m.agent)) {
+      return refuse(TunnelErrorCode.AGENT_DENIED, `agent '${m.agent}' is not allowed for token '${g.name}' (agents: ${g.agents.join(", ") || "none"})`);
+    }
+    // What the agent gets: the checked request, stamped with who asked (a client's own `operator` is overwritten).
+    const remote: RemoteMessage = { ...m, operator: g.name, connId };
+    const req: OpenRequest = { service: agentRoute(m.agent), proto: "tcp", client: this.peer, server: formatPeer(this.conn.localAddress, this.conn.localPort), proxy: "none", connId, remote };
+    this.host.hub.open(req, this.host.sessionConfig.openTimeoutMs).then(
+      (dest) => {
+        audit(null);
+        this.startSourceRelay(fm, s, dest, remoteStatsName(m.kind), connId);
+      },
+      (e: ProxyError) => {
+        const code = tunnelCodeFor(e.code);
+        audit({ code, reason: e.message });
+        this.refuseStream(s, code, e.message, connId);
+      },
+    );
   }
 
   private startSourceRelay(fm: FirstMessage, s: MuxStream, dest: Conn, service: string, connId: string): void {
@@ -547,7 +609,10 @@ export class EdgeSession implements FrontConnection, DestinationSession {
   }
 
   private leaveReady(): void {
-    if (this.stage === Stage.Ready && this.services.size > 0 && !this.servicesRemoved) this.host.hub.removeServices(this, [...this.services.keys()]);
+    if (this.stage === Stage.Ready && !this.servicesRemoved) {
+      if (this.services.size > 0) this.host.hub.removeServices(this, [...this.services.keys()]);
+      if (this.roles.includes("destination")) this.host.hub.removeServices(this, [agentRoute(this.agent)]);
+    }
     this.servicesRemoved = true;
   }
 

@@ -1,6 +1,6 @@
 /** Shapes shared by the edge's tunnel pieces (hub, sessions, cross-worker links). */
 import type { TokenGrant } from "../../auth/mod.ts";
-import type { ProxyWish, ServiceProto } from "../../proto/tunnel_control.ts";
+import type { ProxyWish, RemoteMessage, ServiceProto } from "../../proto/tunnel_control.ts";
 import type { PeerCertificate } from "../../runtime/types.ts";
 
 /**
@@ -29,6 +29,12 @@ export interface OpenRequest {
   proxy: ProxyWish;
   /** The connection's id (front session or source agent), passed on in open.conn. */
   connId?: string;
+  /**
+   * An operator stream (shell, files, reload) instead of a service: `service`
+   * is then the agent's route (hub.ts agentRoute) and this message, already
+   * checked and stamped with the operator's token name, is what the agent gets.
+   */
+  remote?: RemoteMessage;
 }
 
 /** Per-worker tunnel counters read by the status endpoint and tests. */
