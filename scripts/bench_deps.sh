@@ -3,11 +3,11 @@
 # whatever is missing. Used by `bun run bench` (bench/run.ts) before a run;
 # safe to run by hand. Installs nothing when everything is there.
 #
-#   haproxy               peer: SNI routing with req.ssl_sni, and `mode tcp` (tcp section)
-#   nginx + libnginx-mod-stream   peer: ssl_preread (and the TLS backend)
+#   haproxy               peer: SNI routing with req.ssl_sni, `mode tcp` (tcp section), `mode http` with TLS (http section)
+#   nginx + libnginx-mod-stream   peer: ssl_preread; http proxy_pass with TLS (http section); the backend
 #   sniproxy              peer: Debian's sniproxy 0.6
 #   wrk                   load: new-connection and keep-alive scenarios (HTTPS; plain HTTP in the tcp section)
-#   openssl               throwaway certificate for the TLS backend
+#   openssl               throwaway certificate for the TLS backend and the TLS-terminating proxies
 #   openssh-server        tunnel suite: sshd + ssh -R, the reverse-tunnel peer
 set -euo pipefail
 
