@@ -32,6 +32,7 @@ command -v dig >/dev/null || need+=(bind9-dnsutils)   # udp listener test: the D
 command -v buildah >/dev/null || need+=(buildah)   # container test: builds and runs deploy/container/Containerfile offline (chroot isolation, vfs storage)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # dashboard test: headless browser driven over CDP
 command -v pebble >/dev/null || need+=(pebble)   # acme test: the ACME test server, with pebble-challtestsrv as its DNS stub
+[ -x /usr/bin/redis-server ] || need+=(redis-server)   # cluster registry test: each test file starts its own on a free port and a unix socket
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -39,6 +40,8 @@ if [ ${#need[@]} -gt 0 ]; then
   # The prometheus package starts a server on install where an init system runs; tests only need promtool.
   (command -v systemctl >/dev/null && systemctl stop prometheus 2>/dev/null) || true
   pkill -x prometheus 2>/dev/null || true
+  # Likewise redis-server's system service (port 6379); the tests start their own.
+  (command -v systemctl >/dev/null && systemctl stop redis-server 2>/dev/null) || true
 fi
 
 bun install --frozen-lockfile >/dev/null

@@ -33,6 +33,9 @@ export function reloadProblems(old: Config, next: Config): string[] {
   // One ACME manager runs in the supervisor from start to exit.
   const acmeOf = (c: Config) => (c.acme === null ? "off" : JSON.stringify({ ...c.acme, names: [] }));
   if (acmeOf(old) !== acmeOf(next)) problems.push("acme: changing [acme] (other than names) needs a restart");
+  // The cluster registry connects and registers this edge once, at start.
+  const clusterOf = (c: Config) => (c.cluster === null ? "off" : JSON.stringify(c.cluster));
+  if (clusterOf(old) !== clusterOf(next)) problems.push("cluster: changing [cluster] needs a restart");
   const relayOf = (c: Config) => `mode ${c.relay.mode}, max_pipes ${c.relay.maxPipes}, promote_after ${c.relay.promoteAfter}`;
   if (relayOf(old) !== relayOf(next)) problems.push(`relay: changing [relay] needs a restart (${relayOf(old)} -> ${relayOf(next)})`);
 

@@ -391,6 +391,9 @@ export interface ClusterTlsConfig {
  */
 export interface ClusterConfig {
   redis: RedisAddress;
+  /** `rediss://`: PEM CA bundle that verifies Redis's certificate; null = the system's CAs. */
+  redisCa: string | null;
+  redisCaPath: string | null;
   /** Every key is under `edgemux:{name}`: clusters sharing one Redis stay apart. */
   name: string;
   /** Unique among the cluster's live edges; default `<host name>:<first tunnel listener port>`. */
@@ -425,4 +428,6 @@ export interface Config {
   tokensFile: string | null;
   egress: EgressConfig;
   connectRules: ConnectRuleConfig[];
+  /** Null: no cluster, everything in-process. */
+  cluster: ClusterConfig | null;
 }

@@ -14,6 +14,7 @@ import { readListeners } from "./validate_listeners.ts";
 import { readConnectRules, readEgress, readTokens } from "./validate_policy.ts";
 import { readAdmin } from "./validate_admin.ts";
 import { checkAcme, readAcme } from "./validate_acme.ts";
+import { readCluster } from "./validate_cluster.ts";
 
 export { LISTENER_KEYS } from "./validate_listeners.ts";
 export { ADMIN_KEYS, ADMIN_TLS_KEYS, ADMIN_TOKEN_KEYS } from "./validate_admin.ts";
@@ -33,6 +34,7 @@ export const TOP_KEYS = [
   "tokens_file",
   "egress",
   "connect_rules",
+  "cluster",
 ] as const;
 export const LOG_KEYS = ["level", "format", "connections"] as const;
 export const ACCESS_KEYS = ["allow", "deny"] as const;
@@ -89,9 +91,10 @@ export function validate(raw: RawTable, opts: ValidateOptions): Config {
   checkBasicAuth(is, routes, tokens);
   const acme = readAcme(is, raw, opts.baseDir);
   checkAcme(is, acme, listeners, routes, raw["acme"] !== undefined);
+  const cluster = readCluster(is, raw, listeners, admin.address, opts.baseDir);
 
   is.throwIfAny(opts.heading);
-  return { workers, drainTimeoutMs, log, admin, access, stats, relay, acme, listeners, routes, tokens, tokensFile, egress, connectRules };
+  return { workers, drainTimeoutMs, log, admin, access, stats, relay, acme, listeners, routes, tokens, tokensFile, egress, connectRules, cluster };
 }
 
 /** Cross-field rules of the forward-proxy listeners: settings that would refuse every client. */

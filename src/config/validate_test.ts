@@ -11,6 +11,7 @@ import { CONNECT_RULE_KEYS, EGRESS_KEYS, TOKEN_KEYS } from "./validate_policy.ts
 import { TLS_KEYS } from "./validate_tls.ts";
 import { ACME_KEYS, HTTP_CERT_KEYS, HTTP_TLS_KEYS } from "./validate_acme.ts";
 import { issuesOf, LISTENER } from "./test_util.ts";
+import { CLUSTER_KEYS, CLUSTER_TLS_KEYS } from "./validate_cluster.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const FULL = join(HERE, "testdata", "full.toml");
@@ -62,6 +63,7 @@ describe("defaults", () => {
       egress: { allowHosts: ["*"], allowPorts: [{ from: 443, to: 443 }], allowCidrs: [], denyCidrs: [], allowPrivate: false },
       connectRules: [],
       acme: null,
+      cluster: null,
     });
   });
 
@@ -147,7 +149,7 @@ describe("full.toml sets every option", () => {
     walk(raw, "");
 
     const known = new Set<string>([
-      ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "relay", "acme", "listeners", "routes", "tokens", "egress", "connect_rules"].includes(k)),
+      ...TOP_KEYS.filter((k) => !["log", "admin", "access", "stats", "relay", "acme", "listeners", "routes", "tokens", "egress", "connect_rules", "cluster"].includes(k)),
       ...LOG_KEYS.map((k) => `log.${k}`),
       ...ADMIN_KEYS.filter((k) => k !== "tokens" && k !== "tls").map((k) => `admin.${k}`),
       ...ADMIN_TOKEN_KEYS.map((k) => `admin.tokens.${k}`),
@@ -165,6 +167,8 @@ describe("full.toml sets every option", () => {
       ...TOKEN_KEYS.map((k) => `tokens.${k}`),
       ...EGRESS_KEYS.map((k) => `egress.${k}`),
       ...CONNECT_RULE_KEYS.map((k) => `connect_rules.${k}`),
+      ...CLUSTER_KEYS.filter((k) => k !== "tls").map((k) => `cluster.${k}`),
+      ...CLUSTER_TLS_KEYS.map((k) => `cluster.tls.${k}`),
     ]);
     expect([...used].sort()).toEqual([...known].sort());
 

@@ -14,6 +14,8 @@ export { LayeredConn } from "./layered.ts";
 export { type Clock, coarseClock, monotonicMs, systemClock, tickClock, wallMs } from "./clock.ts";
 export { NULL_HANDLER } from "./common.ts";
 export { type FetchFn, fetchWithCa } from "./fetch_ca.ts";
+export { formatRedisTarget, type RedisConnection, type RedisConnectOptions, type RedisReply, RedisReplyError, type RedisTarget } from "./redis_types.ts";
+export { connectRedis } from "./redis_connect.ts";
 
 /** The runtime this process runs on: Bun or Deno (anything else is refused with the reason). */
 export function detectRuntime(): Runtime {
