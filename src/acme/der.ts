@@ -7,6 +7,7 @@
  * Only definite-length, low-tag-number forms are produced or accepted
  * (X.690 §10.1: "The definite form of length encoding shall be used").
  */
+import { concatBytes } from "../proto/mod.ts";
 
 export class DerError extends Error {
   readonly code = "DER_MALFORMED";
@@ -37,18 +38,6 @@ const enc = new TextEncoder();
 /** Bytes this module made (never a view of shared memory), as WebCrypto's BufferSource wants. */
 export type Bytes = Uint8Array<ArrayBuffer>;
 
-function concat(parts: readonly Uint8Array[]): Bytes {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function lengthBytes(n: number): Bytes {
   if (n < 0x80) return Uint8Array.of(n);
   const bytes: number[] = [];
@@ -58,8 +47,8 @@ function lengthBytes(n: number): Bytes {
 
 /** One TLV: `tag` (a single identifier octet), then the DER length, then `content`. */
 export function tlv(tag: number, ...content: Uint8Array[]): Bytes {
-  const body = content.length === 1 ? content[0]! : concat(content);
-  return concat([Uint8Array.of(tag), lengthBytes(body.length), body]);
+  const body = content.length === 1 ? content[0]! : concatBytes(content);
+  return concatBytes([Uint8Array.of(tag), lengthBytes(body.length), body]);
 }
 
 export const seq = (...items: Uint8Array[]): Bytes => tlv(TAG.SEQUENCE, ...items);
@@ -104,7 +93,7 @@ export function int(v: number | Uint8Array): Bytes {
   while (i < b.length - 1 && b[i] === 0) i++;
   b = b.subarray(i);
   if (b.length === 0) b = Uint8Array.of(0);
-  if (b[0]! & 0x80) b = concat([Uint8Array.of(0), b]);
+  if (b[0]! & 0x80) b = concatBytes([Uint8Array.of(0), b]);
   return tlv(TAG.INTEGER, b);
 }
 

@@ -22,6 +22,7 @@
 import { ProxyError } from "../errors/mod.ts";
 import {
   CLIENT_PREFACE,
+  concatBytes,
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_WINDOW,
   encodeData,
@@ -134,7 +135,7 @@ export class H2Connection implements ConnHandler {
     else settings.unshift([Setting.ENABLE_PUSH, 0]);
     const parts = [encodeSettings(settings), encodeWindowUpdate(0, CONN_WINDOW - DEFAULT_WINDOW)];
     if (this.role === "client") parts.unshift(CLIENT_PREFACE);
-    this.writeRaw(concat(parts));
+    this.writeRaw(concatBytes(parts));
     if (first) this.onData(this.conn, first);
   }
 
@@ -297,7 +298,7 @@ export class H2Connection implements ConnHandler {
   private finishHeaderBlock(): void {
     const id = this.hbStream;
     const endStream = this.hbEndStream;
-    const block = this.hbParts.length === 1 ? this.hbParts[0]! : concat(this.hbParts);
+    const block = this.hbParts.length === 1 ? this.hbParts[0]! : concatBytes(this.hbParts);
     this.hbStream = 0;
     this.hbParts = [];
     // Decoded even for streams we refuse: the HPACK table must stay in step (§4.3).
@@ -545,7 +546,7 @@ export class H2Connection implements ConnHandler {
       this.out = [];
       return this.connectionError(new H2Error(H2Code.ENHANCE_YOUR_CALM, "Peer does not read our frames"));
     }
-    const b = this.out.length === 1 ? this.out[0]! : concat(this.out);
+    const b = this.out.length === 1 ? this.out[0]! : concatBytes(this.out);
     this.out = [];
     if (!this.writeRaw(b)) this.blocked = true;
   }
@@ -639,7 +640,7 @@ export class H2Connection implements ConnHandler {
     if (this.closed) return;
     const pending = this.out;
     this.out = [];
-    this.writeRaw(concat([...pending, encodeGoaway(this.lastPeerStream, e.h2Code, e.message)]));
+    this.writeRaw(concatBytes([...pending, encodeGoaway(this.lastPeerStream, e.h2Code, e.message)]));
     this.terminate(e);
   }
 
@@ -676,14 +677,3 @@ export class H2Connection implements ConnHandler {
   }
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

@@ -119,5 +119,6 @@ export {
   writeFrameHeader,
 } from "./h2_frame.ts";
 export { DEFAULT_TABLE_SIZE, encodeHeaders, type HeaderBlock, HpackDecoder } from "./hpack.ts";
+export { concatBytes } from "./bytes.ts";
 export { ChunkQueue } from "./chunk_queue.ts";
 export { encodeWsClose, encodeWsFrame, unmask, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, WsProtocolError } from "./websocket.ts";
