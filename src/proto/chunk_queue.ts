@@ -40,6 +40,18 @@ export class ChunkQueue {
     return out;
   }
 
+  /**
+   * Up to `max` bytes (length > 0) from the head chunk only, consumed: always a
+   * view, never a copy (a payload handed on in pieces as they arrived).
+   */
+  takeHead(max: number): Uint8Array {
+    const head = this.chunks[0]!;
+    const n = Math.min(max, head.length - this.pos);
+    const out = head.subarray(this.pos, this.pos + n);
+    this.skip(n);
+    return out;
+  }
+
   /** Consumes `n` bytes (n <= length). */
   skip(n: number): void {
     this.length -= n;

@@ -14,6 +14,7 @@
  * whole (copied only when they span chunks) and bounded: MSG by MAX_MSG, the
  * fixed ones by their size. DATA frames are bounded by MAX_DATA.
  */
+import { ChunkQueue } from "../proto/chunk_queue.ts";
 import { decodeMsgpack, encodeMsgpack } from "../proto/msgpack.ts";
 import { ProxyError } from "../errors/mod.ts";
 
@@ -77,22 +78,17 @@ export function encodeExit(status: number): Uint8Array {
 }
 
 export class FrameDecoder {
-  private chunks: Uint8Array[] = [];
-  /** Read position in chunks[0]. */
-  private pos = 0;
-  private length = 0;
+  private readonly q = new ChunkQueue();
   /** Payload bytes of the current DATA frame not handed out yet. */
   private dataLeft = 0;
   private dead: ProxyError | null = null;
 
   push(chunk: Uint8Array): void {
-    if (this.dead !== null || chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.length += chunk.length;
+    if (this.dead === null) this.q.push(chunk);
   }
 
   get bufferedBytes(): number {
-    return this.length;
+    return this.q.length;
   }
 
   /** The next frame (or the next piece of a DATA frame), null when more bytes are needed; throws TUNNEL_PROTOCOL, then stays dead. */
@@ -100,32 +96,29 @@ export class FrameDecoder {
     if (this.dead !== null) throw this.dead;
     for (;;) {
       if (this.dataLeft > 0) {
-        if (this.length === 0) return null;
+        if (this.q.length === 0) return null;
         // A view of the head chunk, at most what is left of the frame: DATA is never copied.
-        const head = this.chunks[0]!;
-        const n = Math.min(this.dataLeft, head.length - this.pos);
-        const data = head.subarray(this.pos, this.pos + n);
-        this.skip(n);
-        this.dataLeft -= n;
+        const data = this.q.takeHead(this.dataLeft);
+        this.dataLeft -= data.length;
         return { type: 0, data };
       }
-      if (this.length < FRAME_HEADER) return null;
-      const h = this.read(FRAME_HEADER, false);
+      if (this.q.length < FRAME_HEADER) return null;
+      const h = this.q.peek(FRAME_HEADER);
       const type = h[0]!;
       const length = ((h[1]! << 24) | (h[2]! << 16) | (h[3]! << 8) | h[4]!) >>> 0;
       switch (type) {
         case FrameType.DATA:
           if (length > MAX_DATA) this.fail(`DATA frame of ${length} bytes, over ${MAX_DATA}`);
-          this.skip(FRAME_HEADER);
+          this.q.skip(FRAME_HEADER);
           this.dataLeft = length;
           continue;
         case FrameType.MSG: {
           if (length === 0 || length > MAX_MSG) this.fail(`MSG frame of ${length} bytes, outside 1..${MAX_MSG}`);
-          if (this.length < FRAME_HEADER + length) return null;
-          this.skip(FRAME_HEADER);
+          if (this.q.length < FRAME_HEADER + length) return null;
+          this.q.skip(FRAME_HEADER);
           let v: unknown;
           try {
-            v = decodeMsgpack(this.read(length, true));
+            v = decodeMsgpack(this.q.take(length));
           } catch (e) {
             this.fail(`MSG frame is not msgpack: ${(e as Error).message}`);
           }
@@ -134,20 +127,20 @@ export class FrameDecoder {
         }
         case FrameType.RESIZE: {
           if (length !== 4) this.fail(`RESIZE frame of ${length} bytes, not 4`);
-          if (this.length < FRAME_HEADER + 4) return null;
-          this.skip(FRAME_HEADER);
-          const b = this.read(4, true);
+          if (this.q.length < FRAME_HEADER + 4) return null;
+          this.q.skip(FRAME_HEADER);
+          const b = this.q.take(4);
           return { type: 2, cols: (b[0]! << 8) | b[1]!, rows: (b[2]! << 8) | b[3]! };
         }
         case FrameType.EOF:
           if (length !== 0) this.fail(`EOF frame of ${length} bytes, not 0`);
-          this.skip(FRAME_HEADER);
+          this.q.skip(FRAME_HEADER);
           return { type: 3 };
         case FrameType.EXIT: {
           if (length !== 4) this.fail(`EXIT frame of ${length} bytes, not 4`);
-          if (this.length < FRAME_HEADER + 4) return null;
-          this.skip(FRAME_HEADER);
-          const b = this.read(4, true);
+          if (this.q.length < FRAME_HEADER + 4) return null;
+          this.q.skip(FRAME_HEADER);
+          const b = this.q.take(4);
           return { type: 4, status: (b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]! };
         }
         default:
@@ -156,44 +149,9 @@ export class FrameDecoder {
     }
   }
 
-  /** The next `n` bytes (n <= length): a view when they sit in one chunk, else a copy; consumed when `consume`. */
-  private read(n: number, consume: boolean): Uint8Array {
-    const head = this.chunks[0]!;
-    let out: Uint8Array;
-    if (head.length - this.pos >= n) out = head.subarray(this.pos, this.pos + n);
-    else {
-      out = new Uint8Array(n);
-      let filled = 0;
-      for (let i = 0, p = this.pos; filled < n; i++, p = 0) {
-        const c = this.chunks[i]!;
-        const m = Math.min(n - filled, c.length - p);
-        out.set(c.subarray(p, p + m), filled);
-        filled += m;
-      }
-    }
-    if (consume) this.skip(n);
-    return out;
-  }
-
-  private skip(n: number): void {
-    this.length -= n;
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      const m = Math.min(n, c.length - this.pos);
-      this.pos += m;
-      n -= m;
-      if (this.pos === c.length) {
-        this.chunks.shift();
-        this.pos = 0;
-      }
-    }
-  }
-
   private fail(message: string): never {
     this.dead = new ProxyError("TUNNEL_PROTOCOL", "downstream", `remote stream: ${message}`);
-    this.chunks = [];
-    this.pos = 0;
-    this.length = 0;
+    this.q.clear();
     throw this.dead;
   }
 }
