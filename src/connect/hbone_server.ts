@@ -22,15 +22,11 @@ import { asProxyError, type ErrorCode, h2StatusFor, ProxyError } from "../errors
 import { type FrontConnection, type FrontHost, FrontSession, LINGER_MS, ProxyPreamble } from "../frontdoor/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { H2Connection, type H2ConnectionOwner, type H2Stream } from "../mux/mod.ts";
-import { type Authority, formatPeer, H2Code, H2Error, parseAuthority } from "../proto/mod.ts";
+import { type Authority, formatPeer, H2Code, H2Error, parseAuthority, readH2RequestFields } from "../proto/mod.ts";
 import { type Conn, monotonicMs } from "../runtime/mod.ts";
 import type { StatsWriter } from "../stats/mod.ts";
 import type { Dialed } from "../upstream/mod.ts";
 import type { ConnectListener } from "./listener.ts";
-
-
-/** Connection-specific fields that make an HTTP/2 request malformed (RFC 9113 §8.2.2). */
-const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade"]);
 
 export class HboneSession implements FrontConnection, H2ConnectionOwner, FrontHost {
   readonly h2: H2Connection;
@@ -195,39 +191,11 @@ class HbonePreamble extends ProxyPreamble {
   /** RFC 9113 §8.3 and §8.5: the request's pseudo-header fields and its destination. */
   private read(fields: [string, string][]): { dest: Authority; authorization: string | null } {
     const bad = (m: string) => new ProxyError("HTTP_BAD_REQUEST", "downstream", m);
-    let method: string | null = null;
-    let authority: string | null = null;
-    let scheme: string | null = null;
-    let path: string | null = null;
-    let xTun: string | null = null;
+    // Assigned in the callback below: typed wide so the checks after it are not narrowed to null.
+    let xTun = null as string | null;
     let xTunCount = 0;
-    let authorization: string | null = null;
-    let regular = false;
-    for (const [name, value] of fields) {
-      // §8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or 0x7f-0xff"; §8.2: values no CR, LF, NUL.
-      if (!/^:?[\x21-\x40\x5b-\x7e]+$/.test(name)) throw bad(`Malformed field name ${JSON.stringify(name.slice(0, 40))}`);
-      if (/[\r\n\0]/.test(value)) throw bad(`Malformed value of ${name}`);
-      if (name.charCodeAt(0) === 0x3a) {
-        // §8.3: "All pseudo-header fields MUST appear in a field block before all regular field lines".
-        if (regular) throw bad("Pseudo-header after a regular field");
-        const dup = () => bad(`Repeated ${name}`);
-        if (name === ":method") {
-          if (method !== null) throw dup();
-          method = value;
-        } else if (name === ":authority") {
-          if (authority !== null) throw dup();
-          authority = value;
-        } else if (name === ":scheme") {
-          if (scheme !== null) throw dup();
-          scheme = value;
-        } else if (name === ":path") {
-          if (path !== null) throw dup();
-          path = value;
-        } else throw bad(`Unknown pseudo-header ${name}`); // :protocol too: we do not offer extended CONNECT
-        continue;
-      }
-      regular = true;
-      if (CONNECTION_SPECIFIC.has(name) || (name === "te" && value !== "trailers")) throw bad(`Connection-specific field ${name}`);
+    let authorization = null as string | null;
+    const { method, scheme, authority, path } = readH2RequestFields(fields, (name, value) => {
       switch (name) {
         case "x-tun":
           xTunCount++;
@@ -246,7 +214,7 @@ class HbonePreamble extends ProxyPreamble {
           this.traceparent = value;
           break;
       }
-    }
+    });
     if (method === null) throw bad("No :method");
     let target: string;
     if (method === "CONNECT") {

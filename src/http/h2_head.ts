@@ -9,15 +9,8 @@
  * connection-specific fields dropped (§8.2.2), names lowercased.
  */
 import { ProxyError } from "../errors/mod.ts";
-import type { HttpFields, HttpRequestHead } from "../proto/mod.ts";
+import { CONNECTION_SPECIFIC, type HttpFields, type HttpRequestHead, readH2RequestFields } from "../proto/mod.ts";
 
-/** RFC 9113 §8.2.2: fields that make an HTTP/2 message malformed (and that HTTP/1.1 uses per hop). */
-const CONNECTION_SPECIFIC = new Set(["connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade"]);
-
-/** §8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20, 0x41-0x5a, or 0x7f-0xff" (a pseudo-header starts with ':'). */
-const NAME = /^:?[\x21-\x39\x3b-\x40\x5b-\x7e]+$/;
-/** §8.2.1: a value "MUST NOT contain a zero value (ASCII NUL), line feed (ASCII LF), or carriage return (ASCII CR)", nor start or end with SP or HTAB. */
-const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 
 export interface H2Request {
   /** The request as an HTTP/1.1 head: `target` is `:path`, Host comes first. */
@@ -34,56 +27,27 @@ function bad(message: string): ProxyError {
 
 /** Reads a request's header list (§8.3.1); throws 400 (malformed), 405 (CONNECT: not this listener's). */
 export function readH2Request(fields: readonly [string, string][]): H2Request {
-  let method: string | null = null;
-  let scheme: string | null = null;
-  let authority: string | null = null;
-  let path: string | null = null;
-  let host: string | null = null;
+  // Assigned in the callback below: typed wide so the checks after it are not narrowed to null.
+  let host = null as string | null;
   let contentLength = -1;
   const cookies: string[] = [];
   const out: HttpFields = [];
-  let regular = false;
-  for (const [name, value] of fields) {
-    if (!NAME.test(name)) throw bad(`Malformed field name ${JSON.stringify(name.slice(0, 40))}`);
-    if (BAD_VALUE.test(value)) throw bad(`Malformed value of ${name}`);
-    if (name.charCodeAt(0) === 0x3a) {
-      // §8.3: "All pseudo-header fields MUST appear in a field block before all regular field lines".
-      if (regular) throw bad("Pseudo-header after a regular field");
-      const dup = () => bad(`Repeated ${name}`);
-      if (name === ":method") {
-        if (method !== null) throw dup();
-        method = value;
-      } else if (name === ":scheme") {
-        if (scheme !== null) throw dup();
-        scheme = value;
-      } else if (name === ":authority") {
-        if (authority !== null) throw dup();
-        authority = value;
-      } else if (name === ":path") {
-        if (path !== null) throw dup();
-        path = value;
-      } else throw bad(`Unknown pseudo-header ${name}`); // :protocol too: extended CONNECT (RFC 8441) is not offered
-      continue;
-    }
-    regular = true;
-    if (CONNECTION_SPECIFIC.has(name)) throw bad(`Connection-specific field ${name}`);
-    // §8.2.2: "The only exception to this is the TE header field, which MAY be present ... but it MUST NOT contain any value other than 'trailers'".
-    if (name === "te" && value !== "trailers") throw bad("TE other than trailers");
+  const { method, scheme, authority, path } = readH2RequestFields(fields, (name, value) => {
     if (name === "cookie") {
       cookies.push(value);
-      continue;
+      return;
     }
     if (name === "host") {
       if (host !== null) throw bad("Repeated host");
       host = value;
-      continue;
+      return;
     }
     if (name === "content-length") {
       if (contentLength >= 0 || !/^[0-9]{1,15}$/.test(value)) throw bad("Malformed or repeated content-length");
       contentLength = Number(value);
     }
     out.push([name, value]);
-  }
+  });
   if (method === null) throw bad("No :method");
   if (method === "CONNECT") throw new ProxyError("HTTP_METHOD_NOT_ALLOWED", "downstream", "CONNECT is for connect listeners; this is an http listener");
   // §8.3.1: "All HTTP/2 requests MUST include exactly one valid value for the :method, :scheme, and :path pseudo-header fields, unless they are CONNECT requests".

@@ -120,5 +120,6 @@ export {
 } from "./h2_frame.ts";
 export { DEFAULT_TABLE_SIZE, encodeHeaders, type HeaderBlock, HpackDecoder } from "./hpack.ts";
 export { concatBytes } from "./bytes.ts";
+export { CONNECTION_SPECIFIC, type H2PseudoFields, readH2RequestFields } from "./h2_request_fields.ts";
 export { ChunkQueue } from "./chunk_queue.ts";
 export { encodeWsClose, encodeWsFrame, unmask, WsClose, type WsEvent, WsFrameDecoder, WsOpcode, WsProtocolError } from "./websocket.ts";
