@@ -16,7 +16,7 @@
  *   SOCKS reply), then the session half-closes and lingers, reading and
  *   discarding, so the answer is not lost to a TCP reset.
  */
-import { monotonicMs } from "../runtime/mod.ts";
+import { idleExpired, monotonicMs } from "../runtime/mod.ts";
 import type { AccessList } from "../auth/mod.ts";
 import type { ListenerBase } from "../config/types.ts";
 import { asProxyError, type ErrorCode, ProxyError } from "../errors/mod.ts";
@@ -320,7 +320,7 @@ export class FrontSession implements FrontConnection, RelayOwner, Endpoints {
         return; // Dialing is bounded by the dial's own timeout.
       case Phase.Relaying:
         this.relay!.refresh(); // a kernel relay's bytes and last activity
-        if (cfg.idleTimeoutMs > 0 && nowMs - this.relay!.lastActiveMs >= cfg.idleTimeoutMs) this.relay!.abort("IDLE_TIMEOUT");
+        if (idleExpired(nowMs, this.relay!.lastActiveMs, cfg.idleTimeoutMs)) this.relay!.abort("IDLE_TIMEOUT");
         return;
       case Phase.Closing:
         if (nowMs - this.phaseStartedMs >= LINGER_MS) {

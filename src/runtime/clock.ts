@@ -16,6 +16,19 @@ export function tickClock(nowMs: number = Date.now()): void {
   coarseClock.now = nowMs;
 }
 
+/** How often a worker ticks its coarse clock (its sweep), so how stale a coarse time may be. */
+export const COARSE_TICK_MS = 500;
+
+/**
+ * An idle deadline that never fires early: `lastActiveMs` came from the
+ * coarse clock, which lags real time by up to one tick, so the deadline counts
+ * from one tick later. With `nowMs` from a sweep it fires between `timeoutMs`
+ * and `timeoutMs` + two ticks after the last byte.
+ */
+export function idleExpired(nowMs: number, lastActiveMs: number, timeoutMs: number): boolean {
+  return timeoutMs > 0 && nowMs - lastActiveMs >= timeoutMs + COARSE_TICK_MS;
+}
+
 export function wallMs(): number {
   return Date.now();
 }

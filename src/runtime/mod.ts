@@ -11,7 +11,7 @@ export type * from "./types.ts";
 export type * from "./quic_types.ts";
 export { memoryPair, MemoryConn } from "./memory.ts";
 export { LayeredConn } from "./layered.ts";
-export { type Clock, coarseClock, monotonicMs, systemClock, tickClock, wallMs } from "./clock.ts";
+export { type Clock, COARSE_TICK_MS, coarseClock, idleExpired, monotonicMs, systemClock, tickClock, wallMs } from "./clock.ts";
 export { NULL_HANDLER } from "./common.ts";
 export { type FetchFn, fetchWithCa } from "./fetch_ca.ts";
 export { formatRedisTarget, type RedisConnection, type RedisConnectOptions, type RedisReply, RedisReplyError, type RedisTarget } from "./redis_types.ts";

@@ -12,7 +12,7 @@ import { createRouteBackends } from "../router/mod.ts";
 import { compileAccessList } from "../auth/mod.ts";
 import type { Runtime } from "../runtime/types.ts";
 import { StatsWriter } from "../stats/mod.ts";
-import { tickClock, wallMs } from "../runtime/mod.ts";
+import { COARSE_TICK_MS, tickClock, wallMs } from "../runtime/mod.ts";
 import { SessionCounters } from "../stats/mod.ts";
 import { TunnelHub } from "../tunnel/edge/mod.ts";
 import { PeerLink } from "./peer_link.ts";
@@ -22,7 +22,8 @@ import { createListener, type DataPlaneListener, type ListenerDeps, type Listene
 import type { FromWorker, SlotAssignment, ToWorker } from "./messages.ts";
 
 /** How often deadlines are checked and the heartbeat is written. */
-export const SWEEP_INTERVAL_MS = 500;
+/** The sweep ticks the coarse clock: one constant, so idle deadlines know how stale it may be. */
+export const SWEEP_INTERVAL_MS = COARSE_TICK_MS;
 
 export interface WorkerPort {
   post(msg: FromWorker): void;
