@@ -14,6 +14,7 @@ import type { Logger } from "../../log/mod.ts";
 import { Relay, type RelayOwner } from "../../relay/mod.ts";
 import type { ErrorCode } from "../../errors/mod.ts";
 import type { Conn } from "../../runtime/types.ts";
+import { idleExpired } from "../../runtime/mod.ts";
 import type { SessionCounters, StatsWriter } from "../../stats/mod.ts";
 import type { HubStats, OpenRequest, TunnelSessionCounts, TunnelSessionEvent, TunnelSessionInfo } from "./types.ts";
 
@@ -283,7 +284,7 @@ export class TunnelHub implements RelayOwner {
   /** Idle deadline for the relays this worker runs on peers' behalf. */
   sweep(nowMs: number, idleTimeoutMs: number): void {
     if (idleTimeoutMs <= 0) return;
-    for (const r of this.peerRelays) if (nowMs - r.lastActiveMs >= idleTimeoutMs) r.abort("IDLE_TIMEOUT");
+    for (const r of this.peerRelays) if (idleExpired(nowMs, r.lastActiveMs, idleTimeoutMs)) r.abort("IDLE_TIMEOUT");
   }
 
   /** Drain deadline / shutdown. */

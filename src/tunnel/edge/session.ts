@@ -31,7 +31,7 @@ import {
   type TunnelRole,
 } from "../../proto/tunnel_control.ts";
 import { Relay, type RelayOwner } from "../../relay/mod.ts";
-import { coarseClock, monotonicMs, wallMs } from "../../runtime/mod.ts";
+import { coarseClock, idleExpired, monotonicMs, wallMs } from "../../runtime/mod.ts";
 import type { Conn } from "../../runtime/types.ts";
 import { type FrontConnection, LINGER_MS } from "../../frontdoor/mod.ts";
 import type { StatsWriter } from "../../stats/mod.ts";
@@ -662,7 +662,7 @@ export class EdgeSession implements FrontConnection, DestinationSession {
       case Stage.Ready:
         if (this.leavingIdle) this.closeWhenIdle();
         if (cfg.idleTimeoutMs > 0) {
-          for (const st of this.streams) if (st.relay && nowMs - st.relay.lastActiveMs >= cfg.idleTimeoutMs) st.relay.abort("IDLE_TIMEOUT");
+          for (const st of this.streams) if (st.relay && idleExpired(nowMs, st.relay.lastActiveMs, cfg.idleTimeoutMs)) st.relay.abort("IDLE_TIMEOUT");
         }
         return;
     }
