@@ -7,6 +7,8 @@
  * - a reset from either side, a slow reader (backpressure is the kernel's);
  * - idle timeout and the drain deadline close a relay the loop holds;
  * - an empty pipe pool leaves relays in JavaScript, and they still work;
+ * - more bulk directions than the budget of enlarged (1 MiB) pipes: the rest
+ *   keep the default size, and reused pipes are back at it;
  * - a fuzz of many connections that reset or half-close at random points;
  * - the outcome record (bytes each way, error) is the same in every mode, and
  *   the process's sockets and pipes return to their baseline (no leaks).
@@ -353,6 +355,17 @@ for (const mode of MODES) {
       const rs = await Promise.all(Array.from({ length: n }, (_, i) => client(port, `down ${4 * MIB} ${100 + i}\n`, () => {}, { slow: i % 2 === 0 })));
       rs.forEach((r, i) => expect(r.sha).toBe(shaOf(4 * MIB, 100 + i)));
       for (const r of rs) expect((await outcome(r.localPort)).error).toBeNull();
+    }, 60_000);
+
+    test("more bulk directions than the enlarged-pipe budget: 8 echoes both ways at once, all intact", async () => {
+      // 8 relays fill the pool (MAX_PIPES / 2); their 16 bulk directions exceed the worker's budget of
+      // 1 MiB pipes (8 MiB on 2 cores), so some directions keep the default size. Run twice: the second
+      // round takes pipes that were enlarged, shrunk and pooled by the first.
+      for (const round of [0, 1]) {
+        const rs = await Promise.all(Array.from({ length: MAX_PIPES / 2 }, (_, i) => client(port, "echo\n", (s) => writeAll(s, stream(4 * MIB, 200 + 10 * round + i), true))));
+        rs.forEach((r, i) => expect(r.sha).toBe(shaOf(4 * MIB, 200 + 10 * round + i)));
+        for (const r of rs) expect((await outcome(r.localPort)).error).toBeNull();
+      }
     }, 60_000);
 
     test("fuzz: 160 connections reset or half-close at random points; every one ends with one record", async () => {

@@ -16,10 +16,15 @@
  * goes from empty to non-empty, and the `data` event drains the ring with
  * `kr_poll`. No JavaScript runs on the loop thread. Live byte counters are a
  * shared Float64Array (two per slot) read by the sweeper.
+ *
+ * Pipes: made at the kernel's default size; a direction whose read fills one
+ * grows its pipe to 1 MiB (fs.pipe-max-size at most), within a per-worker
+ * byte budget derived from the user's pipe quota (bigPipes below). Bulk bytes
+ * per CPU-second: 64 KiB pipes ~0.9x HAProxy, 256 KiB ~1.1x, 1 MiB ~1.5x.
  */
 import RELAY_C from "./relay.c" with { type: "text" };
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Conn, KernelRelay, KernelRelayHandle, KernelRelayOptions, KernelRelayOwner } from "../types.ts";
 
@@ -42,12 +47,39 @@ function handover(c: Conn): HandoverConn | null {
 const DONE_FIELDS = 6;
 const POLL_BATCH = 64;
 const EBUSY = 16;
-/** 0 = the kernel's default pipe size (64 KiB). */
-const DEFAULT_PIPE_SIZE = 262_144;
+/** What a bulk direction's pipe grows to (its read filled the kernel's default 64 KiB pipe), at most fs.pipe-max-size. */
+const BIG_PIPE = 1_048_576;
+const MIB = 1_048_576;
+
+function procInt(path: string): number | null {
+  try {
+    const v = Number(readFileSync(path, "utf8").trim());
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The size bulk pipes grow to and this worker's budget for them. A user's
+ * pipes share fs.pipe-user-pages-soft (16,384 pages = 64 MiB by default);
+ * past it every new pipe of that user, Bun's own included, gets two pages.
+ * So the enlarged pipes of all workers (one per core by default) stay within
+ * a quarter of it: 8 MiB per worker on 2 cores, 8 bulk directions at 1 MiB;
+ * the rest keep the default size. A refusal (EPERM) stops enlarging anyway.
+ */
+function bigPipes(pipeSize: number | undefined): { size: number; budget: number } {
+  const max = procInt("/proc/sys/fs/pipe-max-size") ?? BIG_PIPE;
+  const size = Math.min(pipeSize ?? BIG_PIPE, max, BIG_PIPE);
+  const soft = procInt("/proc/sys/fs/pipe-user-pages-soft");
+  const quota = soft === null || soft === 0 ? 256 * MIB : soft * 4096;
+  const budget = Math.max(2 * MIB, Math.min(32 * MIB, Math.floor(quota / 4 / Math.max(1, availableParallelism()))));
+  return { size, budget };
+}
 
 interface Native {
   /** The descriptor to watch for completions, or -errno. */
-  kr_init(n: number, pipes: number, psize: number): number;
+  kr_init(n: number, pipes: number, bigSize: number, bigBudget: number): number;
   kr_bytes(): number;
   kr_prepare(i: number, gen: number, client: number, upstream: number): number;
   kr_start(i: number, gen: number): number;
@@ -117,7 +149,7 @@ export class BunKernelRelay implements KernelRelay {
       lib = ffi.cc({
         source: src,
         symbols: {
-          kr_init: { args: [i32, i32, i32], returns: i32 },
+          kr_init: { args: [i32, i32, i32, i32], returns: i32 },
           kr_bytes: { args: [], returns: ptr },
           kr_prepare: { args: [i32, u32, i32, i32], returns: i32 },
           kr_start: { args: [i32, u32], returns: i32 },
@@ -133,7 +165,8 @@ export class BunKernelRelay implements KernelRelay {
       rmSync(dir, { recursive: true, force: true });
     }
     const native = lib.symbols as Native;
-    const notifyFd = native.kr_init(relays, relays * 2, opts.pipeSize ?? DEFAULT_PIPE_SIZE);
+    const big = bigPipes(opts.pipeSize);
+    const notifyFd = native.kr_init(relays, relays * 2, big.size, big.budget);
     if (notifyFd < 0) return `the native relay loop did not start (errno ${-notifyFd})`;
     this.lib = lib;
     this.native = native;
