@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { edgemuxCommand, type EdgemuxProcess, run, startEdgemux, tempDir, waitFor } from "./support/edgemux.ts";
@@ -116,6 +116,8 @@ roles = ["source"]
 afterAll(async () => {
   await agent?.stop();
   await edge?.stop();
+  // 200 MiB files both ways and a resumed copy: ~750 MB that must not outlive the test.
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe("edgemux cp", () => {

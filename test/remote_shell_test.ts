@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { edgemuxCommand, type EdgemuxProcess, run, startEdgemux, tempDir, waitFor } from "./support/edgemux.ts";
 import { edgeTls, startAgentProcess } from "./support/tunnel.ts";
@@ -98,6 +98,7 @@ afterAll(async () => {
   await shellAgent?.stop();
   await plainAgent?.stop();
   await edge?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe("edgemux shell", () => {
