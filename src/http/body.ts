@@ -234,6 +234,13 @@ export class BodyFramer {
   }
 }
 
+/**
+ * The framer of every message without a body: shared, since one that is done
+ * never changes (`feed` returns 0, `bytes` stays 0, nothing is thrown).
+ * Allocation saved: one object per GET.
+ */
+export const NO_BODY: BodyFramer = new BodyFramer(BodyKind.None, 0, "HTTP_BAD_REQUEST", "downstream");
+
 function hex(c: number): string {
   return c.toString(16).padStart(2, "0");
 }

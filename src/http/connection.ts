@@ -36,8 +36,8 @@ import { readInboundProxy, Relay, type RelayOwner } from "../relay/mod.ts";
 import { coarseClock, monotonicMs } from "../runtime/mod.ts";
 import type { Conn } from "../runtime/types.ts";
 import { type Dialed, dialRoute, type Endpoints } from "../upstream/mod.ts";
-import { BodyFramer, BodyKind, requestBodyOf, responseBodyOf } from "./body.ts";
-import { clientResponseFields, connectionHas, encodeRequestHead, encodeResponseHead, upstreamRequestFields } from "./fields.ts";
+import { BodyFramer, BodyKind, NO_BODY, requestBodyOf, responseBodyOf } from "./body.ts";
+import { clientResponseFields, clientResponseHeadText, connectionHas, encodeResponseHead, latin1With, upstreamRequestHeadText } from "./fields.ts";
 import type { HttpListener } from "./listener.ts";
 import { errorPage, type LocalResponse } from "./pages.ts";
 import { Exchange, recordExchange } from "./exchange.ts";
@@ -60,6 +60,13 @@ const enum P {
 
 /** Client bytes read ahead of the request being served (pipelining, or body bytes while dialing); past it reading pauses. */
 export const PIPELINE_BYTES = 65_536;
+
+/**
+ * A head and the body bytes that arrived with it leave in one write when
+ * together they fit here: one TLS record (at most 16 KiB of plaintext, RFC
+ * 8446 §5.1) and one send instead of two. Larger bodies go as read, zero copy.
+ */
+export const COALESCE_BYTES = 16_384;
 
 
 export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
@@ -249,7 +256,7 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
     ex.host = ex.hostText === null ? null : hostName(ex.hostText);
     ex.path = routingPath(t.origin);
     const b = requestBodyOf(h.fields);
-    ex.body = new BodyFramer(b.kind, b.length, "HTTP_BAD_REQUEST", "downstream", this.l.config.maxHeaderBytes);
+    ex.body = b.kind === BodyKind.None ? NO_BODY : new BodyFramer(b.kind, b.length, "HTTP_BAD_REQUEST", "downstream", this.l.config.maxHeaderBytes);
     // HTTP/1.0 closes after each response (its keep-alive extension is not spoken here).
     ex.keepAlive = h.minorVersion === 1 && !connectionHas(h.fields, "close");
     if (connectionHas(h.fields, "upgrade") && fieldCount(h, "upgrade") === 1) {
@@ -310,19 +317,41 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
     this.phase = P.Exchange;
     ex.responseParser = new Http1ResponseParser({ maxHeadBytes: this.l.config.maxHeaderBytes, errorCode: "HTTP_BAD_RESPONSE" });
     const auth = ex.route!.route.http?.basicAuth ?? null;
-    const fields = upstreamRequestFields(ex.head.fields, {
+    const text = upstreamRequestHeadText(ex.head.method, ex.origin, ex.head.fields, {
       clientIp: this.clientAddress,
       trusted: this.l.trusted.size > 0 && this.l.trusted.contains(this.clientAddress),
       proto: this.l.config.tls !== null ? "https" : "http",
       host: ex.hostText,
     }, { upgrade: ex.upgrade, dropAuthorization: auth !== null });
-    up.conn.write(encodeRequestHead(ex.head.method, ex.origin, fields));
-    if (ex.body.done) ex.sentAtMs = coarseClock.now;
-    // Body bytes read while dialing go first, in order.
+    // Body bytes read with the head or while dialing go first, in order; those that fit ride in the head's
+    // write (COALESCE_BYTES). Allocation: one array of views, only when there are such bytes.
     const held = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    for (let i = 0; i < held.length; i++) {
+    let views: Uint8Array[] | null = null;
+    let bodyBytes = 0;
+    let i = 0;
+    for (; i < held.length && !ex.body.done; i++) {
+      const c = held[i]!;
+      if (text.length + bodyBytes + c.length > COALESCE_BYTES) break;
+      let n;
+      try {
+        n = ex.body.feed(c);
+      } catch (err) {
+        return this.refuseRequest(asProxyError(err, "HTTP_BAD_REQUEST", "downstream"), ex);
+      }
+      if (n > 0) (views ??= []).push(n === c.length ? c : c.subarray(0, n));
+      bodyBytes += n;
+      if (n < c.length) {
+        held[i] = c.subarray(n); // the body ended inside it: the rest is the next request, held below
+        break;
+      }
+    }
+    const ok = up.conn.write(latin1With(text, views, bodyBytes));
+    if (bodyBytes > 0) this.countBytes(ex, bodyBytes, 0);
+    if (ex.body.done) ex.sentAtMs = coarseClock.now;
+    else if (!ok) this.client.pause();
+    for (; i < held.length; i++) {
       if (this.phase !== P.Exchange || this.ex !== ex) return;
       if (!ex.body.done) this.forwardBody(held[i]!);
       else this.hold(held[i]!);
@@ -393,15 +422,46 @@ export class HttpConnection implements FrontConnection, RelayOwner, Endpoints {
     ex.response = head;
     ex.status = head.status;
     const b = responseBodyOf(ex.head.method, head.status, head.fields);
-    ex.responseBody = new BodyFramer(b.kind, b.length, "HTTP_BAD_RESPONSE", "upstream", this.l.config.maxHeaderBytes);
+    ex.responseBody = b.kind === BodyKind.None ? NO_BODY : new BodyFramer(b.kind, b.length, "HTTP_BAD_RESPONSE", "upstream", this.l.config.maxHeaderBytes);
     // The upstream connection serves again only after a framed HTTP/1.1 response it did not ask to close.
     ex.reusable = head.minorVersion === 1 && b.kind !== BodyKind.UntilClose && !connectionHas(head.fields, "close") && ex.upgrade === null;
     // A body that runs until close can only end by closing the client connection too.
     if (!ex.keepAlive || this.draining || b.kind === BodyKind.UntilClose) this.closeAfter = true;
     const set = ex.route!.route.http?.responseHeaders ?? [];
-    this.client.write(encodeResponseHead(head.status, head.reason, clientResponseFields(head.fields, set, { close: this.closeAfter, switching: false })));
-    if (ex.responseBody.done) return this.finishExchange(ex);
-    for (const c of rest) if (c.length > 0 && this.ex === ex && this.phase === P.Exchange) this.forwardResponse(ex, c);
+    const text = clientResponseHeadText(head.status, head.reason, head.fields, set, this.closeAfter);
+    const body = ex.responseBody;
+    // The body bytes that came with the head ride in its write when they fit (COALESCE_BYTES).
+    let views: Uint8Array[] | null = null;
+    let bodyBytes = 0;
+    let i = 0;
+    for (; i < rest.length && !body.done; i++) {
+      const c = rest[i]!;
+      if (text.length + bodyBytes + c.length > COALESCE_BYTES) break;
+      let n;
+      try {
+        n = body.feed(c);
+      } catch (err) {
+        // Framing broken already: the head goes out as it would have, then the response is cut short.
+        this.client.write(latin1With(text, views, bodyBytes));
+        ex.error = asProxyError(err, "HTTP_BAD_RESPONSE", "upstream").code;
+        return this.abort(ex.error);
+      }
+      if (n > 0) (views ??= []).push(n === c.length ? c : c.subarray(0, n));
+      bodyBytes += n;
+      // Bytes past the response's end: not a server to reuse.
+      if (n < c.length) ex.reusable = false;
+    }
+    const ok = this.client.write(latin1With(text, views, bodyBytes));
+    if (bodyBytes > 0) {
+      ex.bytesOut += bodyBytes;
+      this.countBytes(ex, 0, bodyBytes);
+    }
+    if (body.done) {
+      for (; i < rest.length; i++) if (rest[i]!.length > 0) ex.reusable = false;
+      return this.finishExchange(ex);
+    }
+    if (!ok) ex.up!.conn.pause();
+    for (; i < rest.length; i++) if (rest[i]!.length > 0 && this.ex === ex && this.phase === P.Exchange) this.forwardResponse(ex, rest[i]!);
   }
 
   private forwardResponse(ex: Exchange, chunk: Uint8Array): void {

@@ -25,14 +25,15 @@ const NOT_REMOVABLE = new Set(["host", "content-length", "transfer-encoding"]);
 
 const FORWARDED_FIELDS = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"]);
 
-/** The names the Connection fields list (lowercase), Host and framing excluded. */
-function connectionOptions(fields: HttpFields): Set<string> {
-  const out = new Set<string>();
-  for (const [n, v] of fields) {
-    if (n !== "connection") continue;
-    for (const part of v.split(",")) {
+/** The names the Connection fields list (lowercase), Host and framing excluded; null when there are none (the usual case: no allocation). */
+function connectionOptions(fields: HttpFields): Set<string> | null {
+  let out: Set<string> | null = null;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (f[0] !== "connection") continue;
+    for (const part of f[1].split(",")) {
       const o = part.trim().toLowerCase();
-      if (o !== "" && !NOT_REMOVABLE.has(o)) out.add(o);
+      if (o !== "" && !NOT_REMOVABLE.has(o)) (out ??= new Set()).add(o);
     }
   }
   return out;
@@ -40,9 +41,10 @@ function connectionOptions(fields: HttpFields): Set<string> {
 
 /** True when the Connection fields list `token` (case-insensitive). */
 export function connectionHas(fields: HttpFields, token: string): boolean {
-  for (const [n, v] of fields) {
-    if (n !== "connection") continue;
-    for (const part of v.split(",")) if (part.trim().toLowerCase() === token) return true;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (f[0] !== "connection") continue;
+    for (const part of f[1].split(",")) if (part.trim().toLowerCase() === token) return true;
   }
   return false;
 }
@@ -89,15 +91,31 @@ export interface RequestRewrite {
  * appended to, and for an upgrade `Connection: upgrade` + `Upgrade`.
  */
 export function upstreamRequestFields(fields: HttpFields, c: ClientContext, r: RequestRewrite): HttpFields {
-  const named = connectionOptions(fields);
   const out: HttpFields = [];
+  rewriteRequest(fields, c, r, out);
+  return out;
+}
+
+/**
+ * The head of a request as sent upstream, as text (upstreamRequestFields'
+ * fields after the request line): built straight from the client's fields,
+ * with no array or pair per field (the HTTP/1.1 hot path, connection.ts).
+ */
+export function upstreamRequestHeadText(method: string, target: string, fields: HttpFields, c: ClientContext, r: RequestRewrite): string {
+  return rewriteRequest(fields, c, r, null, `${method} ${target} HTTP/1.1\r\n`) + "\r\n";
+}
+
+/** Both forms of the request rewrite: pushes the fields to `out`, or (out null) appends `name: value` lines to `text`. */
+function rewriteRequest(fields: HttpFields, c: ClientContext, r: RequestRewrite, out: HttpFields | null, text = ""): string {
+  const named = connectionOptions(fields);
   let xff: string | null = null;
   let xfp: string | null = null;
   let xfh: string | null = null;
   let fwd: string | null = null;
-  for (const f of fields) {
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     const n = f[0];
-    if (HOP_BY_HOP.has(n) || named.has(n)) continue;
+    if (HOP_BY_HOP.has(n) || (named !== null && named.has(n))) continue;
     if (FORWARDED_FIELDS.has(n)) {
       if (!c.trusted) continue;
       // Several lines of a list field are one list (RFC 9110 §5.3).
@@ -108,17 +126,27 @@ export function upstreamRequestFields(fields: HttpFields, c: ClientContext, r: R
       continue;
     }
     if (n === "authorization" && r.dropAuthorization) continue;
-    out.push(f);
+    if (out !== null) out.push(f);
+    else text += `${n}: ${f[1]}\r\n`;
   }
   const node = xffNode(c.clientIp);
-  out.push(["x-forwarded-for", xff === null || xff === "" ? node : `${xff}, ${node}`]);
-  out.push(["x-forwarded-proto", xfp ?? c.proto]);
   const host = xfh ?? c.host;
-  if (host !== null) out.push(["x-forwarded-host", host]);
   const element = forwardedElement(c);
-  out.push(["forwarded", fwd === null || fwd === "" ? element : `${fwd}, ${element}`]);
-  if (r.upgrade !== null) out.push(["connection", "upgrade"], ["upgrade", r.upgrade]);
-  return out;
+  const xffValue = xff === null || xff === "" ? node : `${xff}, ${node}`;
+  const fwdValue = fwd === null || fwd === "" ? element : `${fwd}, ${element}`;
+  if (out !== null) {
+    out.push(["x-forwarded-for", xffValue]);
+    out.push(["x-forwarded-proto", xfp ?? c.proto]);
+    if (host !== null) out.push(["x-forwarded-host", host]);
+    out.push(["forwarded", fwdValue]);
+    if (r.upgrade !== null) out.push(["connection", "upgrade"], ["upgrade", r.upgrade]);
+    return text;
+  }
+  text += `x-forwarded-for: ${xffValue}\r\nx-forwarded-proto: ${xfp ?? c.proto}\r\n`;
+  if (host !== null) text += `x-forwarded-host: ${host}\r\n`;
+  text += `forwarded: ${fwdValue}\r\n`;
+  if (r.upgrade !== null) text += `connection: upgrade\r\nupgrade: ${r.upgrade}\r\n`;
+  return text;
 }
 
 /**
@@ -128,42 +156,86 @@ export function upstreamRequestFields(fields: HttpFields, c: ClientContext, r: R
  * 101 the Upgrade the backend chose stays, with `Connection: upgrade`.
  */
 export function clientResponseFields(fields: HttpFields, set: readonly [string, string][], opts: { close: boolean; switching: boolean }): HttpFields {
-  const named = connectionOptions(fields);
-  const replaced = set.length === 0 ? null : new Set(set.map(([n]) => n.toLowerCase()));
   const out: HttpFields = [];
-  for (const f of fields) {
-    const n = f[0];
-    if (n === "upgrade" && opts.switching) {
-      out.push(f);
-      continue;
-    }
-    if (HOP_BY_HOP.has(n) || named.has(n) || (replaced !== null && replaced.has(n))) continue;
-    out.push(f);
-  }
-  for (const f of set) out.push(f);
-  if (opts.switching) out.push(["connection", "upgrade"]);
-  else if (opts.close) out.push(["connection", "close"]);
+  rewriteResponse(fields, set, opts.close, opts.switching, out);
   return out;
 }
+
+/** The head of a response as sent to the client, as text (clientResponseFields' fields after the status line), no array or pair per field. */
+export function clientResponseHeadText(status: number, reason: string, fields: HttpFields, set: readonly [string, string][], close: boolean): string {
+  return rewriteResponse(fields, set, close, false, null, `HTTP/1.1 ${status} ${reason === "" ? reasonPhrase(status) : reason}\r\n`) + "\r\n";
+}
+
+/** A route response field replaces the backend's of the same name (compared in lower case, as the codec gives names). */
+function isReplaced(set: readonly [string, string][], n: string): boolean {
+  for (let i = 0; i < set.length; i++) if (set[i]![0].toLowerCase() === n) return true;
+  return false;
+}
+
+function rewriteResponse(fields: HttpFields, set: readonly [string, string][], close: boolean, switching: boolean, out: HttpFields | null, text = ""): string {
+  const named = connectionOptions(fields);
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    const n = f[0];
+    const keep = (n === "upgrade" && switching) || !(HOP_BY_HOP.has(n) || (named !== null && named.has(n)) || (set.length > 0 && isReplaced(set, n)));
+    if (!keep) continue;
+    if (out !== null) out.push(f);
+    else text += `${n}: ${f[1]}\r\n`;
+  }
+  for (let i = 0; i < set.length; i++) {
+    if (out !== null) out.push(set[i]!);
+    else text += `${set[i]![0]}: ${set[i]![1]}\r\n`;
+  }
+  if (switching) {
+    if (out !== null) out.push(["connection", "upgrade"]);
+    else text += "connection: upgrade\r\n";
+  } else if (close) {
+    if (out !== null) out.push(["connection", "close"]);
+    else text += "connection: close\r\n";
+  }
+  return text;
+}
+
+/** Any character outside ASCII: the head then takes the slower per-character latin1 copy. */
+const NON_ASCII = /[^\x00-\x7f]/;
+const utf8 = new TextEncoder();
 
 /**
  * Latin-1 bytes of a head (field values are read as latin1 by the codec, so
- * obs-text goes back out unchanged). Allocation: one buffer per head.
+ * obs-text goes back out unchanged), followed in the same buffer by `body`
+ * when given: head and a small body leave in one write, so one TLS record
+ * and one send (connection.ts). Allocation: one buffer per head.
  */
-function latin1(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+export function latin1With(text: string, body: readonly Uint8Array[] | null, bodyBytes: number): Uint8Array {
+  const out = new Uint8Array(text.length + bodyBytes);
+  if (!NON_ASCII.test(text)) utf8.encodeInto(text, out); // ASCII: UTF-8 is the same bytes, copied natively
+  else for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  if (body !== null) {
+    let o = text.length;
+    for (let i = 0; i < body.length; i++) {
+      out.set(body[i]!, o);
+      o += body[i]!.length;
+    }
+  }
   return out;
 }
 
-export function encodeRequestHead(method: string, target: string, fields: HttpFields): Uint8Array {
+export function requestHeadText(method: string, target: string, fields: HttpFields): string {
   let head = `${method} ${target} HTTP/1.1\r\n`;
-  for (const [n, v] of fields) head += `${n}: ${v}\r\n`;
-  return latin1(head + "\r\n");
+  for (let i = 0; i < fields.length; i++) head += `${fields[i]![0]}: ${fields[i]![1]}\r\n`;
+  return head + "\r\n";
+}
+
+export function responseHeadText(status: number, reason: string, fields: HttpFields): string {
+  let head = `HTTP/1.1 ${status} ${reason === "" ? reasonPhrase(status) : reason}\r\n`;
+  for (let i = 0; i < fields.length; i++) head += `${fields[i]![0]}: ${fields[i]![1]}\r\n`;
+  return head + "\r\n";
+}
+
+export function encodeRequestHead(method: string, target: string, fields: HttpFields): Uint8Array {
+  return latin1With(requestHeadText(method, target, fields), null, 0);
 }
 
 export function encodeResponseHead(status: number, reason: string, fields: HttpFields): Uint8Array {
-  let head = `HTTP/1.1 ${status} ${reason === "" ? reasonPhrase(status) : reason}\r\n`;
-  for (const [n, v] of fields) head += `${n}: ${v}\r\n`;
-  return latin1(head + "\r\n");
+  return latin1With(responseHeadText(status, reason, fields), null, 0);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { clientResponseFields, encodeRequestHead, forwardedElement, upstreamRequestFields } from "./fields.ts";
+import { clientResponseFields, clientResponseHeadText, encodeRequestHead, encodeResponseHead, forwardedElement, latin1With, upstreamRequestFields, upstreamRequestHeadText } from "./fields.ts";
 
 const client = { clientIp: "192.0.2.7", trusted: false, proto: "https" as const, host: "app.example" };
 const plain = { upgrade: null, dropAuthorization: false };
@@ -84,5 +84,43 @@ describe("the response sent to the client", () => {
       ["sec-websocket-accept", "x"],
       ["connection", "upgrade"],
     ]);
+  });
+});
+
+describe("heads as text (the HTTP/1.1 hot path) say what the field lists say", () => {
+  const requests: [string, string][][] = [
+    [["host", "app.example"], ["accept", "*/*"]],
+    [["host", "app.example"], ["connection", "keep-alive, X-Secret"], ["x-secret", "1"], ["x-forwarded-for", "6.6.6.6"], ["authorization", "Basic eA=="], ["content-length", "3"]],
+    [["host", "app.example"], ["forwarded", "for=1.2.3.4"], ["x-forwarded-proto", "http"], ["x-forwarded-host", "a"], ["user-agent", "caf\u00e9"]],
+  ];
+  for (const [i, fields] of requests.entries()) {
+    for (const c of [client, { ...client, trusted: true, host: null }, { ...client, clientIp: "::ffff:10.0.0.1" }]) {
+      for (const r of [plain, { upgrade: "websocket", dropAuthorization: true }]) {
+        test(`request ${i}, trusted ${c.trusted}, upgrade ${r.upgrade}`, () => {
+          const text = upstreamRequestHeadText("GET", "/x?y", fields, c, r);
+          expect(latin1With(text, null, 0)).toEqual(encodeRequestHead("GET", "/x?y", upstreamRequestFields(fields, c, r)));
+        });
+      }
+    }
+  }
+
+  const responses: [string, string][][] = [
+    [["server", "nginx"], ["content-length", "3"], ["connection", "keep-alive"]],
+    [["strict-transport-security", "max-age=1"], ["keep-alive", "timeout=5"], ["connection", "X-Hop"], ["x-hop", "1"], ["transfer-encoding", "chunked"]],
+  ];
+  for (const [i, fields] of responses.entries()) {
+    for (const set of [[], [["Strict-Transport-Security", "max-age=63072000"]] as [string, string][]]) {
+      for (const close of [false, true]) {
+        test(`response ${i}, ${set.length} route fields, close ${close}`, () => {
+          const text = clientResponseHeadText(200, "", fields, set, close);
+          expect(latin1With(text, null, 0)).toEqual(encodeResponseHead(200, "", clientResponseFields(fields, set, { close, switching: false })));
+        });
+      }
+    }
+  }
+
+  test("a body rides after the head in the same buffer", () => {
+    const out = latin1With("HTTP/1.1 200 OK\r\n\r\n", [new Uint8Array([0x6f, 0x6b]), new Uint8Array([0x0a])], 3);
+    expect(new TextDecoder().decode(out)).toBe("HTTP/1.1 200 OK\r\n\r\nok\n");
   });
 });

@@ -5,6 +5,18 @@
  * that reads many requests in turn, routes each by Host and path
  * (routes.ts) and speaks HTTP/1.1 to the route's targets through upstream/,
  * reusing idle upstream connections (pool.ts).
+ *
+ * HTTPS takes one of two paths (named in the listener's start-up log line):
+ * - "native": the runtime's own TLS listener (Bun.listen's `tls`,
+ *   Deno.listenTls) with one certificate and ALPN h2/http/1.1. Bun.listen
+ *   takes exactly one certificate object (an array, Bun.serve's SNI form, is
+ *   refused in 1.4.5) and cannot swap it, so a reload that changes the
+ *   certificate binds a new socket on the same port (reusePort) and closes
+ *   the old one. Its TLS costs a fraction of node:tls's TLSSocket stream
+ *   (bench/README.md, http section, has the figures).
+ * - "node:tls": certificate selection by SNI among several files or ACME
+ *   certificates, and TLS-ALPN-01 (runtime/node_tls.ts), where the set can
+ *   change at every handshake. Bun only; Deno serves the first certificate.
  */
 import { CidrSet, TokenStore } from "../auth/mod.ts";
 import type { HttpListenerConfig } from "../config/types.ts";
@@ -24,8 +36,14 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
   declare routes: HttpRouteTable;
   /** HTTPS: the certificates by SNI (replaced on reload); null on a plain listener. */
   declare certificates: CertificateSet | null;
-  /** The SNI-selecting socket (listenSelectingTls); null when the front door's listen was used. */
-  private selecting: Listener | null = null;
+  /** The HTTPS socket bound here (either path, Bun); null when the front door's listen was used. */
+  private own: Listener | null = null;
+  /** The path `own` took and, for "native", the certificate it serves (a change means a new socket). */
+  private ownPath: HttpsPath | null = null;
+  private ownCert: { cert: string; key: string } | null = null;
+  private bindAt: { hostname: string; port: number } | null = null;
+  /** True while listening for a reload's new socket: another reload waits for it (relisten runs again). */
+  private relistening = false;
   private unsubscribe: (() => void) | null = null;
   declare tokens: TokenStore;
   declare trusted: CidrSet;
@@ -43,7 +61,12 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
     this.pool = new UpstreamPool(l.upstreamKeepalive);
     this.certificates = l.tls === null ? null : CertificateSet.of(l.tls, this.acme);
     this.answersTlsAlpn01 = l.tls?.acme === true && s.config.acme?.challengeType === "tls-alpn-01";
-    this.selecting?.refreshCertificates?.();
+    // (Also called from the base constructor, before this class's fields exist: `own` is undefined then.)
+    // An HTTPS listener that a reload makes plain keeps its socket until a restart (as a kind change would).
+    if (!this.own || l.tls === null) return;
+    if (this.httpsPath() !== this.ownPath || (this.ownPath === "native" && !sameCertificate(this.ownCert, this.certificates?.defaultCertificate ?? null))) {
+      void this.relisten();
+    } else this.own.refreshCertificates?.();
   }
 
   get acme(): AcmeState | null {
@@ -55,22 +78,88 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
     return this.acme?.challenges.httpChallengeResponse(token) ?? null;
   }
 
+  /**
+   * Which TLS an HTTPS listener on Bun takes: "native" with one certificate
+   * file and no ACME (the set cannot change per handshake), else "node:tls"
+   * (SNI selection among several, certificates that arrive while listening)
+   * or "node:tls+tls-alpn-01" (the ClientHello read first, node_tls.ts).
+   */
+  private httpsPath(): HttpsPath {
+    const t = this.config.tls!;
+    if (this.answersTlsAlpn01) return "node:tls+tls-alpn-01";
+    return t.certificates.length === 1 && !t.acme ? "native" : "node:tls";
+  }
+
   override async start(hostname: string, port: number): Promise<Listener> {
     const tls = this.listenTls();
     const a = this.config.address;
     if (tls === undefined || a.kind === "unix" || this.runtime.listenSelectingTls === undefined) {
-      if (this.answersTlsAlpn01) {
-        this.log.warn("https listener cannot answer TLS-ALPN-01 on this runtime", { listener: this.name, runtime: this.runtime.name, reason: "the certificate must be chosen by the ClientHello's ALPN (Bun only); use challenge = \"http-01\" with a plain http listener" });
-      }
-      if (tls !== undefined && (this.config.tls!.certificates.length > 1 || this.config.tls!.acme)) {
-        this.log.warn("https listener serves one certificate on this runtime", { listener: this.name, runtime: this.runtime.name, reason: "no certificate selection by SNI (Deno.listenTls takes one certificate); changes need a restart" });
+      if (tls !== undefined) {
+        if (this.answersTlsAlpn01) {
+          this.log.warn("https listener cannot answer TLS-ALPN-01 on this runtime", { listener: this.name, runtime: this.runtime.name, reason: "the certificate must be chosen by the ClientHello's ALPN (Bun only); use challenge = \"http-01\" with a plain http listener" });
+        }
+        if (this.config.tls!.certificates.length > 1 || this.config.tls!.acme) {
+          this.log.warn("https listener serves one certificate on this runtime", { listener: this.name, runtime: this.runtime.name, reason: "no certificate selection by SNI (Deno.listenTls takes one certificate); changes need a restart" });
+        }
+        this.log.info("https listener", { listener: this.name, tls: "native", reason: `${this.runtime.name}: the runtime's own TLS, the default certificate`, certificates: this.config.tls!.certificates.length, acme: this.config.tls!.acme });
       }
       return super.start(hostname, port);
     }
-    this.selecting = await this.runtime.listenSelectingTls({ address: { hostname, port, reusePort: true }, tls, onAccept: (conn) => this.accept(conn) });
-    // An ACME certificate that arrives later may become the default (a listener with acme alone).
-    this.unsubscribe = this.acme?.onChange(() => this.selecting?.refreshCertificates?.()) ?? null;
-    return this.selecting;
+    this.bindAt = { hostname, port };
+    const l = await this.bind(hostname, port);
+    this.bindAt = { hostname: l.hostname, port: l.port };
+    return l;
+  }
+
+  /** Binds the HTTPS socket of the path the config asks for (reusePort: a reload binds beside the old one). */
+  private async bind(hostname: string, port: number): Promise<Listener> {
+    const tls = this.listenTls()!;
+    const path = this.httpsPath();
+    const onAccept = (conn: Conn) => this.accept(conn);
+    const address = { hostname, port, reusePort: true };
+    let l: Listener;
+    if (path === "native") {
+      const d = this.certificates!.defaultCertificate!;
+      l = this.runtime.listen({ address, tls: { cert: d.cert, key: d.key, alpn: tls.alpn }, onAccept });
+      this.ownCert = { cert: d.cert, key: d.key };
+    } else {
+      l = await this.runtime.listenSelectingTls!({ address, tls, onAccept });
+      this.ownCert = null;
+    }
+    this.own = l;
+    this.ownPath = path;
+    if (this.acme !== null && this.unsubscribe === null) {
+      // An ACME certificate that arrives later may become the default (a listener with acme alone).
+      this.unsubscribe = this.acme.onChange(() => this.own?.refreshCertificates?.());
+    }
+    const reason = path === "native" ? "one certificate, no ACME" : path === "node:tls" ? "certificate selection by SNI" : "TLS-ALPN-01 reads each ClientHello";
+    this.log.info("https listener", { listener: this.name, tls: path, reason, certificates: this.config.tls!.certificates.length, acme: this.config.tls!.acme });
+    return l;
+  }
+
+  /** A reload changed the certificate of a native socket, or the path: a new socket on the same port, then the old one closes. */
+  private async relisten(): Promise<void> {
+    if (this.relistening || !this.bindAt || this.draining) return;
+    this.relistening = true;
+    const old = this.own;
+    let bound = false;
+    try {
+      const l = await this.bind(this.bindAt.hostname, this.bindAt.port);
+      old?.close();
+      bound = true;
+      if (this.draining) {
+        // Stopped while the new socket was being bound.
+        l.close();
+        this.own = null;
+      }
+    } catch (err) {
+      this.own = old;
+      this.log.error("https listener could not rebind for its new certificates; serving the old ones", { listener: this.name, reason: (err as Error).message });
+    } finally {
+      this.relistening = false;
+    }
+    // A reload that came meanwhile.
+    if (bound && this.own !== null && !this.draining && (this.httpsPath() !== this.ownPath || (this.ownPath === "native" && !sameCertificate(this.ownCert, this.certificates?.defaultCertificate ?? null)))) void this.relisten();
   }
 
   protected override createSession(conn: Conn, nowMs: number): HttpConnection {
@@ -102,10 +191,16 @@ export class HttpListener extends FrontListener<HttpListenerConfig, HttpConnecti
 
   override stopAccepting(): void {
     super.stopAccepting();
-    this.selecting?.close();
-    this.selecting = null;
+    this.own?.close();
+    this.own = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.pool.clear();
   }
+}
+
+type HttpsPath = "native" | "node:tls" | "node:tls+tls-alpn-01";
+
+function sameCertificate(a: { cert: string; key: string } | null, b: { cert: string; key: string } | null): boolean {
+  return a === b || (a !== null && b !== null && a.cert === b.cert && a.key === b.key);
 }
