@@ -13,7 +13,7 @@
  * body read included: the abort signal covers it), every poll loop by
  * `pollTimeoutMs`, each Retry-After by `maxRetryAfterMs`.
  */
-import type { FetchFn } from "../runtime/mod.ts";
+import { type FetchFn, wallMs } from "../runtime/mod.ts";
 import { buildCsr, newCertKey } from "./x509.ts";
 import { b64url, type EcPublicJwk, jwkThumbprint, keyAuthorization, publicJwk, signJws } from "./jose.ts";
 
@@ -140,7 +140,7 @@ export class AcmeClient {
     this.maxRetryAfterMs = opts.maxRetryAfterMs ?? 10_000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 1_000;
     this.sleep = opts.sleep ?? defaultSleep;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? wallMs;
   }
 
   private async request(url: string, init: RequestInit): Promise<Response> {

@@ -4,7 +4,7 @@
  * TLS-ALPN-01 on the HTTPS listener), issues on first use for allowed names
  * through the issuance guard, and renews on the scheduler's plan.
  */
-import { type FetchFn, fetchWithCa } from "../runtime/mod.ts";
+import { type FetchFn, fetchWithCa, wallMs } from "../runtime/mod.ts";
 import { AcmeClient, AcmeError, type ChallengeSolver, type ChallengeType } from "./client.ts";
 import { type GuardVerdict, IssuanceGuard } from "./guard.ts";
 import { generateP256, importPrivateJwk, keyAuthorizationDigest } from "./jose.ts";
@@ -128,7 +128,7 @@ export class AcmeManager implements ChallengeResponder {
       newNamesPerHour: opts.newNamesPerHour,
       policy: this.policy,
     });
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? wallMs;
     this.random = opts.random ?? Math.random;
     this.log = opts.log ?? NO_LOG;
     this.fetch = opts.fetch ?? fetchWithCa(opts.caPem);

@@ -16,6 +16,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bits, ecdsaRawToDer, explicit, fromPem, int, oid, seq, set, time, toPem, utf8 } from "../acme/der.ts";
+import { wallMs } from "../runtime/clock.ts";
 
 export const MAX_EDGES = 8;
 const CERT_DAYS = 3650;
@@ -72,7 +73,7 @@ function certNameMatches(pem: string, name: string): boolean {
 }
 
 /** Opens (creating as needed) the state directory for agent `name`. */
-export async function openState(dir: string, name: string, nowMs = Date.now()): Promise<AgentState> {
+export async function openState(dir: string, name: string, nowMs = wallMs()): Promise<AgentState> {
   const warnings: string[] = [];
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = statSync(dir);

@@ -36,7 +36,7 @@
  * counted against this edge alone) and cluster lookups fail at once with
  * ClusterUnavailableError.
  */
-import { connectRedis, formatRedisTarget, type RedisConnection, type RedisConnectOptions, type RedisReply, RedisReplyError, type RedisTarget } from "../runtime/mod.ts";
+import { connectRedis, formatRedisTarget, type RedisConnection, type RedisConnectOptions, type RedisReply, RedisReplyError, type RedisTarget, wallMs } from "../runtime/mod.ts";
 import type { ClusterConfig } from "../config/mod.ts";
 import { VERSION } from "../version.ts";
 import { ClusterUnavailableError } from "./errors.ts";
@@ -118,7 +118,7 @@ const RECONNECT_FIRST_MS = 50;
 export class ClusterRegistry {
   readonly prefix: string;
   private readonly instance = crypto.randomUUID();
-  private readonly started = Date.now();
+  private readonly started = wallMs();
   private readonly sessions = new Map<string, LocalSession>();
   private readonly tokens = new Map<string, number>();
   private readonly connectFn: (opts: RedisConnectOptions) => Promise<RedisConnection>;
@@ -230,7 +230,7 @@ export class ClusterRegistry {
   /** An agent session on this edge now holds `services`. */
   sessionUp(session: { id: string; agent: string }, services: readonly string[]): void {
     const old = this.sessions.get(session.id);
-    const rec: LocalSession = { agent: session.agent, services: [...services], since: old?.since ?? Date.now() };
+    const rec: LocalSession = { agent: session.agent, services: [...services], since: old?.since ?? wallMs() };
     this.sessions.set(session.id, rec);
     this.writeSession(session.id, rec, old?.services ?? []);
   }

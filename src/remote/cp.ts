@@ -20,6 +20,7 @@ import { type OperatorClient, RemoteFailure } from "./client.ts";
 import type { FrameStream } from "./frame_stream.ts";
 import { msgString, msgUint } from "./frames.ts";
 import { pathSegments } from "./paths.ts";
+import { wallMs } from "../runtime/clock.ts";
 
 const READ_CHUNK = 256 * 1024;
 
@@ -48,14 +49,14 @@ export interface CopyTotals {
 
 /** Paces writes to `bwlimit` bytes per second (a limiter's wait is the point of it). */
 class Pacer {
-  private readonly start = Date.now();
+  private readonly start = wallMs();
   private sent = 0;
   constructor(private readonly rate: number) {}
   async take(n: number): Promise<void> {
     if (this.rate <= 0) return;
     this.sent += n;
     const due = this.start + (this.sent / this.rate) * 1000;
-    const wait = due - Date.now();
+    const wait = due - wallMs();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 }

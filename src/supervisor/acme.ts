@@ -24,6 +24,7 @@ import { AcmeManager, type ChallengeEvent, type StoredCert } from "../acme/mod.t
 import { acmeNames } from "../config/mod.ts";
 import type { AcmeConfig, Config } from "../config/types.ts";
 import type { Logger } from "../log/mod.ts";
+import { wallMs } from "../runtime/mod.ts";
 import type { ToWorker } from "../worker/mod.ts";
 
 export class AcmeService {
@@ -46,7 +47,7 @@ export class AcmeService {
       stateDir: cfg.stateDir,
       allow: (n) => this.allowed.has(n),
       challenges: [cfg.challengeType],
-      ...(clockOffsetMs !== 0 ? { now: () => Date.now() + clockOffsetMs } : {}),
+      ...(clockOffsetMs !== 0 ? { now: () => wallMs() + clockOffsetMs } : {}),
       ...(cfg.ca !== null ? { caPem: cfg.ca } : {}),
       maxConcurrent: cfg.maxConcurrent,
       newNamesPerHour: cfg.newNamesPerHour,
